@@ -1,0 +1,862 @@
+#!/usr/bin/env python3
+"""ps_mem: how much RAM each *program* uses, not each process.
+
+All processes running the same executable are summed into one row:
+
+    Private  +   Shared  =  RAM used   Program
+
+Private is memory only that program's processes map.  Shared is their
+proportional share (PSS) of memory mapped by other processes too: a page
+mapped by four processes counts a quarter to each.  Because the shares add
+up, the rows sum to a meaningful total of RAM in use.
+
+Accuracy depends on the kernel (see accuracy()):
+  * PSS (smaps, Linux 2.6.23 and later): exact to within the kernel's
+    truncation of each Pss line to whole KiB, for which 0.5 KiB is added
+    back per line, the average error.
+  * smaps without Pss: Shared is each process's Shared_* sum, and a program
+    gets the largest of its processes' values: slightly over-estimated.
+  * no smaps at all: statm's shared pages, over-estimated; on 2.6.1 to 2.6.9
+    statm's shared column is the whole file-backed extent, so it is ignored.
+Programs that use CLONE_VM without CLONE_THREAD share one address space; a
+program all of whose processes show the same memory file is counted once.
+
+This is a rewrite of ps_mem 3.14 by Pádraig Brady, whose output, warnings and
+exit statuses it keeps byte for byte.  It differs in that a process which
+exits or becomes unreadable while it is being read is left out rather than
+ending the run with a traceback.
+
+Licence: LGPL-2.1-or-later (see LICENSE).
+"""
+
+import argparse
+import errno
+import os
+import re
+import signal
+import sys
+import time
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+VERSION = "3.14"
+
+# ----------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------
+
+
+class ProcessGone(Exception):
+    """A process to leave out: it exited, is a kernel thread or a zombie,
+    cannot be read, or what it shows cannot be parsed.
+
+    Raised only while reading one pid's files; nothing outside a pid's
+    directory is ever skipped this way.
+    """
+
+
+# ----------------------------------------------------------------------------
+# Access to the proc root
+# ----------------------------------------------------------------------------
+
+
+def default_proc_root() -> str:
+    # FreeBSD's linprocfs mounts a Linux-like /proc here.
+    if os.uname().sysname == "FreeBSD":
+        return "/compat/linux/proc"
+    return "/proc"
+
+
+class ProcFS:
+    """Every read of the proc root goes through here.
+
+    The root is a directory: the live /proc, a host's /proc mounted in a
+    container, or a fixture tree.  Reads of a pid's files turn every OS error
+    into ProcessGone: the process may exit between any two reads, and on
+    some kernels smaps_rollup answers ESRCH for a pid that is still listed.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, *parts: object) -> str:
+        return os.path.join(self.root, *(str(part) for part in parts))
+
+    def read_global(self, name: str) -> bytes:
+        """A file outside any pid directory; OSError propagates."""
+        with open(self.path(name), "rb") as handle:
+            return handle.read()
+
+    def read(self, pid: int, name: str) -> bytes:
+        try:
+            with open(self.path(pid, name), "rb") as handle:
+                return handle.read()
+        except OSError as error:
+            raise ProcessGone(pid) from error
+
+    def read_optional(self, pid: int, name: str) -> Optional[bytes]:
+        """Like read(), but None when the file does not exist at all."""
+        try:
+            with open(self.path(pid, name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise ProcessGone(pid) from error
+
+    def readlink(self, pid: int, name: str) -> str:
+        # ENOENT here is how a kernel thread (no exe) or a gone pid answers.
+        try:
+            return os.readlink(self.path(pid, name))
+        except OSError as error:
+            raise ProcessGone(pid) from error
+
+    def exists(self, pid: int, name: str) -> bool:
+        return os.path.exists(self.path(pid, name))
+
+    def pids(self) -> List[int]:
+        """The numeric entries, in the directory's own order (which decides
+        the order of rows with equal RAM, as in 3.14)."""
+        return [int(entry) for entry in os.listdir(self.root) if entry.isdigit()]
+
+    def self_pid(self) -> Optional[int]:
+        """The pid the tree's `self` entry names: ps_mem itself on the live
+        /proc, the capturing process in a saved tree."""
+        try:
+            target = os.readlink(self.path("self"))
+        except OSError:
+            return None
+        target = os.path.basename(target)
+        return int(target) if target.isdigit() else None
+
+    def path_exists(self, path: str) -> bool:
+        """Whether a path named by a process still exists on this system
+        (used to tell an updated executable from a deleted one)."""
+        return os.path.exists(path)
+
+
+# ----------------------------------------------------------------------------
+# Parsers: text from /proc in, values out
+# ----------------------------------------------------------------------------
+
+KernelVersion = Tuple[int, int, int]
+
+
+def kernel_version(osrelease: bytes) -> KernelVersion:
+    """(major, minor, patch) of e.g. "6.1.0-13-amd64" or "2.6.9-5.EL_smp".
+
+    Suffixes after '-' or '_' are dropped and a part that is still not a
+    number counts as 0; a missing patch level is 0.
+    """
+    first_line = osrelease.decode("ascii", "ignore").split("\n", 1)[0]
+    parts = first_line.split(".")[:3]
+    parts += ["0"] * (3 - len(parts))
+    numbers = []
+    for part in parts:
+        part = part.split("-")[0].split("_")[0]
+        try:
+            numbers.append(int(part))
+        except ValueError:
+            numbers.append(0)
+    return numbers[0], numbers[1], numbers[2]
+
+
+class MemoryCounters(NamedTuple):
+    """Sums over a process's smaps (or smaps_rollup) lines, in KiB."""
+
+    private: int  # Private_Clean + Private_Dirty (+ any other Private*)
+    shared: int  # Shared_Clean + Shared_Dirty (+ any other Shared*)
+    private_hugetlb: int
+    shared_hugetlb: int
+    pss: float  # with 0.5 KiB added back per Pss line
+    swap: int
+    swap_pss: int
+    has_pss: bool
+    has_swap_pss: bool
+
+
+# How 3.14 classifies a line, kept exactly: the hugetlb counters are not
+# part of Pss so they are kept apart; every other line starting "Private" or
+# "Shared" (Private_Clean, Shared_Dirty, ...) adds to its kind; Pss must be
+# exactly "Pss:", since Pss_Anon, Pss_File, Pss_Dirty and the like are parts
+# of it.  Known keys are looked up; anything else falls back to the prefixes.
+_PRIVATE, _SHARED, _PRIVATE_HUGE, _SHARED_HUGE, _PSS, _SWAP, _SWAP_PSS = range(7)
+_KNOWN_KEYS = {
+    b"Private_Clean:": _PRIVATE,
+    b"Private_Dirty:": _PRIVATE,
+    b"Shared_Clean:": _SHARED,
+    b"Shared_Dirty:": _SHARED,
+    b"Private_Hugetlb:": _PRIVATE_HUGE,
+    b"Shared_Hugetlb:": _SHARED_HUGE,
+    b"Pss:": _PSS,
+    b"Swap:": _SWAP,
+    b"SwapPss:": _SWAP_PSS,
+}
+# The only lines that can count start like this.
+_COUNTED_LINE = re.compile(rb"^(?:Private|Shared|Pss:|Swap:|SwapPss:)[^\n]*", re.M)
+
+
+def _smaps_kind(line: bytes) -> int:
+    if line.startswith(b"Private_Hugetlb:"):
+        return _PRIVATE_HUGE
+    if line.startswith(b"Shared_Hugetlb:"):
+        return _SHARED_HUGE
+    if line.startswith(b"Shared"):
+        return _SHARED
+    if line.startswith(b"Private"):
+        return _PRIVATE
+    if line.startswith(b"Pss:"):
+        return _PSS
+    if line.startswith(b"Swap:"):
+        return _SWAP
+    return _SWAP_PSS
+
+
+def parse_smaps(text: bytes) -> MemoryCounters:
+    """Sum the counters of /proc/PID/smaps or smaps_rollup.
+
+    Lines that do not count are ignored, so new kernel fields do no harm; a
+    counted line without a number raises ValueError.
+    """
+    sums = [0, 0, 0, 0, 0.0, 0, 0]
+    seen_pss = seen_swap_pss = False
+    for line in _COUNTED_LINE.findall(text):
+        fields = line.split()
+        kind = _KNOWN_KEYS.get(fields[0])
+        if kind is None:
+            kind = _smaps_kind(line)
+        if len(fields) < 2:
+            raise ValueError("smaps line without a value: %r" % line[:40])
+        if kind == _PSS:
+            seen_pss = True
+            sums[_PSS] += float(fields[1]) + 0.5
+        else:
+            if kind == _SWAP_PSS:
+                seen_swap_pss = True
+            sums[kind] += int(fields[1])
+    return MemoryCounters(
+        private=sums[_PRIVATE],
+        shared=sums[_SHARED],
+        private_hugetlb=sums[_PRIVATE_HUGE],
+        shared_hugetlb=sums[_SHARED_HUGE],
+        pss=sums[_PSS],
+        swap=sums[_SWAP],
+        swap_pss=sums[_SWAP_PSS],
+        has_pss=seen_pss,
+        has_swap_pss=seen_swap_pss,
+    )
+
+
+def parse_statm(text: bytes) -> Tuple[int, int]:
+    """(resident pages, shared pages) from /proc/PID/statm."""
+    fields = text.split()
+    return int(fields[1]), int(fields[2])
+
+
+def _proc_text(data: bytes) -> str:
+    """Text of a /proc file as ps_mem shows it: undecodable bytes dropped,
+    and \\r or \\r\\n read as a newline, as Python's text mode reads them."""
+    text = data.decode("utf-8", "ignore")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def parse_status(data: bytes) -> Tuple[str, int]:
+    """(Name, PPid) from /proc/PID/status.
+
+    The name is the first line after "Name:\\t"; PPid is looked for in the
+    first ten lines and is 0 when absent (so no parent is consulted).
+    """
+    lines = _proc_text(data).splitlines(True)
+    if not lines:
+        raise ValueError("empty status")
+    name = lines[0][6:-1]
+    ppid = 0
+    for line in lines[:10]:
+        if line.startswith("PPid:"):
+            ppid = int(line[6:-1])
+            break
+    return name, ppid
+
+
+def parse_cmdline(data: bytes) -> List[str]:
+    """The arguments of /proc/PID/cmdline, without trailing empty ones."""
+    args = _proc_text(data).split("\0")
+    while len(args) > 1 and args[-1] == "":
+        args.pop()
+    return args
+
+
+# ----------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------
+
+
+class Options(NamedTuple):
+    split_args: bool = False
+    only_total: bool = False
+    by_pid: bool = False
+    show_swap: bool = False
+    pids: Tuple[int, ...] = ()  # empty: every process
+    watch: Optional[int] = None
+    procfs: Optional[str] = None
+
+
+class ProcessSample(NamedTuple):
+    """One process's memory, in KiB, under the name it is grouped by."""
+
+    pid: int
+    name: str
+    private_kib: float  # hugetlb included
+    shared_kib: float  # PSS share, or Shared_* sum without PSS
+    shared_hugetlb_kib: float
+    swap_kib: float
+    mem_id: object  # equal for processes whose memory file text is equal
+    has_pss: bool
+    has_swap_pss: bool
+
+
+class ProgramUsage(NamedTuple):
+    name: str  # without the " (N)" count
+    count: int
+    pids: Tuple[int, ...]
+    private_kib: float
+    shared_kib: float  # hugetlb included
+    ram_kib: float
+    swap_kib: float
+
+
+class Report(NamedTuple):
+    programs: List[ProgramUsage]  # rows to print, ascending by RAM
+    total_ram_kib: float
+    total_swap_kib: float
+    pss_seen: bool  # some process showed Pss: RAM can be totalled
+    swap_pss_seen: bool  # some process showed SwapPss: swap can be totalled
+
+
+class Accuracy(NamedTuple):
+    """2 accurate, can total; 1 over-estimated per program; 0 shared memory
+    not reported accurately; -1 not reported at all."""
+
+    ram: int
+    swap: int
+
+
+# ----------------------------------------------------------------------------
+# Collection: pid -> sample, skipping what vanished
+# ----------------------------------------------------------------------------
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
+    """(private, shared, shared_hugetlb, swap, mem_id, has_pss, has_swap_pss)
+    for one process, from the best memory file its kernel offers."""
+    text = procfs.read_optional(pid, "smaps_rollup")  # Linux 4.14+, cheapest
+    if text is None:
+        text = procfs.read_optional(pid, "smaps")
+    if text is not None:
+        try:
+            counters = parse_smaps(text)
+        except ValueError as error:
+            raise ProcessGone(pid) from error
+        if counters.has_pss:
+            shared = counters.pss - counters.private
+        else:
+            shared = counters.shared
+        swap = counters.swap_pss if counters.has_swap_pss else counters.swap
+        # The text identifies the address space: see the CLONE_VM rule.
+        return (
+            counters.private + counters.private_hugetlb,
+            shared,
+            counters.shared_hugetlb,
+            swap,
+            hash(text),
+            counters.has_pss,
+            counters.has_swap_pss,
+        )
+    try:
+        resident, shared_pages = parse_statm(procfs.read(pid, "statm"))
+    except (ValueError, IndexError) as error:
+        raise ProcessGone(pid) from error
+    resident_kib = resident * PAGE_KIB
+    if (2, 6, 1) <= kernel <= (2, 6, 9):
+        # statm's shared column is the whole file-backed extent here:
+        # ignore it and over-estimate instead (the accuracy warning says so).
+        private, shared = resident_kib, 0
+    else:
+        shared = shared_pages * PAGE_KIB
+        private = resident_kib - shared
+    return private, shared, 0, 0, pid, False, False
+
+
+class Namer:
+    """Works out the name a process is grouped under, for one sample.
+
+    Parents' executables are looked up once per sample, however many
+    children ask for them.
+    """
+
+    def __init__(self, procfs: ProcFS, options: Options) -> None:
+        self.procfs = procfs
+        self.options = options
+        self._parent_exe = {}  # type: Dict[int, Optional[str]]
+
+    def exe_path(self, pid: int, cmdline: List[str]) -> str:
+        """The executable's path; a replaced or removed one is marked
+        " [updated]" or " [deleted]"."""
+        return self._mark_deleted(self._exe_link(pid), cmdline)
+
+    def _exe_link(self, pid: int) -> str:
+        # Some kernels (RHEL 5) were seen to put NULs in the link target.
+        return self.procfs.readlink(pid, "exe").split("\0")[0]
+
+    def _mark_deleted(self, path: str, cmdline: List[str]) -> str:
+        if not path.endswith(" (deleted)"):
+            return path
+        path = path[: -len(" (deleted)")]
+        if self.procfs.path_exists(path):
+            return path + " [updated]"
+        if self.procfs.path_exists(cmdline[0]):
+            # Prelink renames the binary it rewrites, e.g.
+            # /usr/libexec/applet.#prelink#.fX7LCT (deleted), while the
+            # command line still has the real path.
+            return cmdline[0] + " [updated]"
+        return path + " [deleted]"
+
+    def parent_exe(self, ppid: int) -> Optional[str]:
+        if ppid not in self._parent_exe:
+            try:
+                cmdline = parse_cmdline(self.procfs.read(ppid, "cmdline"))
+                exe = os.path.basename(self.exe_path(ppid, cmdline))
+            except ProcessGone:
+                exe = None
+            self._parent_exe[ppid] = exe
+        return self._parent_exe[ppid]
+
+    def name(self, pid: int) -> str:
+        cmdline = parse_cmdline(self.procfs.read(pid, "cmdline"))
+        # Read even for -s: a process without an exe link (a kernel thread,
+        # or one that just exited) is never shown.
+        path = self._exe_link(pid)
+        if self.options.split_args:
+            return " ".join(cmdline).replace("\n", " ")
+        exe = os.path.basename(self._mark_deleted(path, cmdline))
+        try:
+            name, ppid = parse_status(self.procfs.read(pid, "status"))
+        except ValueError as error:
+            raise ProcessGone(pid) from error
+        if exe.startswith(name):
+            # Name is cut to 15 characters; show the executable's whole name.
+            name = exe
+        elif ppid and self.parent_exe(ppid) == exe:
+            # A child that renamed itself joins its parent's program
+            # (firefox's "Web Content" processes join firefox).
+            name = exe
+        # Bytes of the exe path that are not UTF-8 show as "?".
+        name = name.encode("utf-8", "replace").decode("utf-8")
+        if self.options.by_pid:
+            name = "%s [%d]" % (name, pid)
+        return name
+
+
+def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
+            self_pid: Optional[int]) -> List[ProcessSample]:
+    """A sample of every process to report, in the proc root's order."""
+    wanted = set(options.pids)
+    namer = Namer(procfs, options)
+    samples = []
+    for pid in procfs.pids():
+        if pid == self_pid or (wanted and pid not in wanted):
+            continue
+        try:
+            name = namer.name(pid)
+            memory = read_memory(procfs, pid, kernel)
+        except ProcessGone:
+            continue
+        samples.append(ProcessSample(pid, name, *memory))
+    return samples
+
+
+# ----------------------------------------------------------------------------
+# Aggregation: samples -> report
+# ----------------------------------------------------------------------------
+
+
+def aggregate(samples: Iterable[ProcessSample]) -> Report:
+    """Sum samples per name, apply the CLONE_VM rule, sort, and total."""
+    samples = list(samples)
+    pss_seen = any(sample.has_pss for sample in samples)
+    swap_pss_seen = any(sample.has_swap_pss for sample in samples)
+    groups = {}  # type: Dict[str, List[ProcessSample]]
+    for sample in samples:
+        groups.setdefault(sample.name, []).append(sample)
+
+    programs = []
+    total_ram = total_swap = 0
+    for name, members in groups.items():  # first-seen order, as 3.14 sums
+        private = shared = shared_huge = swap = 0
+        for sample in members:
+            private += sample.private_kib
+            swap += sample.swap_kib
+            # With PSS the shares add up; without it a program gets the
+            # largest Shared of its processes (they overlap).
+            if pss_seen or not shared:
+                shared = shared + sample.shared_kib if shared else sample.shared_kib
+            else:
+                shared = max(shared, sample.shared_kib)
+            if not shared_huge or sample.shared_hugetlb_kib > shared_huge:
+                shared_huge = sample.shared_hugetlb_kib
+        count = len(members)
+        if count > 1 and len({sample.mem_id for sample in members}) == 1:
+            # Identical memory files: taken as processes using CLONE_VM
+            # without CLONE_THREAD, one address space counted once.
+            private /= count
+            if pss_seen:
+                shared /= count
+        # Shared hugetlb pages are in no Pss; the largest mapping is added.
+        shared += shared_huge
+        ram = private + shared
+        total_ram += ram
+        total_swap += swap
+        pids = tuple(sample.pid for sample in members)
+        programs.append(ProgramUsage(name, count, pids, ram - shared, shared, ram, swap))
+
+    programs.sort(key=lambda program: program.ram_kib)
+    programs = [program for program in programs if program.ram_kib]
+    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen)
+
+
+def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
+             show_swap: bool) -> Accuracy:
+    """How far this system's numbers can be trusted, judged from ps_mem's own
+    smaps (the `self` of the proc root)."""
+    has_smaps = probe_pid is not None and procfs.exists(probe_pid, "smaps")
+
+    def probe_has(marker: bytes) -> bool:
+        try:
+            return marker in procfs.read(probe_pid, "smaps")
+        except ProcessGone:
+            return False
+
+    if kernel[:2] == (2, 4):
+        try:
+            meminfo = procfs.read_global("meminfo")
+        except OSError:
+            meminfo = b""
+        # rmap 2.4 kernels (Red Hat's) have Inact_ lines; there shared pages
+        # cannot be told apart at all.
+        return Accuracy(0 if b"Inact_" in meminfo else 1, -1)
+    if kernel[:2] == (2, 6):
+        if has_smaps:
+            return Accuracy(2 if probe_has(b"Pss:") else 1, 1)
+        if (2, 6, 1) <= kernel <= (2, 6, 9):
+            return Accuracy(-1, -1)
+        return Accuracy(0, -1)
+    if kernel[0] > 2 and has_smaps:
+        return Accuracy(2, 2 if show_swap and probe_has(b"SwapPss:") else 1)
+    return Accuracy(1, -1)
+
+
+# ----------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------
+
+
+def human(kib: float) -> str:
+    """KiB as du -h shows it: at most 4 digits, "1.0 MiB" for 1000 KiB."""
+    units = ("Ki", "Mi", "Gi", "Ti")
+    step = 0
+    while kib >= 1000 and step < len(units) - 1:
+        kib /= 1024.0
+        step += 1
+    return "%.1f %sB" % (kib, units[step])
+
+
+def total_bytes(kib: float) -> str:
+    return "%.f" % (kib * 1024)
+
+
+def header(options: Options) -> str:
+    text = " Private  +   Shared  =  RAM used"
+    if options.show_swap:
+        text += "   Swap used"
+    text += "\tProgram"
+    if options.by_pid:
+        text += "[pid]"
+    return text + "\n\n"
+
+
+def display_name(program: ProgramUsage) -> str:
+    if program.count > 1:
+        return "%s (%d)" % (program.name, program.count)
+    return program.name
+
+
+def rows(report: Report, options: Options) -> str:
+    lines = []
+    for program in report.programs:
+        line = "%9s + %9s = %9s" % (
+            human(program.private_kib), human(program.shared_kib), human(program.ram_kib))
+        if options.show_swap:
+            line += "   %9s" % human(program.swap_kib)
+        lines.append("%s\t%s\n" % (line, display_name(program)))
+    return "".join(lines)
+
+
+def footer(options: Options, pss_seen: bool, swap_pss_seen: bool,
+           report: Report) -> str:
+    """The totals, only where they mean something."""
+    if options.show_swap and swap_pss_seen:
+        return "%s\n%s%9s%s%9s\n%s\n" % (
+            "-" * 45, " " * 24, human(report.total_ram_kib), " " * 3,
+            human(report.total_swap_kib), "=" * 45)
+    if pss_seen:
+        return "%s\n%s%9s\n%s\n" % ("-" * 33, " " * 24, human(report.total_ram_kib), "=" * 33)
+    return ""
+
+
+def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
+               report: Report) -> str:
+    """-t: the total in bytes, or nothing where it would not be meaningful."""
+    if options.show_swap:
+        return total_bytes(report.total_swap_kib) + "\n" if swap_pss_seen else ""
+    return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
+
+
+def warnings(acc: Accuracy, options: Options) -> str:
+    level = "Error" if options.only_total else "Warning"
+    ram, swap = acc
+    # Only what bears on what was asked for.
+    if not options.show_swap:
+        swap = 2
+    elif options.only_total:
+        ram = 2
+    text = ""
+    if ram == -1:
+        text += ("%s: Shared memory is not reported by this system.\n"
+                 "Values reported will be too large, and totals are not reported\n" % level)
+    elif ram == 0:
+        text += ("%s: Shared memory is not reported accurately by this system.\n"
+                 "Values reported could be too large, and totals are not reported\n" % level)
+    elif ram == 1:
+        text += ("%s: Shared memory is slightly over-estimated by this system\n"
+                 "for each program, so totals are not reported.\n" % level)
+    if swap == -1:
+        text += "%s: Swap is not reported by this system.\n" % level
+    elif swap == 1:
+        text += ("%s: Swap is over-estimated by this system for each program,\n"
+                 "so totals are not reported.\n" % level)
+    return text
+
+
+def exit_status(acc: Accuracy, options: Options) -> int:
+    """-t fails when the number it printed (or did not) is not a true total."""
+    if options.only_total:
+        return 0 if (acc.swap if options.show_swap else acc.ram) == 2 else 1
+    return 0
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+# Long options as 3.14 has them.  Abbreviations of these keep meaning what
+# they meant in 3.14 even where a newer option shares the prefix.
+_LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
+                "--discriminate-by-pid", "--swap")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _expand_legacy_abbreviations(argv: List[str]) -> List[str]:
+    expanded = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return expanded + argv[index:]
+        if arg.startswith("--") and len(arg) > 2:
+            option, eq, value = arg.partition("=")
+            matches = [name for name in _LEGACY_LONG if name.startswith(option)]
+            if len(matches) == 1 and option not in _NEW_LONG:
+                arg = matches[0] + eq + value
+        expanded.append(arg)
+    return expanded
+
+
+_NEW_LONG = ("--show-cmdline", "--procfs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ps_mem", description="Show program core memory usage.")
+    parser.add_argument("--version", action="version", version=VERSION)
+    parser.add_argument("-s", "--split-args", action="store_true",
+                        help="Show and separate by, all command line arguments")
+    parser.add_argument("-t", "--total", dest="only_total", action="store_true",
+                        help="Show only the total value")
+    parser.add_argument("-d", "--discriminate-by-pid", action="store_true",
+                        help="Show by process rather than by program")
+    parser.add_argument("-S", "--swap", dest="show_swap", action="store_true",
+                        help="Show swap information")
+    parser.add_argument("-p", dest="pids", metavar="<pid>[,pid2,...pidN]",
+                        help="Only show memory usage PIDs in the specified list")
+    parser.add_argument("-w", dest="watch", metavar="<N>", type=int,
+                        help="Measure and show process memory every N seconds")
+    # Additions since 3.14 stay out of --help and the usage line, which
+    # scripts and habits rely on; README.md and the man page document them.
+    parser.add_argument("--show-cmdline", dest="split_args", action="store_true",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--procfs", metavar="PATH", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_options(argv: List[str]) -> Options:
+    parser = build_parser()
+    args = parser.parse_args(_expand_legacy_abbreviations(argv))
+    pids = ()  # type: Tuple[int, ...]
+    if args.pids:
+        try:
+            pids = tuple(int(pid) for pid in args.pids.split(","))
+        except ValueError:
+            parser.error("Invalid PID(s): %s" % args.pids)
+    if args.watch is not None and args.watch <= 0:
+        parser.error("Seconds must be positive! (%s)" % args.watch)
+    return Options(
+        split_args=args.split_args,
+        only_total=args.only_total,
+        by_pid=args.discriminate_by_pid,
+        show_swap=args.show_swap,
+        pids=pids,
+        watch=args.watch,
+        procfs=args.procfs,
+    )
+
+
+def _is_live_proc(root: str) -> bool:
+    try:
+        return os.path.samefile(root, default_proc_root())
+    except OSError:
+        return False
+
+
+EXIT_SIGINT = 128 + signal.SIGINT
+
+
+class _Output:
+    """stdout as 3.14 writes it: every piece flushed at once, so that a
+    watching reader sees each sample as it is made.  A character the
+    stream's encoding lacks becomes "?" instead of an error."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.binary = getattr(stream, "buffer", None)
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        if self.binary is None:
+            self.stream.write(text)
+            self.stream.flush()
+        else:
+            self.stream.flush()
+            self.binary.write(text.encode(self.encoding, "replace"))
+            self.binary.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
+        if self.binary is not None:
+            self.binary.flush()
+
+
+def run(options: Options, out: _Output, err) -> int:
+    procfs = ProcFS(options.procfs or default_proc_root())
+    live = options.procfs is None or _is_live_proc(procfs.root)
+    if live and os.geteuid() != 0 and not options.pids:
+        err.write("Sorry, root permission required, or specify pids with -p\n")
+        return 1
+    try:
+        kernel = kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    except OSError:
+        err.write("Couldn't access %s\n"
+                  "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n"
+                  % procfs.path(""))
+        return 2
+    self_pid = os.getpid() if live else procfs.self_pid()
+
+    if not options.only_total:
+        out.write(header(options))
+    # Whether totals can be shown is learnt from the processes seen so far,
+    # over all samples of a watch.
+    pss_seen = swap_pss_seen = False
+    try:
+        while True:
+            report = aggregate(collect(procfs, options, kernel, self_pid))
+            pss_seen = pss_seen or report.pss_seen
+            swap_pss_seen = swap_pss_seen or report.swap_pss_seen
+            if options.only_total:
+                out.write(only_total(options, pss_seen, swap_pss_seen, report))
+            else:
+                out.write(rows(report, options))
+                out.write(footer(options, pss_seen, swap_pss_seen, report))
+            if options.watch is None:
+                break
+            if not report.programs:
+                out.write("Process does not exist anymore.\n")
+                break
+            time.sleep(options.watch)
+    except KeyboardInterrupt:
+        if options.watch is None:
+            raise
+        # Ctrl-C is how a watch ends: finish normally.
+    out.flush()
+
+    acc = accuracy(procfs, kernel, self_pid, options.show_swap)
+    err.write(warnings(acc, options))
+    return exit_status(acc, options)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; pointed at /dev/null that cannot fail.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run ps_mem with these arguments; the exit status is returned.
+
+    EXIT_SIGINT means Ctrl-C interrupted a one-shot run: the caller should
+    die by SIGINT, as 3.14 does (see _entry_point()).
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        options = parse_options(argv)
+    except SystemExit as done:  # argparse: --help, --version, usage errors
+        return done.code if isinstance(done.code, int) else 1
+    try:
+        return run(options, _Output(sys.stdout), sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (ps_mem | head): stop quietly, as 3.14 does.
+        _silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+
+
+def _entry_point() -> None:
+    status = main()
+    if status == EXIT_SIGINT:
+        sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    _entry_point()
