@@ -30,13 +30,12 @@ Licence: LGPL-2.1-or-later (see LICENSE).
 """
 
 import argparse
-import errno
 import os
 import re
 import signal
 import sys
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 VERSION = "3.14"
 
@@ -400,7 +399,7 @@ class Namer:
     def __init__(self, procfs: ProcFS, options: Options) -> None:
         self.procfs = procfs
         self.options = options
-        self._parent_exe = {}  # type: Dict[int, Optional[str]]
+        self._parent_exe: Dict[int, Optional[str]] = {}
 
     def exe_path(self, pid: int, cmdline: List[str]) -> str:
         """The executable's path; a replaced or removed one is marked
@@ -488,7 +487,7 @@ def aggregate(samples: Iterable[ProcessSample]) -> Report:
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
     swap_pss_seen = any(sample.has_swap_pss for sample in samples)
-    groups = {}  # type: Dict[str, List[ProcessSample]]
+    groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         groups.setdefault(sample.name, []).append(sample)
 
@@ -714,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: List[str]) -> Options:
     parser = build_parser()
     args = parser.parse_args(_expand_legacy_abbreviations(argv))
-    pids = ()  # type: Tuple[int, ...]
+    pids: Tuple[int, ...] = ()
     if args.pids:
         try:
             pids = tuple(int(pid) for pid in args.pids.split(","))
