@@ -660,35 +660,22 @@ def exit_status(acc: Accuracy, options: Options) -> int:
 # Command line
 # ----------------------------------------------------------------------------
 
-# Long options as 3.14 has them.  Abbreviations of these keep meaning what
-# they meant in 3.14 even where a newer option shares the prefix.
+# Long options as 3.14 has them.  An abbreviation that matches any of these
+# means what it meant in 3.14 (`--t` is --total, `--s` is ambiguous between
+# --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
 
 
-class UsageError(Exception):
-    pass
-
-
-def _expand_legacy_abbreviations(argv: List[str]) -> List[str]:
-    expanded = []
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            return expanded + argv[index:]
-        if arg.startswith("--") and len(arg) > 2:
-            option, eq, value = arg.partition("=")
-            matches = [name for name in _LEGACY_LONG if name.startswith(option)]
-            if len(matches) == 1 and option not in _NEW_LONG:
-                arg = matches[0] + eq + value
-        expanded.append(arg)
-    return expanded
-
-
-_NEW_LONG = ("--show-cmdline", "--procfs")
+class _Parser(argparse.ArgumentParser):
+    def _get_option_tuples(self, option_string):  # argparse's prefix matching
+        matches = super()._get_option_tuples(option_string)
+        legacy = [match for match in matches if match[1] in _LEGACY_LONG]
+        return legacy or matches
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ps_mem", description="Show program core memory usage.")
+    parser = _Parser(prog="ps_mem", description="Show program core memory usage.")
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("-s", "--split-args", action="store_true",
                         help="Show and separate by, all command line arguments")
@@ -712,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: List[str]) -> Options:
     parser = build_parser()
-    args = parser.parse_args(_expand_legacy_abbreviations(argv))
+    args = parser.parse_args(argv)
     pids: Tuple[int, ...] = ()
     if args.pids:
         try:

@@ -1,0 +1,119 @@
+"""The command line as 3.14 has it: help, version, usage errors, checks
+made before any output.  Each case runs ps_mem.py and ps_mem 3.14 with the
+same arguments and compares stdout, stderr and exit status whole."""
+
+import os
+import sys
+
+import pytest
+
+from tests.harness import run_ours, run_reference
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ps_mem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def empty_tree(tmp_path_factory):
+    """A proc root with a kernel release and no processes."""
+    root = tmp_path_factory.mktemp("proc")
+    (root / "sys" / "kernel").mkdir(parents=True)
+    (root / "sys" / "kernel" / "osrelease").write_text("6.1.0-13-amd64\n")
+    return root
+
+
+def assert_same(args, tree):
+    ours = run_ours(*args, procfs=tree)
+    reference = run_reference(*args, procfs=tree)
+    assert (ours.out, ours.err, ours.status) == (reference.out, reference.err, reference.status)
+    return ours
+
+
+@pytest.mark.parametrize("args, status", [
+    (["-h"], 0),
+    (["--help"], 0),
+    (["--he"], 0),
+    (["--version"], 0),
+    (["--v"], 0),
+    (["-x"], 2),
+    (["--bogus"], 2),
+    (["extra"], 2),
+    (["-p"], 2),
+    (["-w"], 2),
+    (["-w", "x"], 2),
+    (["-wx"], 2),
+    (["-w", "0"], 2),
+    (["-w", "-3"], 2),
+    (["-w", "1.5"], 2),
+    (["-p", "1,,2"], 2),
+    (["-p", "a"], 2),
+    (["-p1,x"], 2),
+    (["-p", "1,", "-w", "0"], 2),
+    (["--s"], 2),  # ambiguous in 3.14: --split-args, --swap
+    (["--t", "--x"], 2),
+])
+def test_usage_matches_reference(args, status, empty_tree):
+    result = assert_same(args, empty_tree)
+    assert result.status == status
+
+
+def test_help_is_3_14s(empty_tree):
+    """New options stay out of --help and the usage line (see README)."""
+    result = assert_same(["--help"], empty_tree)
+    assert result.out.startswith("usage: ps_mem [-h] [--version] [-s] [-t] [-d] [-S]")
+    assert "--procfs" not in result.out and "--show-cmdline" not in result.out
+
+
+def test_version():
+    assert run_ours("--version").out == "3.14\n"
+
+
+@pytest.mark.parametrize("args", [
+    [], ["-t"], ["-st"], ["--tot"], ["--t"], ["--to"], ["--d"], ["--sp"], ["--sw", "-t"],
+    ["-p", ""], ["-p", "+1"], ["-p", " 1"], ["-p1"], ["-p", "1_0"], ["-w1", "-p", "99"],
+    ["-dSst"], ["--swap", "--total", "--split-args", "--discriminate-by-pid"],
+    ["-p", "5,5"], ["--", ],
+])
+def test_accepted_spellings_match_reference(args, empty_tree):
+    """Abbreviations and attached values mean what they meant in 3.14."""
+    assert_same(args, empty_tree)
+
+
+def test_missing_osrelease(tmp_path):
+    result = assert_same([], tmp_path)
+    assert result.err == ("Couldn't access %s/\n"
+                          "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n" % tmp_path)
+    assert result.status == 2
+
+
+def test_usage_error_before_proc_check(tmp_path):
+    result = assert_same(["-w", "0"], tmp_path)
+    assert result.err.endswith("ps_mem: error: Seconds must be positive! (0)\n")
+
+
+def test_show_cmdline_is_split_args(empty_tree):
+    assert ps_mem.parse_options(["--show-cmdline"]) == ps_mem.parse_options(["-s"])
+    assert ps_mem.parse_options(["--show"]).split_args
+
+
+def test_procfs_option_parsed():
+    assert ps_mem.parse_options(["--procfs", "/host/proc", "-t"]).procfs == "/host/proc"
+    assert ps_mem.parse_options(["--procfs=/x"]).procfs == "/x"
+    assert ps_mem.parse_options([]).procfs is None
+
+
+def test_legacy_abbreviations_beat_new_options():
+    # --sh can only be --show-cmdline; --sw stays --swap, --sp --split-args.
+    assert ps_mem.parse_options(["--sh"]).split_args
+    assert ps_mem.parse_options(["--sw", "--pro", "x"]) == ps_mem.Options(
+        show_swap=True, procfs="x")
+
+
+def test_main_returns_status_in_process(empty_tree, capsys):
+    # No `self` with smaps to probe: totals are not trusted, so -t fails.
+    assert ps_mem.main(["--procfs", str(empty_tree), "-t"]) == 1
+    assert capsys.readouterr() == (
+        "", "Error: Shared memory is slightly over-estimated by this system\n"
+            "for each program, so totals are not reported.\n")
+    assert ps_mem.main(["-w", "0"]) == 2
+    assert capsys.readouterr().err.endswith("Seconds must be positive! (0)\n")
