@@ -30,6 +30,7 @@ Licence: LGPL-2.1-or-later (see LICENSE).
 """
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -49,8 +50,14 @@ class ProcessGone(Exception):
     cannot be read, or what it shows cannot be parsed.
 
     Raised only while reading one pid's files; nothing outside a pid's
-    directory is ever skipped this way.
+    directory is ever skipped this way.  `denied` tells a process we were
+    not allowed to read (hidepid, another user's process, a container's
+    pid 1) from one that is simply gone: only the former is reported.
     """
+
+    def __init__(self, pid: int, error: Optional[OSError] = None) -> None:
+        super().__init__(pid)
+        self.denied = error is not None and error.errno in (errno.EACCES, errno.EPERM)
 
 
 # ----------------------------------------------------------------------------
@@ -90,7 +97,7 @@ class ProcFS:
             with open(self.path(pid, name), "rb") as handle:
                 return handle.read()
         except OSError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, error) from error
 
     def read_optional(self, pid: int, name: str) -> Optional[bytes]:
         """Like read(), but None when the file does not exist at all."""
@@ -100,14 +107,14 @@ class ProcFS:
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, error) from error
 
     def readlink(self, pid: int, name: str) -> str:
         # ENOENT here is how a kernel thread (no exe) or a gone pid answers.
         try:
             return os.readlink(self.path(pid, name))
         except OSError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, error) from error
 
     def exists(self, pid: int, name: str) -> bool:
         return os.path.exists(self.path(pid, name))
@@ -310,9 +317,13 @@ class ProcessSample(NamedTuple):
     shared_kib: float  # PSS share, or Shared_* sum without PSS
     shared_hugetlb_kib: float
     swap_kib: float
-    mem_id: object  # equal for processes whose memory file text is equal
+    mem_id: int  # equal for processes whose memory file text is equal
     has_pss: bool
     has_swap_pss: bool
+    layout: int  # equal for processes whose memory spans the same addresses
+    # The address space (as the pid of one process in it), where it is known
+    # exactly; None where only 3.14's guess from mem_id can be made.
+    mm: Optional[object] = None
 
 
 class ProgramUsage(NamedTuple):
@@ -331,6 +342,7 @@ class Report(NamedTuple):
     total_swap_kib: float
     pss_seen: bool  # some process showed Pss: RAM can be totalled
     swap_pss_seen: bool  # some process showed SwapPss: swap can be totalled
+    unreadable: int = 0  # processes left out because reading them was denied
 
 
 class Accuracy(NamedTuple):
@@ -349,7 +361,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
 def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
-    """(private, shared, shared_hugetlb, swap, mem_id, has_pss, has_swap_pss)
+    """The memory fields of a ProcessSample (all after `name`, but `mm`)
     for one process, from the best memory file its kernel offers."""
     text = procfs.read_optional(pid, "smaps_rollup")  # Linux 4.14+, cheapest
     if text is None:
@@ -364,7 +376,9 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
         else:
             shared = counters.shared
         swap = counters.swap_pss if counters.has_swap_pss else counters.swap
-        # The text identifies the address space: see the CLONE_VM rule.
+        # The text identifies the address space for 3.14's CLONE_VM rule;
+        # its first line (the span of the mappings) picks the processes worth
+        # asking the kernel about (see AddressSpaces).
         return (
             counters.private + counters.private_hugetlb,
             shared,
@@ -373,6 +387,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
             hash(text),
             counters.has_pss,
             counters.has_swap_pss,
+            hash(text[:text.find(b"\n")]),
         )
     try:
         resident, shared_pages = parse_statm(procfs.read(pid, "statm"))
@@ -386,7 +401,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
     else:
         shared = shared_pages * PAGE_KIB
         private = resident_kib - shared
-    return private, shared, 0, 0, pid, False, False
+    return private, shared, 0, 0, pid, False, False, pid
 
 
 class Namer:
@@ -459,22 +474,168 @@ class Namer:
         return name
 
 
+class Scan(NamedTuple):
+    samples: List[ProcessSample]  # in the proc root's order
+    unreadable: int  # processes we were not allowed to read
+
+
 def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int]) -> List[ProcessSample]:
-    """A sample of every process to report, in the proc root's order."""
+            self_pid: Optional[int]) -> Scan:
+    """A sample of every process to report."""
     wanted = set(options.pids)
     namer = Namer(procfs, options)
     samples = []
+    unreadable = 0
     for pid in procfs.pids():
         if pid == self_pid or (wanted and pid not in wanted):
             continue
         try:
             name = namer.name(pid)
             memory = read_memory(procfs, pid, kernel)
-        except ProcessGone:
+        except ProcessGone as gone:
+            unreadable += gone.denied
             continue
         samples.append(ProcessSample(pid, name, *memory))
-    return samples
+    return Scan(samples, unreadable)
+
+
+# ----------------------------------------------------------------------------
+# Address spaces shared without threads (CLONE_VM without CLONE_THREAD)
+# ----------------------------------------------------------------------------
+
+# kcmp(2)'s number in each Linux syscall table (arch/*/syscall*.tbl; the
+# generic table of arm64, riscv, loongarch and others has 272).  Keyed by
+# platform.machine() and the width of this Python's pointers, since a 32-bit
+# process on a 64-bit kernel uses the 32-bit table.
+_KCMP_SYSCALL = {
+    ("x86_64", 64): 312, ("x86_64", 32): 349, ("i386", 32): 349, ("i486", 32): 349,
+    ("i586", 32): 349, ("i686", 32): 349,
+    ("aarch64", 64): 272, ("aarch64", 32): 378, ("aarch64_be", 64): 272,
+    ("riscv64", 64): 272, ("riscv32", 32): 272, ("loongarch64", 64): 272,
+    ("ppc", 32): 354, ("ppc64", 64): 354, ("ppc64", 32): 354, ("ppc64le", 64): 354,
+    ("s390", 32): 343, ("s390x", 64): 343, ("s390x", 32): 343,
+    ("sparc", 32): 341, ("sparc64", 64): 341, ("sparc64", 32): 341,
+    ("parisc", 32): 332, ("parisc64", 64): 332, ("parisc64", 32): 332,
+    ("mips", 32): 4347, ("mips64", 64): 5306, ("alpha", 64): 506, ("m68k", 32): 347,
+    ("microblaze", 32): 379, ("xtensa", 32): 331,
+}
+_KCMP_VM = 1
+
+
+def _kcmp_number() -> Optional[int]:
+    import platform
+    import struct
+    import sysconfig
+
+    machine = platform.machine()
+    bits = struct.calcsize("P") * 8
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    if machine == "x86_64" and multiarch.endswith("gnux32"):
+        return 0x40000000 + 312  # x32: the 64-bit table, flagged
+    if machine == "mips64" and "gnuabin32" in multiarch:
+        return 6311  # n32
+    if machine == "mips64" and bits == 32:
+        return 4347  # o32
+    if machine.startswith("arm") and bits == 32:
+        return 378
+    if machine.startswith("sh"):
+        return 367
+    return _KCMP_SYSCALL.get((machine, bits))
+
+
+class KcmpUnavailable(Exception):
+    """The kernel cannot tell us (no kcmp, not permitted, not Linux)."""
+
+
+class KcmpDenied(Exception):
+    """Not permitted for one of these processes (not dumpable, say)."""
+
+
+class AddressSpaces:
+    """Tells exactly which processes share one address space, by asking the
+    kernel with kcmp(2) KCMP_VM.
+
+    3.14 guesses this from identical memory-file text, which merges
+    independent processes whose maps happen to be alike (ASLR off, forked
+    workers) and misses clones read a moment apart.  Only processes whose
+    mappings span the same addresses are compared, sorted by the kernel's
+    own ordering, so the cost stays near one call per such process.
+    """
+
+    def __init__(self) -> None:
+        import ctypes  # only here: most runs never need it
+
+        number = _kcmp_number()
+        if number is None:
+            raise KcmpUnavailable("no kcmp number known for this machine")
+        self._number = number
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self._syscall.restype = ctypes.c_long
+        self._get_errno = ctypes.get_errno
+        # Seccomp filters (container defaults) and kernels built without
+        # kcmp refuse every call: find out once, on ourselves.
+        me = os.getpid()
+        try:
+            self.compare(me, me)
+        except KcmpDenied as denied:
+            raise KcmpUnavailable("kcmp not permitted") from denied
+
+    def compare(self, pid1: int, pid2: int) -> int:
+        """0 same address space, -1 or 1 different (a stable order)."""
+        result = self._syscall(self._number, pid1, pid2, _KCMP_VM, 0, 0)
+        if result == 0:
+            return 0
+        if result == 1:
+            return -1
+        if result == 2:
+            return 1
+        error = self._get_errno()
+        if result == -1 and error == errno.ESRCH:
+            return -1 if pid1 < pid2 else 1  # gone: on its own
+        if result == -1 and error in (errno.EPERM, errno.EACCES):
+            raise KcmpDenied(pid1, pid2)
+        raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
+
+    def classify(self, groups: Iterable[List[ProcessSample]]) -> Dict[int, object]:
+        """pid -> its address space (the pid of a process in it), for the
+        processes of these groups."""
+        from functools import cmp_to_key
+
+        mm_of = {}
+        by_kernel_order = cmp_to_key(lambda a, b: self.compare(a.pid, b.pid))
+        for group in groups:
+            try:
+                ordered = sorted(group, key=by_kernel_order)
+            except KcmpDenied:
+                # Some of these may not be compared: for them, 3.14's guess
+                # from identical memory text.
+                for sample in group:
+                    mm_of[sample.pid] = ("same text", sample.mem_id)
+                continue
+            first = ordered[0]
+            for previous, sample in zip(ordered, ordered[1:]):
+                if self.compare(previous.pid, sample.pid) != 0:
+                    first = sample
+                mm_of[sample.pid] = first.pid
+        return mm_of
+
+
+def exact_address_spaces(samples: List[ProcessSample]) -> List[ProcessSample]:
+    """The samples with `mm` set where the kernel can tell, else as they are
+    (and 3.14's rule applies).  For the live /proc of our own pid namespace
+    only: kcmp takes pids as we see them."""
+    alike: Dict[int, List[ProcessSample]] = {}
+    for sample in samples:
+        alike.setdefault(sample.layout, []).append(sample)
+    groups = [group for group in alike.values() if len(group) > 1]
+    mm_of: Dict[int, object] = {}
+    if groups:
+        # Processes alone in their layout cannot share: no call for them.
+        try:
+            mm_of = AddressSpaces().classify(groups)
+        except (KcmpUnavailable, OSError, AttributeError):
+            return samples
+    return [sample._replace(mm=mm_of.get(sample.pid, sample.pid)) for sample in samples]
 
 
 # ----------------------------------------------------------------------------
@@ -482,11 +643,19 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
 # ----------------------------------------------------------------------------
 
 
-def aggregate(samples: Iterable[ProcessSample]) -> Report:
-    """Sum samples per name, apply the CLONE_VM rule, sort, and total."""
+def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0) -> Report:
+    """Sum samples per name, count each address space once, sort, total."""
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
     swap_pss_seen = any(sample.has_swap_pss for sample in samples)
+    # Where the kernel told us which processes share an address space, each
+    # is counted once (divided among its processes, so that rows still add
+    # up to the total, with -d too); where it could not, 3.14's rule.
+    exact = bool(samples) and samples[0].mm is not None
+    mm_size: Dict[object, int] = {}
+    if exact:
+        for sample in samples:
+            mm_size[sample.mm] = mm_size.get(sample.mm, 0) + 1
     groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         groups.setdefault(sample.name, []).append(sample)
@@ -494,36 +663,75 @@ def aggregate(samples: Iterable[ProcessSample]) -> Report:
     programs = []
     total_ram = total_swap = 0
     for name, members in groups.items():  # first-seen order, as 3.14 sums
-        private = shared = shared_huge = swap = 0
+        if exact:
+            private, shared, swap = _sum_address_spaces(members, mm_size, pss_seen)
+        else:
+            private, shared, swap = _sum_processes(members, pss_seen)
+        shared_huge = 0
         for sample in members:
-            private += sample.private_kib
-            swap += sample.swap_kib
-            # With PSS the shares add up; without it a program gets the
-            # largest Shared of its processes (they overlap).
-            if pss_seen or not shared:
-                shared = shared + sample.shared_kib if shared else sample.shared_kib
-            else:
-                shared = max(shared, sample.shared_kib)
             if not shared_huge or sample.shared_hugetlb_kib > shared_huge:
                 shared_huge = sample.shared_hugetlb_kib
-        count = len(members)
-        if count > 1 and len({sample.mem_id for sample in members}) == 1:
-            # Identical memory files: taken as processes using CLONE_VM
-            # without CLONE_THREAD, one address space counted once.
-            private /= count
-            if pss_seen:
-                shared /= count
         # Shared hugetlb pages are in no Pss; the largest mapping is added.
         shared += shared_huge
         ram = private + shared
         total_ram += ram
         total_swap += swap
         pids = tuple(sample.pid for sample in members)
-        programs.append(ProgramUsage(name, count, pids, ram - shared, shared, ram, swap))
+        programs.append(ProgramUsage(name, len(members), pids, ram - shared, shared, ram, swap))
 
     programs.sort(key=lambda program: program.ram_kib)
     programs = [program for program in programs if program.ram_kib]
-    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen)
+    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable)
+
+
+def _add_shared(shared: float, sample_shared: float, pss_seen: bool) -> float:
+    # With PSS the shares add up; without it a program gets the largest
+    # Shared of its processes, since their shared pages overlap.
+    if not shared:
+        return sample_shared
+    return shared + sample_shared if pss_seen else max(shared, sample_shared)
+
+
+def _sum_processes(members: List[ProcessSample], pss_seen: bool) -> Tuple[float, float, float]:
+    """3.14's rule: a program all of whose processes show identical memory
+    text is taken as one address space shared with CLONE_VM."""
+    private = shared = swap = 0
+    for sample in members:
+        private += sample.private_kib
+        shared = _add_shared(shared, sample.shared_kib, pss_seen)
+        swap += sample.swap_kib
+    count = len(members)
+    if count > 1 and len({sample.mem_id for sample in members}) == 1:
+        private /= count
+        if pss_seen:
+            shared /= count
+    return private, shared, swap
+
+
+def _sum_address_spaces(members: List[ProcessSample], mm_size: Dict[object, int],
+                        pss_seen: bool) -> Tuple[float, float, float]:
+    """Each address space counted once: its processes' figures are the same
+    memory seen k times, so each of the k brings 1/k of it."""
+    in_program: Dict[object, List[ProcessSample]] = {}
+    for sample in members:
+        in_program.setdefault(sample.mm, []).append(sample)
+    private = shared = swap = 0
+    for mm, sharing in in_program.items():
+        part_private, part_shared, part_swap = 0, 0, 0
+        for sample in sharing:
+            part_private += sample.private_kib
+            part_shared = _add_shared(part_shared, sample.shared_kib, pss_seen)
+            part_swap += sample.swap_kib
+        size = mm_size[mm]
+        if size > 1:
+            part_private /= size
+            part_swap /= size
+            if pss_seen:
+                part_shared /= size
+        private += part_private
+        shared = _add_shared(shared, part_shared, pss_seen)
+        swap += part_swap
+    return private, shared, swap
 
 
 def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
@@ -586,10 +794,21 @@ def header(options: Options) -> str:
     return text + "\n\n"
 
 
+# Control characters from /proc (C0 including tab and newline, DEL, C1)
+# print as "?", as ps does: whoever starts a process chooses its name, and
+# ps_mem is run as root on a terminal that would obey escape sequences.
+_UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    return text.translate(_UNPRINTABLE)
+
+
 def display_name(program: ProgramUsage) -> str:
+    name = printable(program.name)
     if program.count > 1:
-        return "%s (%d)" % (program.name, program.count)
-    return program.name
+        return "%s (%d)" % (name, program.count)
+    return name
 
 
 def rows(report: Report, options: Options) -> str:
@@ -647,6 +866,16 @@ def warnings(acc: Accuracy, options: Options) -> str:
         text += ("%s: Swap is over-estimated by this system for each program,\n"
                  "so totals are not reported.\n" % level)
     return text
+
+
+def unreadable_warning(unreadable: int) -> str:
+    """3.14 leaves out processes it may not read without a word, so totals
+    look complete when they are not."""
+    if not unreadable:
+        return ""
+    return ("Warning: %d %s could not be read (permission denied); "
+            "their memory is not included.\n"
+            % (unreadable, "process" if unreadable == 1 else "processes"))
 
 
 def exit_status(acc: Accuracy, options: Options) -> int:
@@ -778,7 +1007,9 @@ def run(options: Options, out: _Output, err) -> int:
     pss_seen = swap_pss_seen = False
     try:
         while True:
-            report = aggregate(collect(procfs, options, kernel, self_pid))
+            scan = collect(procfs, options, kernel, self_pid)
+            samples = exact_address_spaces(scan.samples) if live else scan.samples
+            report = aggregate(samples, scan.unreadable)
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             if options.only_total:
@@ -800,6 +1031,7 @@ def run(options: Options, out: _Output, err) -> int:
 
     acc = accuracy(procfs, kernel, self_pid, options.show_swap)
     err.write(warnings(acc, options))
+    err.write(unreadable_warning(report.unreadable))
     return exit_status(acc, options)
 
 
