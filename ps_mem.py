@@ -36,7 +36,7 @@ import re
 import signal
 import sys
 import time
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 VERSION = "3.14"
 
@@ -81,8 +81,11 @@ class ProcFS:
     some kernels smaps_rollup answers ESRCH for a pid that is still listed.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, live: bool = False) -> None:
         self.root = root
+        # The live /proc of our own pid namespace, where the kernel can be
+        # asked more than the files say (see exact_address_spaces()).
+        self.live = live
 
     def path(self, *parts: object) -> str:
         return os.path.join(self.root, *(str(part) for part in parts))
@@ -138,6 +141,23 @@ class ProcFS:
         """Whether a path named by a process still exists on this system
         (used to tell an updated executable from a deleted one)."""
         return os.path.exists(path)
+
+    def user_name(self, uid: int) -> str:
+        """The name of a uid, or the number where it has none."""
+        import pwd
+
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    def address_spaces(self, samples: List["ProcessSample"]) -> List["ProcessSample"]:
+        """The samples with `mm` set where it can be known exactly."""
+        return exact_address_spaces(samples) if self.live else samples
+
+    def time(self) -> float:
+        """When the sample is taken (a capture answers when it was)."""
+        return time.time()
 
 
 # ----------------------------------------------------------------------------
@@ -285,6 +305,28 @@ def parse_status(data: bytes) -> Tuple[str, int]:
     return name, ppid
 
 
+def parse_uid(status: bytes) -> int:
+    """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
+    start = status.index(b"\nUid:") + 5
+    return int(status[start:status.index(b"\n", start)].split()[0])
+
+
+def parse_cgroup(data: bytes) -> str:
+    """The cgroup a process is in: its unified-hierarchy (v2) path, else the
+    path under cgroup v1's memory controller; "-" where there is neither."""
+    memory_path = None
+    for line in _proc_text(data).split("\n"):
+        hierarchy, _, rest = line.partition(":")
+        controllers, colon, path = rest.partition(":")
+        if not colon:
+            continue
+        if hierarchy == "0" and controllers == "":
+            return path
+        if "memory" in controllers.split(","):
+            memory_path = path
+    return memory_path if memory_path is not None else "-"
+
+
 def parse_cmdline(data: bytes) -> List[str]:
     """The arguments of /proc/PID/cmdline, without trailing empty ones."""
     args = _proc_text(data).split("\0")
@@ -299,13 +341,20 @@ def parse_cmdline(data: bytes) -> List[str]:
 
 
 class Options(NamedTuple):
-    split_args: bool = False
+    split_args: bool = False  # -s, --group-by cmdline
     only_total: bool = False
-    by_pid: bool = False
+    by_pid: bool = False  # -d, --group-by pid
     show_swap: bool = False
     pids: Tuple[int, ...] = ()  # empty: every process
     watch: Optional[int] = None
     procfs: Optional[str] = None
+    # Since 3.14, behind long options only:
+    json: bool = False
+    sort: str = "ram"
+    reverse: bool = False
+    top: Optional[int] = None
+    group_by: str = "program"  # or "user", "cgroup" (pid and cmdline set the above)
+    capture: Optional[str] = None
 
 
 class ProcessSample(NamedTuple):
@@ -455,6 +504,24 @@ class Namer:
         path = self._exe_link(pid)
         if self.options.split_args:
             return " ".join(cmdline).replace("\n", " ")
+        if self.options.group_by == "user":
+            name = self._user(pid)
+        elif self.options.group_by == "cgroup":
+            name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
+        else:
+            name = self._program(pid, path, cmdline)
+        if self.options.by_pid:
+            name = "%s [%d]" % (name, pid)
+        return name
+
+    def _user(self, pid: int) -> str:
+        try:
+            uid = parse_uid(self.procfs.read(pid, "status"))
+        except ValueError as error:
+            raise ProcessGone(pid) from error
+        return self.procfs.user_name(uid)
+
+    def _program(self, pid: int, path: str, cmdline: List[str]) -> str:
         exe = os.path.basename(self._mark_deleted(path, cmdline))
         try:
             name, ppid = parse_status(self.procfs.read(pid, "status"))
@@ -468,10 +535,7 @@ class Namer:
             # (firefox's "Web Content" processes join firefox).
             name = exe
         # Bytes of the exe path that are not UTF-8 show as "?".
-        name = name.encode("utf-8", "replace").decode("utf-8")
-        if self.options.by_pid:
-            name = "%s [%d]" % (name, pid)
-        return name
+        return name.encode("utf-8", "replace").decode("utf-8")
 
 
 class Scan(NamedTuple):
@@ -734,6 +798,40 @@ def _sum_address_spaces(members: List[ProcessSample], mm_size: Dict[object, int]
     return private, shared, swap
 
 
+_SORT_KEYS = {
+    "ram": lambda program: program.ram_kib,
+    "private": lambda program: program.private_kib,
+    "shared": lambda program: program.shared_kib,
+    "swap": lambda program: program.swap_kib,
+    "count": lambda program: program.count,
+    "name": lambda program: printable(program.name),
+}
+
+
+def select(report: Report, options: Options) -> Report:
+    """The rows in the order asked for (--sort, --reverse), and only the
+    --top N of them, whose totals then cover just the rows shown."""
+    if options.sort == "ram" and not options.reverse and options.top is None:
+        return report  # 3.14's order, already made by aggregate()
+    key = _SORT_KEYS[options.sort]
+    programs = report.programs
+    if options.sort != "ram":
+        programs = sorted(programs, key=key)
+    if options.top is not None:
+        # The N largest (for names, the first N alphabetically).
+        if options.sort == "name":
+            kept = set(map(id, programs[:options.top]))
+        else:
+            kept = set(map(id, sorted(programs, key=key, reverse=True)[:options.top]))
+        programs = [program for program in programs if id(program) in kept]
+        report = report._replace(
+            total_ram_kib=sum(program.ram_kib for program in programs),
+            total_swap_kib=sum(program.swap_kib for program in programs))
+    if options.reverse:
+        programs = programs[::-1]
+    return report._replace(programs=programs)
+
+
 def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
              show_swap: bool) -> Accuracy:
     """How far this system's numbers can be trusted, judged from ps_mem's own
@@ -763,6 +861,209 @@ def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
     if kernel[0] > 2 and has_smaps:
         return Accuracy(2, 2 if show_swap and probe_has(b"SwapPss:") else 1)
     return Accuracy(1, -1)
+
+
+# ----------------------------------------------------------------------------
+# Captures: a whole proc root in one file, for offline analysis
+# ----------------------------------------------------------------------------
+
+# Every file any option reads, per pid.  A capture holds these, whatever the
+# capturing run's options, so that a later run with other options answers
+# as a live run with them would have; and nothing else (no environ, no
+# memory contents).
+_CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup")
+_MANIFEST = "ps_mem-capture.json"
+_CAPTURE_FORMAT = 1
+
+
+class Snapshot(ProcFS):
+    """A proc root held in memory: what a capture recorded, read back
+    without unpacking it.  Answers exactly as the live /proc answered then,
+    errors included."""
+
+    def __init__(self, name: str, files: Dict[str, bytes], links: Dict[str, str],
+                 manifest: dict) -> None:
+        super().__init__(name)
+        self.files = files
+        self.links = links
+        self.errors = manifest.get("errors", {})
+        self.manifest = manifest
+
+    def _lookup(self, table: dict, relative: str):
+        if relative in table:
+            return table[relative]
+        code = self.errors.get(relative, errno.ENOENT)
+        raise OSError(code, os.strerror(code), relative)
+
+    def read_global(self, name: str) -> bytes:
+        return self._lookup(self.files, name)
+
+    def _pid_lookup(self, table: dict, pid: int, name: str):
+        try:
+            return self._lookup(table, "%d/%s" % (pid, name))
+        except OSError as error:
+            raise ProcessGone(pid, error) from error
+
+    def read(self, pid: int, name: str) -> bytes:
+        return self._pid_lookup(self.files, pid, name)
+
+    def read_optional(self, pid: int, name: str) -> Optional[bytes]:
+        relative = "%d/%s" % (pid, name)
+        if relative not in self.files and relative not in self.errors:
+            return None
+        return self.read(pid, name)
+
+    def readlink(self, pid: int, name: str) -> str:
+        return self._pid_lookup(self.links, pid, name)
+
+    def exists(self, pid: int, name: str) -> bool:
+        return "%d/%s" % (pid, name) in self.files
+
+    def pids(self) -> List[int]:
+        return list(self.manifest["pids"])
+
+    def self_pid(self) -> Optional[int]:
+        return self.manifest.get("self")
+
+    def path_exists(self, path: str) -> bool:
+        return bool(self.manifest.get("path_exists", {}).get(path, False))
+
+    def user_name(self, uid: int) -> str:
+        return self.manifest.get("users", {}).get(str(uid), str(uid))
+
+    def address_spaces(self, samples: List["ProcessSample"]) -> List["ProcessSample"]:
+        recorded = self.manifest.get("address_spaces")
+        if recorded is None:
+            return samples
+        return [sample._replace(mm=_json_mm(recorded.get(str(sample.pid), sample.pid)))
+                for sample in samples]
+
+    def time(self) -> float:
+        return float(self.manifest.get("time", 0))
+
+
+def _json_mm(value) -> object:
+    # JSON turns tuples into lists; an address space id must be hashable.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def load_capture(path: str) -> Snapshot:
+    """Read a capture file; OSError or ValueError where it is not one."""
+    import json
+    import tarfile
+
+    files: Dict[str, bytes] = {}
+    links: Dict[str, str] = {}
+    manifest = None
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                if member.name == _MANIFEST:
+                    manifest = json.loads(archive.extractfile(member).read().decode("utf-8"))
+                elif member.name.startswith("proc/"):
+                    relative = member.name[len("proc/"):]
+                    if member.issym():
+                        links[relative] = member.linkname
+                    elif member.isfile():
+                        files[relative] = archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError) as error:
+        raise ValueError("not a ps_mem capture: %s" % error) from error
+    if not isinstance(manifest, dict) or manifest.get("format") != _CAPTURE_FORMAT:
+        raise ValueError("not a ps_mem capture (no %s of format %d)" % (_MANIFEST, _CAPTURE_FORMAT))
+    return Snapshot(path, files, links, manifest)
+
+
+def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
+    """Everything any run would read from PROCFS now, held in memory."""
+    files: Dict[str, bytes] = {}
+    links: Dict[str, str] = {}
+    errors: Dict[str, int] = {}
+    path_exists: Dict[str, bool] = {}
+    users: Dict[str, str] = {}
+
+    def keep(relative: str, reader: Callable[[str], object], table: dict) -> object:
+        try:
+            table[relative] = value = reader(os.path.join(procfs.root, relative))
+            return value
+        except OSError as error:
+            if error.errno != errno.ENOENT:
+                errors[relative] = error.errno
+            return None
+
+    def read(path: str) -> bytes:
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    for name in ("sys/kernel/osrelease", "meminfo"):
+        keep(name, read, files)
+    pids = procfs.pids()
+    for pid in pids:
+        target = keep("%d/exe" % pid, os.readlink, links)
+        # Without an exe link (kernel threads) a process is left out once
+        # its cmdline is read: nothing more of it is needed.
+        for name in _CAPTURED_FILES if target is not None else ("cmdline",):
+            if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
+                continue  # smaps is read only where there is no smaps_rollup
+            if name == "statm" and ("%d/smaps" % pid in files or "%d/smaps_rollup" % pid in files):
+                continue
+            keep("%d/%s" % (pid, name), read, files)
+        cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
+        if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
+            path = target.split("\0")[0][: -len(" (deleted)")]
+            for candidate in (path, cmdline[0]):
+                path_exists[candidate] = procfs.path_exists(candidate)
+        status = files.get("%d/status" % pid)
+        if status:
+            try:
+                uid = parse_uid(status)
+                users[str(uid)] = procfs.user_name(uid)
+            except ValueError:
+                pass
+    manifest = {
+        "format": _CAPTURE_FORMAT, "ps_mem": VERSION, "time": procfs.time(),
+        "self": self_pid, "pids": pids, "errors": errors, "path_exists": path_exists,
+        "users": users, "address_spaces": None,
+    }
+    snapshot = Snapshot(procfs.root, files, links, manifest)
+    if procfs.live:
+        # What the kernel says of shared address spaces cannot be read back
+        # from files: ask it now, for every process, and keep the answer.
+        kernel = kernel_version(files.get("sys/kernel/osrelease", b""))
+        samples = collect(snapshot, Options(), kernel, self_pid).samples
+        exact = exact_address_spaces(samples)
+        if exact and exact[0].mm is not None:
+            manifest["address_spaces"] = {str(sample.pid): sample.mm for sample in exact}
+    return snapshot
+
+
+def write_capture(snapshot: Snapshot, path: str) -> int:
+    """Write SNAPSHOT as a gzip-compressed tar; its size in bytes.  Unpacked,
+    its proc/ folder is itself a proc root for --procfs (and for 3.14)."""
+    import io
+    import json
+    import tarfile
+
+    def add(archive, name, data=None, link=None):
+        member = tarfile.TarInfo(name)
+        member.mtime = int(snapshot.time())
+        if link is not None:
+            member.type = tarfile.SYMTYPE
+            member.linkname = link
+            archive.addfile(member)
+        else:
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+
+    manifest = json.dumps(snapshot.manifest, indent=1, sort_keys=True).encode("utf-8")
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+        add(archive, _MANIFEST, manifest)
+        if snapshot.self_pid() is not None:
+            add(archive, "proc/self", link=str(snapshot.self_pid()))
+        for relative, data in sorted(snapshot.files.items()):
+            add(archive, "proc/" + relative, data)
+        for relative, target in sorted(snapshot.links.items()):
+            add(archive, "proc/" + relative, link=target)
+    return os.path.getsize(path)
 
 
 # ----------------------------------------------------------------------------
@@ -842,7 +1143,8 @@ def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
     return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
 
 
-def warnings(acc: Accuracy, options: Options) -> str:
+def warnings(acc: Accuracy, options: Options, unreadable: int = 0) -> List[str]:
+    """The warnings for stderr, each a text ending in a newline."""
     level = "Error" if options.only_total else "Warning"
     ram, swap = acc
     # Only what bears on what was asked for.
@@ -850,32 +1152,59 @@ def warnings(acc: Accuracy, options: Options) -> str:
         swap = 2
     elif options.only_total:
         ram = 2
-    text = ""
+    texts = []
     if ram == -1:
-        text += ("%s: Shared memory is not reported by this system.\n"
-                 "Values reported will be too large, and totals are not reported\n" % level)
+        texts.append("%s: Shared memory is not reported by this system.\n"
+                     "Values reported will be too large, and totals are not reported\n" % level)
     elif ram == 0:
-        text += ("%s: Shared memory is not reported accurately by this system.\n"
-                 "Values reported could be too large, and totals are not reported\n" % level)
+        texts.append("%s: Shared memory is not reported accurately by this system.\n"
+                     "Values reported could be too large, and totals are not reported\n" % level)
     elif ram == 1:
-        text += ("%s: Shared memory is slightly over-estimated by this system\n"
-                 "for each program, so totals are not reported.\n" % level)
+        texts.append("%s: Shared memory is slightly over-estimated by this system\n"
+                     "for each program, so totals are not reported.\n" % level)
     if swap == -1:
-        text += "%s: Swap is not reported by this system.\n" % level
+        texts.append("%s: Swap is not reported by this system.\n" % level)
     elif swap == 1:
-        text += ("%s: Swap is over-estimated by this system for each program,\n"
-                 "so totals are not reported.\n" % level)
-    return text
+        texts.append("%s: Swap is over-estimated by this system for each program,\n"
+                     "so totals are not reported.\n" % level)
+    if unreadable:
+        # 3.14 leaves out processes it may not read without a word, so its
+        # totals look complete when they are not.
+        texts.append("Warning: %d %s could not be read (permission denied); "
+                     "their memory is not included.\n"
+                     % (unreadable, "process" if unreadable == 1 else "processes"))
+    return texts
 
 
-def unreadable_warning(unreadable: int) -> str:
-    """3.14 leaves out processes it may not read without a word, so totals
-    look complete when they are not."""
-    if not unreadable:
-        return ""
-    return ("Warning: %d %s could not be read (permission denied); "
-            "their memory is not included.\n"
-            % (unreadable, "process" if unreadable == 1 else "processes"))
+def json_document(report: Report, options: Options, acc: Accuracy, pss_seen: bool,
+                  swap_pss_seen: bool, release: str, when: float) -> str:
+    """--json: the report as one line of JSON (schema in README.md)."""
+    import json
+
+    def in_bytes(kib: float) -> int:
+        return int(round(kib * 1024))
+
+    document = {
+        "ps_mem_version": VERSION,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+        "kernel": release,
+        "programs": [{
+            "name": printable(program.name),
+            "count": program.count,
+            "pids": list(program.pids),
+            "private": in_bytes(program.private_kib),
+            "shared": in_bytes(program.shared_kib),
+            "ram": in_bytes(program.ram_kib),
+            "swap": in_bytes(program.swap_kib),
+        } for program in report.programs],
+        "total": {
+            "ram": in_bytes(report.total_ram_kib) if pss_seen else None,
+            "swap": in_bytes(report.total_swap_kib) if swap_pss_seen else None,
+        },
+        "accuracy": {"ram": acc.ram, "swap": acc.swap},
+        "warnings": [text.rstrip("\n") for text in warnings(acc, options, report.unreadable)],
+    }
+    return json.dumps(document) + "\n"
 
 
 def exit_status(acc: Accuracy, options: Options) -> int:
@@ -923,6 +1252,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-cmdline", dest="split_args", action="store_true",
                         help=argparse.SUPPRESS)
     parser.add_argument("--procfs", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--reverse", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--top", metavar="N", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--group-by", choices=("program", "pid", "cmdline", "user", "cgroup"),
+                        default="program", help=argparse.SUPPRESS)
+    parser.add_argument("--capture", metavar="FILE", help=argparse.SUPPRESS)
     return parser
 
 
@@ -937,14 +1274,26 @@ def parse_options(argv: List[str]) -> Options:
             parser.error("Invalid PID(s): %s" % args.pids)
     if args.watch is not None and args.watch <= 0:
         parser.error("Seconds must be positive! (%s)" % args.watch)
+    if args.top is not None and args.top <= 0:
+        parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
+    if args.group_by in ("user", "cgroup") and args.split_args:
+        parser.error("--group-by %s cannot be combined with -s" % args.group_by)
+    if args.capture is not None and args.watch is not None:
+        parser.error("--capture takes one sample; it cannot be combined with -w")
     return Options(
-        split_args=args.split_args,
+        split_args=args.split_args or args.group_by == "cmdline",
         only_total=args.only_total,
-        by_pid=args.discriminate_by_pid,
+        by_pid=args.discriminate_by_pid or args.group_by == "pid",
         show_swap=args.show_swap,
         pids=pids,
         watch=args.watch,
         procfs=args.procfs,
+        json=args.json,
+        sort=args.sort,
+        reverse=args.reverse,
+        top=args.top,
+        group_by=args.group_by,
+        capture=args.capture,
     )
 
 
@@ -985,34 +1334,63 @@ class _Output:
             self.binary.flush()
 
 
+def open_procfs(path: Optional[str]) -> ProcFS:
+    """The proc root to read: the live one, a directory, or a capture file."""
+    if path is None:
+        return ProcFS(default_proc_root(), live=True)
+    if os.path.isfile(path):
+        return load_capture(path)
+    return ProcFS(path, live=_is_live_proc(path))
+
+
 def run(options: Options, out: _Output, err) -> int:
-    procfs = ProcFS(options.procfs or default_proc_root())
-    live = options.procfs is None or _is_live_proc(procfs.root)
-    if live and os.geteuid() != 0 and not options.pids:
+    try:
+        procfs = open_procfs(options.procfs)
+    except (OSError, ValueError) as error:
+        err.write("ps_mem: cannot read %s: %s\n" % (options.procfs, error))
+        return 2
+    if procfs.live and os.geteuid() != 0 and not options.pids:
         err.write("Sorry, root permission required, or specify pids with -p\n")
         return 1
     try:
-        kernel = kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        release = procfs.read_global("sys/kernel/osrelease")
     except OSError:
         err.write("Couldn't access %s\n"
                   "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n"
                   % procfs.path(""))
         return 2
-    self_pid = os.getpid() if live else procfs.self_pid()
+    kernel = kernel_version(release)
+    release_text = release.decode("utf-8", "replace").strip()
+    self_pid = os.getpid() if procfs.live else procfs.self_pid()
+    if options.capture is not None:
+        procfs = capture(procfs, self_pid)
+        try:
+            write_capture(procfs, options.capture)
+        except OSError as error:
+            err.write("ps_mem: cannot write %s: %s\n" % (options.capture, error))
+            return 2
 
-    if not options.only_total:
+    if not options.only_total and not options.json:
         out.write(header(options))
+    acc = None
     # Whether totals can be shown is learnt from the processes seen so far,
     # over all samples of a watch.
     pss_seen = swap_pss_seen = False
+    unreadable = 0
     try:
         while True:
             scan = collect(procfs, options, kernel, self_pid)
-            samples = exact_address_spaces(scan.samples) if live else scan.samples
-            report = aggregate(samples, scan.unreadable)
+            report = aggregate(procfs.address_spaces(scan.samples), scan.unreadable)
+            unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
-            if options.only_total:
+            report = select(report, options)
+            if options.json:
+                if acc is None:
+                    acc = accuracy(procfs, kernel, self_pid, options.show_swap)
+                out.write(json_document(report, options, acc, pss_seen, swap_pss_seen,
+                                        release_text, procfs.time()))
+            elif options.only_total:
                 out.write(only_total(options, pss_seen, swap_pss_seen, report))
             else:
                 out.write(rows(report, options))
@@ -1020,7 +1398,8 @@ def run(options: Options, out: _Output, err) -> int:
             if options.watch is None:
                 break
             if not report.programs:
-                out.write("Process does not exist anymore.\n")
+                if not options.json:
+                    out.write("Process does not exist anymore.\n")
                 break
             time.sleep(options.watch)
     except KeyboardInterrupt:
@@ -1029,9 +1408,9 @@ def run(options: Options, out: _Output, err) -> int:
         # Ctrl-C is how a watch ends: finish normally.
     out.flush()
 
-    acc = accuracy(procfs, kernel, self_pid, options.show_swap)
-    err.write(warnings(acc, options))
-    err.write(unreadable_warning(report.unreadable))
+    if acc is None:
+        acc = accuracy(procfs, kernel, self_pid, options.show_swap)
+    err.write("".join(warnings(acc, options, unreadable)))
     return exit_status(acc, options)
 
 
