@@ -65,6 +65,36 @@ class ProcessGone(Exception):
 # ----------------------------------------------------------------------------
 
 
+_CHUNK = 65536
+
+
+def _read_file(path: str, one_record: bool = False) -> bytes:
+    """The whole file, with the fewest system calls and objects: /proc files
+    are made anew on each read, so most of a run is spent here.
+
+    ONE_RECORD: the kernel makes the file as one record (status, statm,
+    cmdline, smaps_rollup; regular files too), so a read that returns less
+    than asked has reached the end.  smaps is made a mapping at a time and
+    returns short reads long before its end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _CHUNK)
+        if one_record and len(data) < _CHUNK:
+            return data
+        chunks = [data]
+        while data:
+            data = os.read(fd, _CHUNK)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# Files the kernel makes as a single record (see _read_file).
+_ONE_RECORD = frozenset(("status", "statm", "cmdline", "smaps_rollup", "cgroup", "stat", "comm"))
+
+
 def default_proc_root() -> str:
     # FreeBSD's linprocfs mounts a Linux-like /proc here.
     if os.uname().sysname == "FreeBSD":
@@ -83,6 +113,7 @@ class ProcFS:
 
     def __init__(self, root: str, live: bool = False) -> None:
         self.root = root
+        self._prefix = os.path.join(root, "")
         # The live /proc of our own pid namespace, where the kernel can be
         # asked more than the files say (see exact_address_spaces()).
         self.live = live
@@ -92,21 +123,18 @@ class ProcFS:
 
     def read_global(self, name: str) -> bytes:
         """A file outside any pid directory; OSError propagates."""
-        with open(self.path(name), "rb") as handle:
-            return handle.read()
+        return _read_file(self._prefix + name)
 
     def read(self, pid: int, name: str) -> bytes:
         try:
-            with open(self.path(pid, name), "rb") as handle:
-                return handle.read()
+            return _read_file("%s%d/%s" % (self._prefix, pid, name), name in _ONE_RECORD)
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
     def read_optional(self, pid: int, name: str) -> Optional[bytes]:
         """Like read(), but None when the file does not exist at all."""
         try:
-            with open(self.path(pid, name), "rb") as handle:
-                return handle.read()
+            return _read_file("%s%d/%s" % (self._prefix, pid, name), name in _ONE_RECORD)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -115,7 +143,7 @@ class ProcFS:
     def readlink(self, pid: int, name: str) -> str:
         # ENOENT here is how a kernel thread (no exe) or a gone pid answers.
         try:
-            return os.readlink(self.path(pid, name))
+            return os.readlink("%s%d/%s" % (self._prefix, pid, name))
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
@@ -201,40 +229,32 @@ class MemoryCounters(NamedTuple):
 
 
 # How 3.14 classifies a line, kept exactly: the hugetlb counters are not
-# part of Pss so they are kept apart; every other line starting "Private" or
+# part of Pss so they are kept apart; every other key starting "Private" or
 # "Shared" (Private_Clean, Shared_Dirty, ...) adds to its kind; Pss must be
-# exactly "Pss:", since Pss_Anon, Pss_File, Pss_Dirty and the like are parts
-# of it.  Known keys are looked up; anything else falls back to the prefixes.
+# exactly "Pss", since Pss_Anon, Pss_File, Pss_Dirty and the like are parts
+# of it.  Any other line (mapping headers, Rss, VmFlags, keys of newer
+# kernels) does not count.
 _PRIVATE, _SHARED, _PRIVATE_HUGE, _SHARED_HUGE, _PSS, _SWAP, _SWAP_PSS = range(7)
 _KNOWN_KEYS = {
-    b"Private_Clean:": _PRIVATE,
-    b"Private_Dirty:": _PRIVATE,
-    b"Shared_Clean:": _SHARED,
-    b"Shared_Dirty:": _SHARED,
-    b"Private_Hugetlb:": _PRIVATE_HUGE,
-    b"Shared_Hugetlb:": _SHARED_HUGE,
-    b"Pss:": _PSS,
-    b"Swap:": _SWAP,
-    b"SwapPss:": _SWAP_PSS,
+    b"Private_Clean": _PRIVATE,
+    b"Private_Dirty": _PRIVATE,
+    b"Shared_Clean": _SHARED,
+    b"Shared_Dirty": _SHARED,
+    b"Private_Hugetlb": _PRIVATE_HUGE,
+    b"Shared_Hugetlb": _SHARED_HUGE,
+    b"Pss": _PSS,
+    b"Swap": _SWAP,
+    b"SwapPss": _SWAP_PSS,
 }
-# The only lines that can count start like this.
-_COUNTED_LINE = re.compile(rb"^(?:Private|Shared|Pss:|Swap:|SwapPss:)[^\n]*", re.M)
+# A counted line and its value, found in one pass over the whole text; a
+# counted line whose value is not a number makes the text unparsable.
+_COUNTER = re.compile(rb"^(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)", re.M)
 
 
-def _smaps_kind(line: bytes) -> int:
-    if line.startswith(b"Private_Hugetlb:"):
-        return _PRIVATE_HUGE
-    if line.startswith(b"Shared_Hugetlb:"):
-        return _SHARED_HUGE
-    if line.startswith(b"Shared"):
+def _smaps_kind(key: bytes) -> int:
+    if key.startswith(b"Shared"):
         return _SHARED
-    if line.startswith(b"Private"):
-        return _PRIVATE
-    if line.startswith(b"Pss:"):
-        return _PSS
-    if line.startswith(b"Swap:"):
-        return _SWAP
-    return _SWAP_PSS
+    return _PRIVATE
 
 
 def parse_smaps(text: bytes) -> MemoryCounters:
@@ -243,32 +263,30 @@ def parse_smaps(text: bytes) -> MemoryCounters:
     Lines that do not count are ignored, so new kernel fields do no harm; a
     counted line without a number raises ValueError.
     """
-    sums = [0, 0, 0, 0, 0.0, 0, 0]
-    seen_pss = seen_swap_pss = False
-    for line in _COUNTED_LINE.findall(text):
-        fields = line.split()
-        kind = _KNOWN_KEYS.get(fields[0])
+    sums = [0, 0, 0, 0, 0, 0, 0]
+    pss_lines = swap_pss_lines = 0
+    known = _KNOWN_KEYS
+    for key, value in _COUNTER.findall(text):
+        kind = known.get(key)
         if kind is None:
-            kind = _smaps_kind(line)
-        if len(fields) < 2:
-            raise ValueError("smaps line without a value: %r" % line[:40])
+            kind = _smaps_kind(key)
+        sums[kind] += int(value)
         if kind == _PSS:
-            seen_pss = True
-            sums[_PSS] += float(fields[1]) + 0.5
-        else:
-            if kind == _SWAP_PSS:
-                seen_swap_pss = True
-            sums[kind] += int(fields[1])
+            pss_lines += 1
+        elif kind == _SWAP_PSS:
+            swap_pss_lines += 1
     return MemoryCounters(
         private=sums[_PRIVATE],
         shared=sums[_SHARED],
         private_hugetlb=sums[_PRIVATE_HUGE],
         shared_hugetlb=sums[_SHARED_HUGE],
-        pss=sums[_PSS],
+        # Each Pss line is truncated to whole KiB: add back the average
+        # error, 0.5 KiB a line (exact in a float, as 3.14's running sum).
+        pss=sums[_PSS] + 0.5 * pss_lines,
         swap=sums[_SWAP],
         swap_pss=sums[_SWAP_PSS],
-        has_pss=seen_pss,
-        has_swap_pss=seen_swap_pss,
+        has_pss=pss_lines > 0,
+        has_swap_pss=swap_pss_lines > 0,
     )
 
 
@@ -293,13 +311,19 @@ def parse_status(data: bytes) -> Tuple[str, int]:
     The name is the first line after "Name:\\t"; PPid is looked for in the
     first ten lines and is 0 when absent (so no parent is consulted).
     """
-    lines = _proc_text(data).splitlines(True)
+    if b"\r" in data:
+        data = _proc_text(data).encode("utf-8")
+    # The first ten lines, each with its newline where it has one.
+    parts = data.split(b"\n", 10)
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1] and len(parts) <= 10:
+        lines.append(parts[-1])
     if not lines:
         raise ValueError("empty status")
-    name = lines[0][6:-1]
+    name = lines[0][6:-1].decode("utf-8", "ignore")
     ppid = 0
     for line in lines[:10]:
-        if line.startswith("PPid:"):
+        if line.startswith(b"PPid:"):
             ppid = int(line[6:-1])
             break
     return name, ppid
@@ -457,7 +481,8 @@ class Namer:
     """Works out the name a process is grouped under, for one sample.
 
     Parents' executables are looked up once per sample, however many
-    children ask for them.
+    children ask for them.  On the live /proc, files are read only as far
+    as the name needs them (see name()); a tree is read as 3.14 reads it.
     """
 
     def __init__(self, procfs: ProcFS, options: Options) -> None:
@@ -465,43 +490,51 @@ class Namer:
         self.options = options
         self._parent_exe: Dict[int, Optional[str]] = {}
 
-    def exe_path(self, pid: int, cmdline: List[str]) -> str:
-        """The executable's path; a replaced or removed one is marked
+    def _cmdline(self, pid: int) -> List[str]:
+        return parse_cmdline(self.procfs.read(pid, "cmdline"))
+
+    def _exe(self, pid: int, cmdline: Optional[List[str]]) -> str:
+        """The executable's basename; a replaced or removed one is marked
         " [updated]" or " [deleted]"."""
-        return self._mark_deleted(self._exe_link(pid), cmdline)
-
-    def _exe_link(self, pid: int) -> str:
         # Some kernels (RHEL 5) were seen to put NULs in the link target.
-        return self.procfs.readlink(pid, "exe").split("\0")[0]
-
-    def _mark_deleted(self, path: str, cmdline: List[str]) -> str:
-        if not path.endswith(" (deleted)"):
-            return path
-        path = path[: -len(" (deleted)")]
-        if self.procfs.path_exists(path):
-            return path + " [updated]"
-        if self.procfs.path_exists(cmdline[0]):
-            # Prelink renames the binary it rewrites, e.g.
-            # /usr/libexec/applet.#prelink#.fX7LCT (deleted), while the
-            # command line still has the real path.
-            return cmdline[0] + " [updated]"
-        return path + " [deleted]"
+        path = self.procfs.readlink(pid, "exe").split("\0")[0]
+        if path.endswith(" (deleted)"):
+            path = path[: -len(" (deleted)")]
+            if self.procfs.path_exists(path):
+                path += " [updated]"
+            else:
+                if cmdline is None:
+                    cmdline = self._cmdline(pid)
+                if self.procfs.path_exists(cmdline[0]):
+                    # Prelink renames the binary it rewrites, e.g.
+                    # /usr/libexec/applet.#prelink#.fX7LCT (deleted), while
+                    # the command line still has the real path.
+                    path = cmdline[0] + " [updated]"
+                else:
+                    path += " [deleted]"
+        return os.path.basename(path)
 
     def parent_exe(self, ppid: int) -> Optional[str]:
         if ppid not in self._parent_exe:
             try:
-                cmdline = parse_cmdline(self.procfs.read(ppid, "cmdline"))
-                exe = os.path.basename(self.exe_path(ppid, cmdline))
+                cmdline = None if self.procfs.live else self._cmdline(ppid)
+                exe = self._exe(ppid, cmdline)
             except ProcessGone:
                 exe = None
             self._parent_exe[ppid] = exe
         return self._parent_exe[ppid]
 
     def name(self, pid: int) -> str:
-        cmdline = parse_cmdline(self.procfs.read(pid, "cmdline"))
+        # 3.14 reads the command line first and leaves out a process whose
+        # command line cannot be read.  On the live /proc that only happens
+        # to a process whose exe link cannot be read either, so there the
+        # command line is read only where it is needed.
+        cmdline = None
+        if self.options.split_args or not self.procfs.live:
+            cmdline = self._cmdline(pid)
         # Read even for -s: a process without an exe link (a kernel thread,
         # or one that just exited) is never shown.
-        path = self._exe_link(pid)
+        exe = self._exe(pid, cmdline)
         if self.options.split_args:
             return " ".join(cmdline).replace("\n", " ")
         if self.options.group_by == "user":
@@ -509,7 +542,7 @@ class Namer:
         elif self.options.group_by == "cgroup":
             name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
         else:
-            name = self._program(pid, path, cmdline)
+            name = self._program(pid, exe)
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
         return name
@@ -521,19 +554,39 @@ class Namer:
             raise ProcessGone(pid) from error
         return self.procfs.user_name(uid)
 
-    def _program(self, pid: int, path: str, cmdline: List[str]) -> str:
-        exe = os.path.basename(self._mark_deleted(path, cmdline))
+    def _status(self, pid: int) -> Tuple[str, int]:
         try:
-            name, ppid = parse_status(self.procfs.read(pid, "status"))
+            return parse_status(self.procfs.read(pid, "status"))
         except ValueError as error:
             raise ProcessGone(pid) from error
+
+    def _comm(self, pid: int) -> Optional[str]:
+        """status's Name, from the much cheaper comm file, where the two
+        are sure to agree: status escapes a backslash or newline in the
+        name, and a carriage return would end 3.14's line early."""
+        comm = self.procfs.read_optional(pid, "comm")
+        if not comm or comm[-1:] != b"\n":
+            return None
+        comm = comm[:-1]
+        if b"\\" in comm or b"\n" in comm or b"\r" in comm:
+            return None
+        return comm.decode("utf-8", "ignore")
+
+    def _program(self, pid: int, exe: str) -> str:
+        ppid = None
+        name = self._comm(pid) if self.procfs.live else None
+        if name is None:
+            name, ppid = self._status(pid)
         if exe.startswith(name):
             # Name is cut to 15 characters; show the executable's whole name.
             name = exe
-        elif ppid and self.parent_exe(ppid) == exe:
-            # A child that renamed itself joins its parent's program
-            # (firefox's "Web Content" processes join firefox).
-            name = exe
+        else:
+            if ppid is None:
+                ppid = self._status(pid)[1]
+            if ppid and self.parent_exe(ppid) == exe:
+                # A child that renamed itself joins its parent's program
+                # (firefox's "Web Content" processes join firefox).
+                name = exe
         # Bytes of the exe path that are not UTF-8 show as "?".
         return name.encode("utf-8", "replace").decode("utf-8")
 
@@ -544,23 +597,56 @@ class Scan(NamedTuple):
 
 
 def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int]) -> Scan:
+            self_pid: Optional[int], threads: int = 0) -> Scan:
     """A sample of every process to report."""
     wanted = set(options.pids)
+    pids = [pid for pid in procfs.pids()
+            if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
-    samples = []
-    unreadable = 0
-    for pid in procfs.pids():
-        if pid == self_pid or (wanted and pid not in wanted):
-            continue
+
+    def sample(pid: int):
         try:
             name = namer.name(pid)
-            memory = read_memory(procfs, pid, kernel)
+            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel))
         except ProcessGone as gone:
-            unreadable += gone.denied
-            continue
-        samples.append(ProcessSample(pid, name, *memory))
+            return gone
+
+    samples = []
+    unreadable = 0
+    for result in _map_in_threads(sample, pids, threads):
+        if isinstance(result, ProcessGone):
+            unreadable += result.denied
+        else:
+            samples.append(result)
     return Scan(samples, unreadable)
+
+
+def _map_in_threads(function: Callable, items: List, threads: int = 0) -> List:
+    """[function(item) for item in items], on a few threads.
+
+    The kernel makes /proc files while the reading thread waits without
+    the GIL, so another thread can parse meanwhile, and on several cores
+    the kernel's work for different processes runs at once.  The results
+    keep the items' order.
+    """
+    if threads <= 0:
+        threads = min(4, os.cpu_count() or 1) + 1
+    if threads == 1 or len(items) < 64:
+        return [function(item) for item in items]
+    import threading
+
+    results: List = [None] * len(items)
+
+    def work(first: int) -> None:
+        results[first::threads] = [function(item) for item in items[first::threads]]
+
+    workers = [threading.Thread(target=work, args=(first,)) for first in range(1, threads)]
+    for worker in workers:
+        worker.start()
+    work(0)
+    for worker in workers:
+        worker.join()
+    return results
 
 
 # ----------------------------------------------------------------------------
