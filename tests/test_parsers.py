@@ -1,0 +1,368 @@
+"""Unit tests of ps_mem's pure parsers and formatters.
+
+Inputs are real kernel text captured from a Linux 6.18 x86_64 machine into
+tests/data/ (a sleep, a bash and the static clone_vm helper), plus odd and
+truncated text.  Expected values were computed apart from ps_mem, with the
+awk one-liner
+
+    awk '/^Private_Hugetlb:/{ph+=$2;next} /^Shared_Hugetlb:/{sh+=$2;next}
+         /^Private/{p+=$2} /^Shared/{s+=$2} /^Pss:/{pss+=$2;n++}
+         /^Swap:/{sw+=$2} /^SwapPss:/{swp+=$2;m++} END{print p,s,ph,sh,pss,n,sw,swp,m}'
+
+(3.14's rules: any key starting Private or Shared but the hugetlb ones;
+Pss exactly; 0.5 KiB added per Pss line), or by reading the file.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import ps_mem  # noqa: E402  (after the path is set)
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def data(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def counters(text: bytes) -> dict:
+    """The fields these tests check, by name (new fields do not matter)."""
+    found = ps_mem.parse_smaps(text)
+    return {field: getattr(found, field) for field in (
+        "private", "shared", "private_hugetlb", "shared_hugetlb", "pss", "swap", "swap_pss",
+        "has_pss", "has_swap_pss")}
+
+
+def expected(private=0, shared=0, private_hugetlb=0, shared_hugetlb=0, pss=0.0, swap=0,
+             swap_pss=0, has_pss=False, has_swap_pss=False) -> dict:
+    return dict(private=private, shared=shared, private_hugetlb=private_hugetlb,
+                shared_hugetlb=shared_hugetlb, pss=pss, swap=swap, swap_pss=swap_pss,
+                has_pss=has_pss, has_swap_pss=has_swap_pss)
+
+
+# ----------------------------------------------------------------------------
+# parse_smaps on real text
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,want", [
+    # awk: 152 1636 0 0 181 1 0 0 1
+    ("sleep.smaps_rollup", expected(152, 1636, pss=181.5, has_pss=True, has_swap_pss=True)),
+    # The same sleep's full smaps, 37 mappings: awk 152 1636 0 0 171 37 0 0 37.
+    # Each mapping's Pss is truncated on its own (171 against the rollup's
+    # 181), which the 0.5 KiB per line makes up for: 171 + 18.5.
+    ("sleep.smaps", expected(152, 1636, pss=189.5, has_pss=True, has_swap_pss=True)),
+    # 43 mappings: awk 268 2836 0 0 436 43 0 0 43
+    ("bash.smaps", expected(268, 2836, pss=457.5, has_pss=True, has_swap_pss=True)),
+    # A static binary: 8-digit addresses from 00400000, and the 16-digit
+    # [vsyscall] one.  14 mappings: awk 4784 4 0 0 4784 14 0 0 14
+    ("clone_vm.smaps", expected(4784, 4, pss=4791.0, has_pss=True, has_swap_pss=True)),
+    # awk 4784 4 0 0 4784 1 0 0 1
+    ("clone_vm.smaps_rollup", expected(4784, 4, pss=4784.5, has_pss=True, has_swap_pss=True)),
+])
+def test_parse_smaps_real(name, want):
+    assert counters(data(name)) == want
+
+
+def test_real_smaps_has_the_address_widths_it_is_meant_to():
+    starts = re.findall(rb"^([0-9a-f]+)-[0-9a-f]+ ", data("clone_vm.smaps"), re.M)
+    assert len(starts) == 14
+    assert {len(start) for start in starts} == {8, 12, 16}, starts
+
+
+def test_parse_smaps_every_truncation_of_real_text():
+    """A file cut anywhere (a process that exits mid-read) parses to no more
+    than the whole, or is refused with ValueError: never another error."""
+    text = data("sleep.smaps_rollup")
+    whole = ps_mem.parse_smaps(text)
+    for end in range(len(text)):
+        try:
+            part = ps_mem.parse_smaps(text[:end])
+        except ValueError:
+            continue
+        assert part.private <= whole.private and part.shared <= whole.shared
+        assert part.pss <= whole.pss
+
+
+# ----------------------------------------------------------------------------
+# parse_smaps on odd text
+# ----------------------------------------------------------------------------
+
+
+def test_parse_smaps_empty():
+    assert counters(b"") == expected()
+
+
+def test_parse_smaps_headers_and_unknown_lines_only():
+    text = (b"00400000-00401000 r--p 00000000 fe:00 5317451   /bin/x\n"
+            b"Rss:                   4 kB\nVmFlags: rd mr mw me\nTHPeligible:    0\n"
+            b"FutureCounter:        99 kB\n")
+    assert counters(text) == expected()
+
+
+def test_parse_smaps_pss_parts_are_not_pss():
+    text = (b"Pss:                  10 kB\nPss_Dirty:             4 kB\n"
+            b"Pss_Anon:              4 kB\nPss_File:              6 kB\n"
+            b"Pss_Shmem:             0 kB\n")
+    assert counters(text) == expected(pss=10.5, has_pss=True)
+
+
+def test_parse_smaps_new_private_and_shared_keys_count_by_prefix():
+    # 3.14 takes any key starting "Private" or "Shared" into its sum.
+    text = (b"Private_Clean: 1 kB\nPrivate_Dirty: 2 kB\nPrivate_Future: 4 kB\n"
+            b"Shared_Clean: 8 kB\nShared_Dirty: 16 kB\nShared_Future: 32 kB\n")
+    assert counters(text) == expected(private=7, shared=56)
+
+
+def test_parse_smaps_hugetlb_kept_apart():
+    text = (b"Private_Dirty:         4 kB\nPrivate_Hugetlb:    2048 kB\n"
+            b"Shared_Clean:          8 kB\nShared_Hugetlb:     4096 kB\n"
+            b"Pss:                   6 kB\n")
+    assert counters(text) == expected(private=4, shared=8, private_hugetlb=2048,
+                                      shared_hugetlb=4096, pss=6.5, has_pss=True)
+
+
+def test_parse_smaps_swap_and_swap_pss():
+    text = b"Swap:       100 kB\nSwapPss:     40 kB\nSwap:        20 kB\n"
+    assert counters(text) == expected(swap=120, swap_pss=40, has_swap_pss=True)
+
+
+def test_parse_smaps_swap_without_swap_pss():
+    # Kernels before 4.3: Swap only, and swap cannot be totalled.
+    assert counters(b"Swap:  12 kB\n") == expected(swap=12)
+
+
+def test_parse_smaps_without_pss():
+    # Kernels before 2.6.25 have smaps but no Pss line.
+    text = b"Rss: 30 kB\nShared_Clean: 20 kB\nShared_Dirty: 0 kB\nPrivate_Clean: 4 kB\n" \
+           b"Private_Dirty: 6 kB\n"
+    assert counters(text) == expected(private=10, shared=20)
+
+
+def test_parse_smaps_tab_separated_value():
+    assert counters(b"Pss:\t5 kB\n") == expected(pss=5.5, has_pss=True)
+
+
+def test_parse_smaps_no_newline_at_end():
+    assert counters(b"Pss:   7 kB") == expected(pss=7.5, has_pss=True)
+    assert counters(b"Pss:   7") == expected(pss=7.5, has_pss=True)
+
+
+@pytest.mark.parametrize("text", [
+    b"Pss:\n",  # cut after the key
+    b"Pss:",
+    b"Pss:      \n",
+    b"Private_Dirty: kB\n",
+    b"Shared_Clean: abc kB\n",
+    b"SwapPss: -\n",
+])
+def test_parse_smaps_counted_line_without_number(text):
+    with pytest.raises(ValueError):
+        ps_mem.parse_smaps(text)
+
+
+# ----------------------------------------------------------------------------
+# statm, status, cmdline
+# ----------------------------------------------------------------------------
+
+
+def test_parse_statm_real():
+    # sleep.statm is "730 447 419 5 0 89 0": resident 447, shared 419 pages.
+    assert ps_mem.parse_statm(data("sleep.statm")) == (447, 419)
+
+
+@pytest.mark.parametrize("text", [b"", b"\n", b"730 447", b"730 x 419 5 0 89 0\n"])
+def test_parse_statm_odd(text):
+    # read_memory() turns either error into "skip this process".
+    with pytest.raises((ValueError, IndexError)):
+        ps_mem.parse_statm(text)
+
+
+@pytest.mark.parametrize("name,want", [
+    ("sleep.status", ("sleep", 9325)),  # lines 1 and 7 of the file
+    ("bash.status", ("bash", 9325)),
+])
+def test_parse_status_real(name, want):
+    assert ps_mem.parse_status(data(name)) == want
+
+
+def test_parse_status_odd():
+    assert ps_mem.parse_status(b"Name:\tfoo\nUmask:\t0022\n") == ("foo", 0)  # no PPid
+    assert ps_mem.parse_status(b"Name:\ta\tb\nPPid:\t7\n") == ("a\tb", 7)
+    # Bytes that are not UTF-8 are dropped (from a prctl name, say).
+    assert ps_mem.parse_status(b"Name:\tab\xffc\nPPid:\t1\n") == ("abc", 1)
+    assert ps_mem.parse_status("Name:\tпример\nPPid:\t1\n".encode()) == ("пример", 1)
+    # PPid is only looked for in the first ten lines, as 3.14 does.
+    late = b"Name:\tx\n" + b"Other:\t0\n" * 10 + b"PPid:\t5\n"
+    assert ps_mem.parse_status(late) == ("x", 0)
+    # A status cut after the name line's last byte loses that byte, as in
+    # 3.14, which always drops the line's last character (its newline).
+    assert ps_mem.parse_status(b"Name:\tfoo") == ("fo", 0)
+
+
+def test_parse_status_empty():
+    with pytest.raises(ValueError):
+        ps_mem.parse_status(b"")
+
+
+def test_parse_status_bad_ppid():
+    with pytest.raises(ValueError):
+        ps_mem.parse_status(b"Name:\tx\nPPid:\tnope\n")
+
+
+def test_parse_cmdline_real():
+    assert ps_mem.parse_cmdline(data("sleep.cmdline")) == ["/usr/bin/sleep", "600"]
+    args = ps_mem.parse_cmdline(data("bash.cmdline"))
+    assert args[:5] == ["/usr/bin/bash", "--norc", "--noprofile", "-c",
+                        'exec 3<>"$1"; read -r -u 3 line']
+    assert len(args) == 7 and args[5] == "bash" and args[6].endswith("/fifo")
+
+
+@pytest.mark.parametrize("text,want", [
+    (b"", [""]),
+    (b"\0", [""]),
+    (b"a\0\0\0", ["a"]),  # trailing empty arguments dropped
+    (b"a\0\0b\0", ["a", "", "b"]),  # inner ones kept
+    (b"\xffab\0c\0", ["ab", "c"]),  # bytes that are not UTF-8 dropped
+    (b"a\r\nb\rc\0", ["a\nb\nc"]),  # read as text: \r and \r\n are newlines
+    (b"no-nul-at-end", ["no-nul-at-end"]),  # a process that rewrote its argv
+])
+def test_parse_cmdline_odd(text, want):
+    assert ps_mem.parse_cmdline(text) == want
+
+
+# ----------------------------------------------------------------------------
+# kernel_version
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release,want", [
+    (data("osrelease"), (6, 18, 44)),  # "6.18.44-fc-v782\n"
+    (b"2.6.9-5.EL\n", (2, 6, 9)),
+    (b"2.6.9-5.ELsmp", (2, 6, 9)),
+    (b"6.1.0-13-amd64\n", (6, 1, 0)),
+    (b"5.10\n", (5, 10, 0)),
+    (b"4.19.0_rc1\n", (4, 19, 0)),
+    (b"2.4.21-4.ELsmp\n", (2, 4, 21)),
+    (b"3.10.0-1160.el7.x86_64\n", (3, 10, 0)),
+    (b"4.14.rc5\n", (4, 14, 0)),  # not a number after cutting: 0
+    # 3.14 fails with IndexError on a bare major number; ours reads 3.0.0.
+    (b"3\n", (3, 0, 0)),
+])
+def test_kernel_version(release, want):
+    assert ps_mem.kernel_version(release) == want
+
+
+# ----------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kib,text", [
+    (0, "0.0 KiB"),
+    (0.5, "0.5 KiB"),
+    (137.5, "137.5 KiB"),
+    (999.9, "999.9 KiB"),
+    (999.96, "1000.0 KiB"),  # below 1000, so no step, but %.1f rounds up
+    (1000, "1.0 MiB"),  # 1000/1024 = 0.977
+    (1024, "1.0 MiB"),
+    (33484, "32.7 MiB"),  # 32.699...
+    (1024 * 1000, "1.0 GiB"),
+    (5 * 1024 ** 3, "5.0 TiB"),
+    # Past TiB there is no unit: 3.14 fails with IndexError, ours stays in TiB.
+    (2000 * 1024 ** 3, "2000.0 TiB"),
+])
+def test_human(kib, text):
+    assert ps_mem.human(kib) == text
+
+
+@pytest.mark.parametrize("options,text", [
+    ({}, " Private  +   Shared  =  RAM used\tProgram\n\n"),
+    ({"show_swap": True}, " Private  +   Shared  =  RAM used   Swap used\tProgram\n\n"),
+    ({"by_pid": True}, " Private  +   Shared  =  RAM used\tProgram[pid]\n\n"),
+    ({"by_pid": True, "show_swap": True},
+     " Private  +   Shared  =  RAM used   Swap used\tProgram[pid]\n\n"),
+])
+def test_header(options, text):
+    assert ps_mem.header(ps_mem.Options(**options)) == text
+
+
+def _report(*programs, total_ram=0.0, total_swap=0.0, pss=True, swap_pss=True):
+    return ps_mem.Report(list(programs), total_ram, total_swap, pss, swap_pss)
+
+
+SLEEP = ps_mem.ProgramUsage("sleep", 2, (10, 11), 104.0, 33.5, 137.5, 12.0)
+CLONE = ps_mem.ProgramUsage("clone_vm", 1, (12,), 33484.0, 0.5, 33484.5, 0.0)
+
+
+def test_rows():
+    report = _report(SLEEP, CLONE)
+    assert ps_mem.rows(report, ps_mem.Options()) == (
+        "104.0 KiB +  33.5 KiB = 137.5 KiB\tsleep (2)\n"
+        " 32.7 MiB +   0.5 KiB =  32.7 MiB\tclone_vm\n")
+    assert ps_mem.rows(report, ps_mem.Options(show_swap=True)) == (
+        "104.0 KiB +  33.5 KiB = 137.5 KiB    12.0 KiB\tsleep (2)\n"
+        " 32.7 MiB +   0.5 KiB =  32.7 MiB     0.0 KiB\tclone_vm\n")
+
+
+def test_rows_control_characters_print_as_question_marks():
+    # A deliberate difference from 3.14, which prints names raw.
+    named = SLEEP._replace(name="\x1b[31mred\x07\tx\x9b", count=1)
+    assert ps_mem.rows(_report(named), ps_mem.Options()) == \
+        "104.0 KiB +  33.5 KiB = 137.5 KiB\t?[31mred??x?\n"
+
+
+def test_footer():
+    report = _report(SLEEP, CLONE, total_ram=33622.0, total_swap=12.0)
+    assert ps_mem.footer(ps_mem.Options(), True, True, report) == (
+        "-" * 33 + "\n" + " " * 24 + " 32.8 MiB\n" + "=" * 33 + "\n")
+    assert ps_mem.footer(ps_mem.Options(show_swap=True), True, True, report) == (
+        "-" * 45 + "\n" + " " * 24 + " 32.8 MiB" + " " * 3 + " 12.0 KiB\n" + "=" * 45 + "\n")
+    # -S on a kernel without SwapPss: the RAM footer only.
+    assert ps_mem.footer(ps_mem.Options(show_swap=True), True, False, report) == (
+        "-" * 33 + "\n" + " " * 24 + " 32.8 MiB\n" + "=" * 33 + "\n")
+    # No PSS: no footer at all.
+    assert ps_mem.footer(ps_mem.Options(), False, False, report) == ""
+
+
+def test_only_total():
+    report = _report(SLEEP, total_ram=137.5, total_swap=12.0)
+    assert ps_mem.only_total(ps_mem.Options(only_total=True), True, True, report) == "140800\n"
+    assert ps_mem.only_total(ps_mem.Options(only_total=True, show_swap=True), True, True,
+                             report) == "12288\n"
+    assert ps_mem.only_total(ps_mem.Options(only_total=True), False, False, report) == ""
+    assert ps_mem.only_total(ps_mem.Options(only_total=True, show_swap=True), True, False,
+                             report) == ""
+
+
+def _warnings(ram: int, swap: int, **options) -> str:
+    # "".join takes either form: one text, or a list of texts.
+    return "".join(ps_mem.warnings(ps_mem.Accuracy(ram, swap), ps_mem.Options(**options)))
+
+
+def test_warnings():
+    assert _warnings(2, 2) == ""
+    assert _warnings(2, 1) == ""  # swap warnings only with -S
+    assert _warnings(2, 1, show_swap=True) == (
+        "Warning: Swap is over-estimated by this system for each program,\n"
+        "so totals are not reported.\n")
+    assert _warnings(1, -1) == (
+        "Warning: Shared memory is slightly over-estimated by this system\n"
+        "for each program, so totals are not reported.\n")
+    assert _warnings(0, -1, only_total=True) == (
+        "Error: Shared memory is not reported accurately by this system.\n"
+        "Values reported could be too large, and totals are not reported\n")
+    assert _warnings(-1, -1, show_swap=True) == (
+        "Warning: Shared memory is not reported by this system.\n"
+        "Values reported will be too large, and totals are not reported\n"
+        "Warning: Swap is not reported by this system.\n")
+    # With -S -t only the swap figure is printed, so only swap is warned of.
+    assert _warnings(1, -1, show_swap=True, only_total=True) == (
+        "Error: Swap is not reported by this system.\n")
