@@ -10,8 +10,8 @@ Every process is started in a session of its own and recorded by a
 `Processes` object, whose close() ends each one by its process group id
 (first SIGTERM, which a helper answers by killing and reaping its children,
 then SIGKILL) and reaps it; an atexit hook closes what a crashed test left.
-Helpers also die with their parent (PR_SET_PDEATHSIG), so even a killed
-test run leaves nothing behind.
+Every process also dies with the test process (PR_SET_PDEATHSIG), so even
+a killed test run leaves nothing behind.
 
     with Processes() as procs:
         helper = procs.helper("clone_vm", "3")  # helper.pids: parent first
@@ -204,6 +204,26 @@ def _read_ready_line(popen: subprocess.Popen, timeout: float) -> bytes:
     return line
 
 
+def _die_with_parent():
+    """A preexec_fn that makes the child (and what it execs: sleep keeps it)
+    get SIGKILL when the test process dies, so that even a killed test run
+    leaves no `sleep 600` behind; None where prctl cannot be had."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl
+            os._exit(1)
+
+    return preexec
+
+
 class Processes:
     """Starts processes and, on close(), ends every one of them."""
 
@@ -227,7 +247,7 @@ class Processes:
     def _popen(self, argv: Sequence, stdout=subprocess.DEVNULL) -> subprocess.Popen:
         return subprocess.Popen([os.fsencode(arg) for arg in argv], stdin=subprocess.DEVNULL,
                                 stdout=stdout, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent())
 
     def helper(self, name: str, *args: str, settle: bool = True,
                timeout: float = 10.0) -> Running:
