@@ -109,7 +109,8 @@ def memory_text(pid: int) -> Optional[bytes]:
     return text if text is not None else _read("/proc/%d/smaps" % pid)
 
 
-def _state(pid: int) -> Optional[str]:
+def process_state(pid: int) -> Optional[str]:
+    """The state letter of /proc/PID/stat (S, R, Z...), None if gone."""
     stat = _read("/proc/%d/stat" % pid)
     if stat is None:
         return None
@@ -123,7 +124,7 @@ def wait_settled(pids: Sequence[int], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     previous = None
     while True:
-        states = [_state(pid) for pid in pids]
+        states = [process_state(pid) for pid in pids]
         if None in states:
             raise RuntimeError("a process exited while settling: %s" % list(pids))
         current = [memory_text(pid) for pid in pids]
@@ -266,16 +267,18 @@ class Processes:
         return running
 
     def command(self, argv: Sequence, exe: Optional[str] = None, settle: bool = True,
-                timeout: float = 10.0) -> Running:
+                timeout: float = 10.0, wait_exec: bool = True) -> Running:
         """Start ARGV (str or bytes items), wait until it runs EXE (by default
         argv[0] resolved, as /proc/PID/exe shows it) and, with settle, until
-        it has stopped changing."""
+        it has stopped changing.  With neither wait, return at once (for a
+        command that exits: it stays a zombie until stop())."""
         if exe is None:
             exe = os.path.realpath(shutil.which(argv[0]) or argv[0])
         popen = self._popen(argv)
         running = Running(popen, [popen.pid], polite=False)
         self._running.append(running)
-        _wait_exec(popen.pid, os.fsdecode(exe), timeout)
+        if wait_exec:
+            _wait_exec(popen.pid, os.fsdecode(exe), timeout)
         if settle:
             wait_settled(running.pids, timeout)
         return running

@@ -30,7 +30,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import pytest
 
 from tests.harness import OURS, REFERENCE_DIR, REPO, Result, run_ours, run_reference
-from tests.realproc import Processes, Unavailable
+from tests.realproc import SLEEP, Processes, Unavailable, process_state
 
 pytestmark = [
     pytest.mark.live,
@@ -365,6 +365,68 @@ def test_control_characters_in_executable_name(procs):
         assert single_row(reference.out)[1] == raw_name, options  # printed raw by 3.14
         assert single_row(ours.out)[1] == raw_name.translate(CONTROLS), options
         assert "\x1b" not in ours.out and ours.out.count("\n") == 6
+
+
+def test_deleted_and_replaced_executables(procs):
+    """A running program whose file was removed shows " [deleted]"; one
+    whose file was replaced by another at the same path, " [updated]"."""
+    deleted = procs.sleep_named(b"gone")
+    os.unlink(os.readlink("/proc/%d/exe" % deleted.pid))
+    replaced = procs.sleep_named(b"upd")
+    path = os.readlink("/proc/%d/exe" % replaced.pid)
+    os.unlink(path)
+    shutil.copy(SLEEP, path)
+    for running, name in ((deleted, "gone [deleted]"), (replaced, "upd [updated]")):
+        ours, reference = bracketed(["-p", running.csv()], close_enough)
+        assert_close(ours, reference)
+        assert [row[3] for row in parse_report(ours.out)[0]] == [name]
+
+
+def test_pids_with_no_program(procs):
+    """A zombie and a kernel thread have no exe link, and a pid may not
+    exist: none of them is a row, and that is no error."""
+    zombie = procs.command(["true"], settle=False, wait_exec=False)
+    deadline = time.monotonic() + 10
+    while process_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process_state(zombie.pid) == "Z"
+    kernel_thread = 2  # kthreadd
+    assert os.path.exists("/proc/%d" % kernel_thread)
+    missing = _unused_pid()
+    csv = "%d,%d,%d" % (zombie.pid, kernel_thread, missing)
+    assert compare_live("-p", csv) == (HEADER.encode(), b"", 0)
+    assert compare_live("-t", "-p", csv) == (b"", b"", 0)
+
+
+def _unused_pid() -> int:
+    with open("/proc/sys/kernel/pid_max") as handle:
+        pid = int(handle.read()) - 1
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    return pid
+
+
+def test_watch_ends_when_the_process_exits(procs):
+    """-w with -p stops after the sample that finds nothing, whose footer
+    then shows 0.0 KiB, and says so."""
+    need_reference()
+    short = procs.command([SLEEP, "1.5"], settle=False)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", short.csv()],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                for script in (OURS, REFERENCE)]
+    try:
+        results = [child.communicate(timeout=20) + (child.returncode,) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    last_sample = ("-" * 33 + "\n" + " " * 24 + "  0.0 KiB\n" + "=" * 33 + "\n"
+                   "Process does not exist anymore.\n").encode()
+    for out, err, status in results:
+        assert (err, status) == (b"", 0)
+        assert out.startswith(HEADER.encode()) and out.endswith(last_sample), out
+        assert out.count(b"\tsleep\n") >= 1
 
 
 def test_clone_vm_processes_merged_as_in_3_14(procs):
