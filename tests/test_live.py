@@ -534,26 +534,28 @@ def test_head_reads_one_line():
     assert b"Traceback" not in done.stderr and b"Error" not in done.stderr
 
 
-def _watch_then_close(script: Path) -> Tuple[int, bytes, bytes]:
-    child = subprocess.Popen([sys.executable, str(script), "-w", "1"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=_env())
-    try:
-        line = child.stdout.readline()
-        child.stdout.close()
-        status = child.wait(timeout=20)
-        return status, line, child.stderr.read()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stderr.close()
-
-
-def test_watch_reader_closes_after_first_line():
+def test_watch_reader_closes_after_first_line(procs):
+    """`ps_mem -w 1 -p PID | head -1`: a later write fails; exit 1."""
     need_reference()
-    ours = _watch_then_close(OURS)
+    pid = str(procs.sleep().pid)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", pid],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                for script in (OURS, REFERENCE)]  # side by side, to save time
+    try:
+        lines = [child.stdout.readline() for child in children]
+        for child in children:
+            child.stdout.close()
+        results = [(child.wait(timeout=20), line, child.stderr.read())
+                   for child, line in zip(children, lines)]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stderr.close()
+    ours, reference = results
     assert ours == (1, HEADER.split("\n")[0].encode() + b"\n", b"")
-    assert _watch_then_close(REFERENCE) == ours
+    assert reference == ours
 
 
 def _interrupted_watch(script: Path, pid: int) -> subprocess.Popen:
@@ -588,30 +590,35 @@ def test_ctrl_c_ends_watch_cleanly(procs):
     assert reference_out.startswith(HEADER.encode())
 
 
-def _as_nobody() -> List[str]:
+_CAN_READ = ("import os, sys\n"
+             "for path in sys.argv[1:]:\n"
+             "    os.listdir(path) if os.path.isdir(path) else open(path, 'rb').close()\n")
+
+
+def _run_as_nobody(*args: str, reads: Sequence[Path] = ()) -> Result:
+    """Run ARGS with Python as the user nobody, which must be able to read
+    READS (a clone under /root would not be, say: then skip)."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    for python in (sys.executable, "/usr/bin/python3"):
-        done = subprocess.run(prefix + [python, "-c", "pass"], cwd="/",
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if done.returncode == 0:
-            return prefix + [python]
-    pytest.skip("no Python that the user nobody may run")
-
-
-def _run_as_nobody(*args: str) -> Result:
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
     env = _env()
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    done = subprocess.run(_as_nobody() + list(args), cwd="/", capture_output=True,
+    for python in (sys.executable, "/usr/bin/python3"):
+        done = subprocess.run(as_nobody + [python, "-c", _CAN_READ, *map(str, reads)], cwd="/",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        if done.returncode == 0:
+            break
+    else:
+        pytest.skip("the user nobody cannot run Python on %s" % [str(path) for path in reads])
+    done = subprocess.run(as_nobody + [python, *args], cwd="/", capture_output=True,
                           timeout=60, env=env)
     return Result(done.stdout, done.stderr, done.returncode)
 
 
 def test_non_root_without_pids_is_refused():
     need_reference()
-    result = _run_as_nobody(str(OURS))
+    result = _run_as_nobody(str(OURS), reads=[OURS, REFERENCE])
     assert result == (b"", b"Sorry, root permission required, or specify pids with -p\n", 1)
     assert _run_as_nobody(str(REFERENCE)) == result
 
@@ -620,7 +627,7 @@ def test_non_root_reads_a_fixture_tree():
     tree = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
     if not tree.is_dir():
         pytest.skip("no captured tree %s" % tree)
-    result = _run_as_nobody(str(OURS), "--procfs", str(tree))
+    result = _run_as_nobody(str(OURS), "--procfs", str(tree), reads=[OURS, tree, tree / "self"])
     assert result.status == 0 and result.stderr == b""
     assert result == run_ours(procfs=tree)
     need_reference()
