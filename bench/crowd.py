@@ -54,15 +54,17 @@ BIG_HEAP_SHARE = 0.03  # of members
 KIDS_SHARE = 0.15  # of members with small heaps have children; big ones: 0.6
 NEW_PROGRAM_SHARE = 0.35  # of members start a new program
 
+# Words of program names; none is alone the name of a common command, so no
+# crowd program shares a row with a real one.
 _WORDS = (
-    "agent", "audit", "backup", "bridge", "broker", "cache", "cargo", "chrono", "cluster",
-    "collector", "compose", "cron", "daemon", "dispatch", "dns", "edge", "event", "exporter",
+    "agent", "audit", "backup", "bridge", "broker", "cache", "cargobay", "chrono", "cluster",
+    "collector", "compose", "cronjob", "daemon", "dispatch", "dns", "edge", "event", "exporter",
     "fetch", "flux", "gateway", "gossip", "guard", "hub", "index", "ingest", "journal", "kafka",
-    "keeper", "ledger", "lens", "log", "mail", "media", "mesh", "meter", "mirror", "monitor",
-    "notify", "pager", "pipe", "poller", "portal", "probe", "proxy", "pulse", "queue", "relay",
-    "render", "replica", "router", "runner", "scan", "sched", "search", "shard", "shell",
-    "sentry", "signal", "sink", "spool", "stash", "store", "stream", "sync", "tail", "task",
-    "tick", "trace", "tunnel", "vault", "watch", "web", "worker"
+    "keeper", "ledger", "lens", "logship", "mailer", "media", "mesh", "meter", "mirror",
+    "monitor", "notify", "pager", "pipe", "poller", "portal", "probe", "proxy", "pulse",
+    "queue", "relay", "render", "replica", "router", "runner", "scan", "sched", "search",
+    "shard", "shellbox", "sentry", "signal", "sink", "spool", "stash", "store", "stream",
+    "syncer", "tailer", "task", "tick", "trace", "tunnel", "vault", "watcher", "web", "worker"
 )
 _KID_NAMES = ("worker", "Web Content", "helper", "pool-0", "io thread", "gc", "child")
 
