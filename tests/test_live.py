@@ -590,6 +590,97 @@ def test_ctrl_c_ends_watch_cleanly(procs):
     assert reference_out.startswith(HEADER.encode())
 
 
+# ps_mem 3.14 on a tree, as tests/harness.py runs it, but started in the
+# background so that it can be signalled.
+_REFERENCE_ON_TREE = r"""
+import os, sys
+reference_dir, root, self_pid = sys.argv[1:4]
+sys.argv = ["ps_mem"] + sys.argv[4:]
+os.geteuid = lambda: 0
+os.getpid = lambda: int(self_pid)
+sys.path.insert(0, reference_dir)
+import ps_mem
+ps_mem.proc.proc = root
+ps_mem.our_pid = int(self_pid)
+ps_mem.main()
+"""
+
+
+def _tree_with_fifo(destination: Path) -> Path:
+    """A copy of a captured tree in which one process's cmdline is a FIFO:
+    ps_mem blocks reading it, midway through its scan, until written to."""
+    source = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
+    if not source.is_dir():
+        pytest.skip("no captured tree %s" % source)
+    shutil.copytree(source, destination, symlinks=True)
+    self_pid = os.readlink(destination / "self")
+    pid = min(entry for entry in os.listdir(destination) if entry.isdigit() and entry != self_pid)
+    os.unlink(destination / pid / "cmdline")
+    os.mkfifo(destination / pid / "cmdline")
+    return destination / pid / "cmdline"
+
+
+def _wait_blocked_on(fifo: Path, child: subprocess.Popen) -> int:
+    """Wait until CHILD has opened FIFO for reading; return a write end,
+    kept open (and never written) so that its read() blocks."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("never read %s: %r" % (fifo, child.communicate())) from None
+            time.sleep(0.02)
+
+
+def _finish(child: subprocess.Popen, timeout: float = 20) -> Tuple[bytes, bytes, int]:
+    """(stdout, stderr, status) of CHILD; if it hangs, fail with where."""
+    try:
+        return child.communicate(timeout=timeout) + (child.returncode,)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)  # faulthandler prints every thread
+        _, err = child.communicate()
+        raise AssertionError("%s hung after SIGINT:\n%s"
+                             % (child.args[:3], err.decode("utf-8", "replace"))) from None
+
+
+@pytest.mark.parametrize("watch", [False, True], ids=["one-shot", "watch"])
+def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
+    """Ctrl-C while ps_mem reads /proc: a one-shot run dies by SIGINT with no
+    traceback (the header already written); a watch ends normally, exit 0,
+    with its warnings; as 3.14 does.  A FIFO makes both block at the same
+    point, so the outcome does not depend on timing."""
+    need_reference()
+    options = ["-w", "1"] if watch else []
+    env = dict(_env(), PYTHONFAULTHANDLER="1")
+    trees = [tmp_path / "ours", tmp_path / "reference"]
+    fifos = [_tree_with_fifo(tree) for tree in trees]
+    children = [
+        subprocess.Popen([sys.executable, str(OURS), "--procfs", str(trees[0]), *options],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env),
+        subprocess.Popen([sys.executable, "-c", _REFERENCE_ON_TREE, str(REFERENCE_DIR),
+                          str(trees[1]), os.readlink(trees[1] / "self"), *options],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env),
+    ]
+    writers = []
+    try:
+        for fifo, child in zip(fifos, children):
+            writers.append(_wait_blocked_on(fifo, child))
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        results = [_finish(child) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        for writer in writers:
+            os.close(writer)
+    ours, reference = results
+    assert ours == reference
+    assert ours == (HEADER.encode(), b"", 0 if watch else -signal.SIGINT)
+
+
 _CAN_READ = ("import os, sys\n"
              "for path in sys.argv[1:]:\n"
              "    os.listdir(path) if os.path.isdir(path) else open(path, 'rb').close()\n")
