@@ -54,6 +54,7 @@ MATRIX = {
     "swap_without_swappss": (SWAP_OPTIONS, [WATCH]),
     "swap_with_swappss": (SWAP_OPTIONS, []),
     "statm_2_6_9": (SMALL_OPTIONS, [TOTAL, WATCH]),
+    "statm_modern": (SMALL_OPTIONS, [TOTAL, ["-S", "-t"]]),
     "kernel_2_4": (SMALL_OPTIONS, [TOTAL]),
     "kernel_2_4_rmap": (SMALL_OPTIONS, [TOTAL]),
     "hugetlb": (SMALL_OPTIONS, [TOTAL, ["-d", "-S"]]),

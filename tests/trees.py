@@ -173,6 +173,16 @@ def statm_2_6_9(root: Path) -> ProcTree:
 
 
 @tree
+def statm_modern(root: Path) -> ProcTree:
+    """A recent kernel built without smaps (CONFIG_PROC_PAGE_MONITOR=n, as
+    on some embedded systems): statm, and 3.14's "slightly over-estimated"
+    for any kernel after 2.6 without smaps."""
+    t = ProcTree(root, "6.1", omit=("smaps", "smaps_rollup"))
+    old_server(t)
+    return t
+
+
+@tree
 def kernel_2_4(root: Path) -> ProcTree:
     """Mainline 2.4: meminfo has Inactive: but no Inact_ (level 1)."""
     t = ProcTree(root, "2.4")
@@ -331,6 +341,11 @@ def renamed_children(root: Path) -> ProcTree:
     for pid, ppid in ((3001, 3000), (3002, 4321), (3003, 2)):
         t.add(pid, "Web Content", firefox, ppid=ppid,
               maps=program_maps(firefox, heap_kib=20000 + pid, sharers=9))
+    # A parent whose cmdline is gone cannot be named, so no joining.
+    t.add(2300, "firefox-esr", firefox, ppid=1203, omit=("cmdline",),
+          maps=program_maps(firefox, heap_kib=90000, sharers=9))
+    t.add(2301, "Web Content", firefox, ppid=2300,
+          maps=program_maps(firefox, heap_kib=33000, sharers=9))
     t.add(3004, "chrome_crashpad", "/opt/google/chrome/chrome_crashpad_handler", ppid=3000,
           maps=program_maps("/opt/google/chrome/chrome_crashpad_handler", heap_kib=1900))
     t.probe_pids = [2000, 2100]
