@@ -245,10 +245,12 @@ class Processes:
         while self._temp_dirs:
             shutil.rmtree(self._temp_dirs.pop(), ignore_errors=True)
 
-    def _popen(self, argv: Sequence, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-        return subprocess.Popen([os.fsencode(arg) for arg in argv], stdin=subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent())
+    def _popen(self, argv: Sequence, stdout=subprocess.DEVNULL,
+               executable: Optional[bytes] = None) -> subprocess.Popen:
+        return subprocess.Popen([os.fsencode(arg) for arg in argv], executable=executable,
+                                stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent())
 
     def helper(self, name: str, *args: str, settle: bool = True,
                timeout: float = 10.0) -> Running:
@@ -267,14 +269,16 @@ class Processes:
         return running
 
     def command(self, argv: Sequence, exe: Optional[str] = None, settle: bool = True,
-                timeout: float = 10.0, wait_exec: bool = True) -> Running:
-        """Start ARGV (str or bytes items), wait until it runs EXE (by default
+                timeout: float = 10.0, wait_exec: bool = True,
+                executable: Optional[bytes] = None) -> Running:
+        """Start ARGV (str or bytes items; EXECUTABLE, if given, is run with
+        ARGV as its command line), wait until it runs EXE (by default
         argv[0] resolved, as /proc/PID/exe shows it) and, with settle, until
         it has stopped changing.  With neither wait, return at once (for a
         command that exits: it stays a zombie until stop())."""
         if exe is None:
             exe = os.path.realpath(shutil.which(argv[0]) or argv[0])
-        popen = self._popen(argv)
+        popen = self._popen(argv, executable=executable)
         running = Running(popen, [popen.pid], polite=False)
         self._running.append(running)
         if wait_exec:
@@ -298,11 +302,12 @@ class Processes:
                             exe=os.path.realpath(SLEEP))
 
     def sleep_named(self, file_name: bytes, seconds: int = 600,
-                    args: Sequence[bytes] = ()) -> Running:
+                    argv0: Optional[bytes] = None) -> Running:
         """A copy of sleep run from a temporary directory under FILE_NAME
         (any bytes but "/" and NUL: escape sequences, a newline, non-UTF-8),
         so that its exe link, command line and status Name hold them.
-        ARGS come after the file name, before the seconds."""
+        ARGV0, if given, is its command line's first word instead of the
+        path (as prelink leaves it: the real name, not the file run)."""
         if b"/" in file_name or b"\0" in file_name or not file_name:
             raise ValueError("not a file name: %r" % file_name)
         directory = tempfile.mkdtemp(prefix="ps_mem-live-")
@@ -310,4 +315,5 @@ class Processes:
         path = os.path.join(os.fsencode(directory), file_name)
         shutil.copy(SLEEP, path)
         os.chmod(path, 0o755)
-        return self.command([path, *args, str(seconds).encode()], exe=os.fsdecode(path))
+        return self.command([path if argv0 is None else argv0, str(seconds).encode()],
+                            exe=os.fsdecode(path), executable=path)

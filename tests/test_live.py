@@ -369,14 +369,24 @@ def test_control_characters_in_executable_name(procs):
 
 def test_deleted_and_replaced_executables(procs):
     """A running program whose file was removed shows " [deleted]"; one
-    whose file was replaced by another at the same path, " [updated]"."""
+    whose file was replaced by another at the same path, or whose command
+    line names a file that exists, " [updated]"."""
     deleted = procs.sleep_named(b"gone")
     os.unlink(os.readlink("/proc/%d/exe" % deleted.pid))
     replaced = procs.sleep_named(b"upd")
     path = os.readlink("/proc/%d/exe" % replaced.pid)
     os.unlink(path)
     shutil.copy(SLEEP, path)
-    for running, name in ((deleted, "gone [deleted]"), (replaced, "upd [updated]")):
+    # Prelink moves a running binary aside to a temporary name and removes
+    # it: the exe link names the temporary file, deleted, while the command
+    # line has the real path, which exists (here: sleep's own).
+    prelinked = procs.sleep_named(b"sleep", argv0=SLEEP.encode())
+    path = os.readlink("/proc/%d/exe" % prelinked.pid)
+    os.rename(path, path + ".#prelink#.fX7LCT")
+    os.unlink(path + ".#prelink#.fX7LCT")
+    assert os.readlink("/proc/%d/exe" % prelinked.pid).endswith(".#prelink#.fX7LCT (deleted)")
+    for running, name in ((deleted, "gone [deleted]"), (replaced, "upd [updated]"),
+                          (prelinked, os.path.basename(SLEEP) + " [updated]")):
         ours, reference = bracketed(["-p", running.csv()], close_enough)
         assert_close(ours, reference)
         assert [row[3] for row in parse_report(ours.out)[0]] == [name]
