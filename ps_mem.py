@@ -115,8 +115,12 @@ class ProcFS:
         self.root = root
         self._prefix = os.path.join(root, "")
         # The live /proc of our own pid namespace, where the kernel can be
-        # asked more than the files say (see exact_address_spaces()).
+        # asked more than the files say (see exact_address_spaces()) and
+        # the files agree with each other, so fewer need reading.
         self.live = live
+        # Read every file 3.14 reads, so that a tree missing one of them
+        # leaves the process out as 3.14 does (see Namer and read_memory).
+        self.full_reads = not live
 
     def path(self, *parts: object) -> str:
         return os.path.join(self.root, *(str(part) for part in parts))
@@ -305,11 +309,13 @@ def _proc_text(data: bytes) -> str:
     return text
 
 
-def parse_status(data: bytes) -> Tuple[str, int]:
+def parse_status(data: bytes) -> Tuple[str, Optional[int]]:
     """(Name, PPid) from /proc/PID/status.
 
     The name is the first line after "Name:\\t"; PPid is looked for in the
-    first ten lines and is 0 when absent (so no parent is consulted).
+    first ten lines and is 0 when absent (so no parent is consulted), or
+    None when the file is shorter than that: 3.14 then leaves the process
+    out if it needs the parent.
     """
     if b"\r" in data:
         data = _proc_text(data).encode("utf-8")
@@ -321,12 +327,10 @@ def parse_status(data: bytes) -> Tuple[str, int]:
     if not lines:
         raise ValueError("empty status")
     name = lines[0][6:-1].decode("utf-8", "ignore")
-    ppid = 0
     for line in lines[:10]:
         if line.startswith(b"PPid:"):
-            ppid = int(line[6:-1])
-            break
-    return name, ppid
+            return name, int(line[6:-1])
+    return name, 0 if len(lines) >= 10 else None
 
 
 def parse_uid(status: bytes) -> int:
@@ -393,7 +397,9 @@ class ProcessSample(NamedTuple):
     mem_id: int  # equal for processes whose memory file text is equal
     has_pss: bool
     has_swap_pss: bool
-    layout: int  # equal for processes whose memory spans the same addresses
+    # Equal for processes whose memory spans the same addresses; None where
+    # only statm could be read.
+    layout: Optional[int]
     # The address space (as the pid of one process in it), where it is known
     # exactly; None where only 3.14's guess from mem_id can be made.
     mm: Optional[object] = None
@@ -436,6 +442,10 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
     """The memory fields of a ProcessSample (all after `name`, but `mm`)
     for one process, from the best memory file its kernel offers."""
+    statm = None
+    if procfs.full_reads:
+        # 3.14 reads statm first, whatever it uses: without it, no process.
+        statm = _statm_pages(procfs, pid)
     text = procfs.read_optional(pid, "smaps_rollup")  # Linux 4.14+, cheapest
     if text is None:
         text = procfs.read_optional(pid, "smaps")
@@ -449,23 +459,21 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
         else:
             shared = counters.shared
         swap = counters.swap_pss if counters.has_swap_pss else counters.swap
-        # The text identifies the address space for 3.14's CLONE_VM rule;
-        # its first line (the span of the mappings) picks the processes worth
-        # asking the kernel about (see AddressSpaces).
+        # The text identifies the address space for 3.14's CLONE_VM rule
+        # (compared as 3.14 decodes it, undecodable bytes dropped); its first
+        # line (the span of the mappings) picks the processes worth asking
+        # the kernel about (see AddressSpaces).
         return (
             counters.private + counters.private_hugetlb,
             shared,
             counters.shared_hugetlb,
             swap,
-            hash(text),
+            hash(text.decode("utf-8", "ignore")),
             counters.has_pss,
             counters.has_swap_pss,
             hash(text[:text.find(b"\n")]),
         )
-    try:
-        resident, shared_pages = parse_statm(procfs.read(pid, "statm"))
-    except (ValueError, IndexError) as error:
-        raise ProcessGone(pid) from error
+    resident, shared_pages = statm or _statm_pages(procfs, pid)
     resident_kib = resident * PAGE_KIB
     if (2, 6, 1) <= kernel <= (2, 6, 9):
         # statm's shared column is the whole file-backed extent here:
@@ -474,7 +482,14 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
     else:
         shared = shared_pages * PAGE_KIB
         private = resident_kib - shared
-    return private, shared, 0, 0, pid, False, False, pid
+    return private, shared, 0, 0, pid, False, False, None
+
+
+def _statm_pages(procfs: ProcFS, pid: int) -> Tuple[int, int]:
+    try:
+        return parse_statm(procfs.read(pid, "statm"))
+    except (ValueError, IndexError) as error:
+        raise ProcessGone(pid) from error
 
 
 class Namer:
@@ -517,7 +532,7 @@ class Namer:
     def parent_exe(self, ppid: int) -> Optional[str]:
         if ppid not in self._parent_exe:
             try:
-                cmdline = None if self.procfs.live else self._cmdline(ppid)
+                cmdline = self._cmdline(ppid) if self.procfs.full_reads else None
                 exe = self._exe(ppid, cmdline)
             except ProcessGone:
                 exe = None
@@ -530,7 +545,7 @@ class Namer:
         # to a process whose exe link cannot be read either, so there the
         # command line is read only where it is needed.
         cmdline = None
-        if self.options.split_args or not self.procfs.live:
+        if self.options.split_args or self.procfs.full_reads:
             cmdline = self._cmdline(pid)
         # Read even for -s: a process without an exe link (a kernel thread,
         # or one that just exited) is never shown.
@@ -554,7 +569,7 @@ class Namer:
             raise ProcessGone(pid) from error
         return self.procfs.user_name(uid)
 
-    def _status(self, pid: int) -> Tuple[str, int]:
+    def _status(self, pid: int) -> Tuple[str, Optional[int]]:
         try:
             return parse_status(self.procfs.read(pid, "status"))
         except ValueError as error:
@@ -573,16 +588,18 @@ class Namer:
         return comm.decode("utf-8", "ignore")
 
     def _program(self, pid: int, exe: str) -> str:
-        ppid = None
+        status = None
         name = self._comm(pid) if self.procfs.live else None
         if name is None:
-            name, ppid = self._status(pid)
+            status = self._status(pid)
+            name = status[0]
         if exe.startswith(name):
             # Name is cut to 15 characters; show the executable's whole name.
             name = exe
         else:
+            ppid = (status or self._status(pid))[1]
             if ppid is None:
-                ppid = self._status(pid)[1]
+                raise ProcessGone(pid)  # as 3.14, which fails to find PPid
             if ppid and self.parent_exe(ppid) == exe:
                 # A child that renamed itself joins its parent's program
                 # (firefox's "Web Content" processes join firefox).
@@ -596,18 +613,37 @@ class Scan(NamedTuple):
     unreadable: int  # processes we were not allowed to read
 
 
+# pid -> (layout, name) from the previous sample of a watch.
+NameCache = Dict[int, Tuple[int, str]]
+
+
 def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int], threads: int = 0) -> Scan:
-    """A sample of every process to report."""
+            self_pid: Optional[int], threads: int = 0,
+            names: Optional[NameCache] = None) -> Scan:
+    """A sample of every process to report.
+
+    NAMES, in a watch, keeps each process's name from one sample to the
+    next, so that a sample reads little more than the memory files.  A name
+    is kept while the process's memory spans the same addresses: a pid
+    reused by another process, or a process that exec()s, maps other
+    addresses.  The cache is then renewed to hold only this sample's pids.
+    """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
+    previous = dict(names) if names is not None else {}
 
     def sample(pid: int):
         try:
-            name = namer.name(pid)
-            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel))
+            memory = read_memory(procfs, pid, kernel)
+            layout = memory[-1]
+            known = previous.get(pid)
+            if known is not None and layout is not None and known[0] == layout:
+                name = known[1]
+            else:
+                name = namer.name(pid)
+            return ProcessSample(pid, name, *memory)
         except ProcessGone as gone:
             return gone
 
@@ -618,6 +654,10 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
             unreadable += result.denied
         else:
             samples.append(result)
+    if names is not None:
+        names.clear()
+        names.update((sample.pid, (sample.layout, sample.name)) for sample in samples
+                     if sample.layout is not None)
     return Scan(samples, unreadable)
 
 
@@ -776,7 +816,8 @@ def exact_address_spaces(samples: List[ProcessSample]) -> List[ProcessSample]:
     only: kcmp takes pids as we see them."""
     alike: Dict[int, List[ProcessSample]] = {}
     for sample in samples:
-        alike.setdefault(sample.layout, []).append(sample)
+        if sample.layout is not None:
+            alike.setdefault(sample.layout, []).append(sample)
     groups = [group for group in alike.values() if len(group) > 1]
     mm_of: Dict[int, object] = {}
     if groups:
@@ -953,8 +994,9 @@ def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
 # Captures: a whole proc root in one file, for offline analysis
 # ----------------------------------------------------------------------------
 
-# Every file any option reads, per pid.  A capture holds these, whatever the
-# capturing run's options, so that a later run with other options answers
+# Every file any option reads, per pid, and statm, which 3.14 reads too (a
+# capture is read back as a tree is: see ProcFS.full_reads).  A capture
+# holds these, whatever the capturing run's options, so that a later run with other options answers
 # as a live run with them would have; and nothing else (no environ, no
 # memory contents).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup")
@@ -1090,8 +1132,6 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
             if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
                 continue  # smaps is read only where there is no smaps_rollup
-            if name == "statm" and ("%d/smaps" % pid in files or "%d/smaps_rollup" % pid in files):
-                continue
             keep("%d/%s" % (pid, name), read, files)
         cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
         if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
@@ -1463,9 +1503,14 @@ def run(options: Options, out: _Output, err) -> int:
     # over all samples of a watch.
     pss_seen = swap_pss_seen = False
     unreadable = 0
+    # A watch keeps names between samples, but never a command line: -s
+    # shows what processes write there (setproctitle) as it changes.
+    names: Optional[NameCache] = None
+    if options.watch is not None and not options.split_args:
+        names = {}
     try:
         while True:
-            scan = collect(procfs, options, kernel, self_pid)
+            scan = collect(procfs, options, kernel, self_pid, names=names)
             report = aggregate(procfs.address_spaces(scan.samples), scan.unreadable)
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen
