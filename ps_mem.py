@@ -183,9 +183,10 @@ class ProcFS:
         except KeyError:
             return str(uid)
 
-    def address_spaces(self, samples: List["ProcessSample"]) -> List["ProcessSample"]:
-        """The samples with `mm` set where it can be known exactly."""
-        return exact_address_spaces(samples) if self.live else samples
+    def address_spaces(self, samples: List["ProcessSample"]) -> Optional["AddressSpaceMap"]:
+        """Which of these processes share an address space, where that can
+        be known exactly; None where only 3.14's guess can be made."""
+        return exact_address_spaces(samples) if self.live else None
 
     def time(self) -> float:
         """When the sample is taken (a capture answers when it was)."""
@@ -400,9 +401,11 @@ class ProcessSample(NamedTuple):
     # Equal for processes whose memory spans the same addresses; None where
     # only statm could be read.
     layout: Optional[int]
-    # The address space (as the pid of one process in it), where it is known
-    # exactly; None where only 3.14's guess from mem_id can be made.
-    mm: Optional[object] = None
+
+
+# pid -> its address space (the pid of one process in it), for processes
+# known to share theirs; every other process has its own.
+AddressSpaceMap = Dict[int, object]
 
 
 class ProgramUsage(NamedTuple):
@@ -613,6 +616,8 @@ class Scan(NamedTuple):
     unreadable: int  # processes we were not allowed to read
 
 
+_DENIED = "denied"  # what sample() returns for a process it may not read
+
 # pid -> (layout, name) from the previous sample of a watch.
 NameCache = Dict[int, Tuple[int, str]]
 
@@ -645,14 +650,15 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
                 name = namer.name(pid)
             return ProcessSample(pid, name, *memory)
         except ProcessGone as gone:
-            return gone
+            # Not the exception itself: its traceback holds whole frames.
+            return _DENIED if gone.denied else None
 
     samples = []
     unreadable = 0
     for result in _map_in_threads(sample, pids, threads):
-        if isinstance(result, ProcessGone):
-            unreadable += result.denied
-        else:
+        if result is _DENIED:
+            unreadable += 1
+        elif result is not None:
             samples.append(result)
     if names is not None:
         names.clear()
@@ -810,23 +816,21 @@ class AddressSpaces:
         return mm_of
 
 
-def exact_address_spaces(samples: List[ProcessSample]) -> List[ProcessSample]:
-    """The samples with `mm` set where the kernel can tell, else as they are
-    (and 3.14's rule applies).  For the live /proc of our own pid namespace
-    only: kcmp takes pids as we see them."""
+def exact_address_spaces(samples: List[ProcessSample]) -> Optional[AddressSpaceMap]:
+    """Which processes share an address space, where the kernel can tell;
+    None where it cannot (and 3.14's rule applies).  For the live /proc of
+    our own pid namespace only: kcmp takes pids as we see them."""
     alike: Dict[int, List[ProcessSample]] = {}
     for sample in samples:
         if sample.layout is not None:
             alike.setdefault(sample.layout, []).append(sample)
     groups = [group for group in alike.values() if len(group) > 1]
-    mm_of: Dict[int, object] = {}
-    if groups:
-        # Processes alone in their layout cannot share: no call for them.
-        try:
-            mm_of = AddressSpaces().classify(groups)
-        except (KcmpUnavailable, OSError, AttributeError):
-            return samples
-    return [sample._replace(mm=mm_of.get(sample.pid, sample.pid)) for sample in samples]
+    if not groups:
+        return {}  # processes alone in their layout cannot share
+    try:
+        return AddressSpaces().classify(groups)
+    except (KcmpUnavailable, OSError, AttributeError):
+        return None
 
 
 # ----------------------------------------------------------------------------
@@ -834,7 +838,8 @@ def exact_address_spaces(samples: List[ProcessSample]) -> List[ProcessSample]:
 # ----------------------------------------------------------------------------
 
 
-def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0) -> Report:
+def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
+              address_spaces: Optional[AddressSpaceMap] = None) -> Report:
     """Sum samples per name, count each address space once, sort, total."""
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
@@ -842,11 +847,12 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0) -> Report:
     # Where the kernel told us which processes share an address space, each
     # is counted once (divided among its processes, so that rows still add
     # up to the total, with -d too); where it could not, 3.14's rule.
-    exact = bool(samples) and samples[0].mm is not None
+    exact = address_spaces is not None
     mm_size: Dict[object, int] = {}
     if exact:
         for sample in samples:
-            mm_size[sample.mm] = mm_size.get(sample.mm, 0) + 1
+            mm = address_spaces.get(sample.pid, sample.pid)
+            mm_size[mm] = mm_size.get(mm, 0) + 1
     groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         groups.setdefault(sample.name, []).append(sample)
@@ -855,7 +861,8 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0) -> Report:
     total_ram = total_swap = 0
     for name, members in groups.items():  # first-seen order, as 3.14 sums
         if exact:
-            private, shared, swap = _sum_address_spaces(members, mm_size, pss_seen)
+            private, shared, swap = _sum_address_spaces(members, address_spaces, mm_size,
+                                                        pss_seen)
         else:
             private, shared, swap = _sum_processes(members, pss_seen)
         shared_huge = 0
@@ -899,13 +906,14 @@ def _sum_processes(members: List[ProcessSample], pss_seen: bool) -> Tuple[float,
     return private, shared, swap
 
 
-def _sum_address_spaces(members: List[ProcessSample], mm_size: Dict[object, int],
+def _sum_address_spaces(members: List[ProcessSample], address_spaces: AddressSpaceMap,
+                        mm_size: Dict[object, int],
                         pss_seen: bool) -> Tuple[float, float, float]:
     """Each address space counted once: its processes' figures are the same
     memory seen k times, so each of the k brings 1/k of it."""
     in_program: Dict[object, List[ProcessSample]] = {}
     for sample in members:
-        in_program.setdefault(sample.mm, []).append(sample)
+        in_program.setdefault(address_spaces.get(sample.pid, sample.pid), []).append(sample)
     private = shared = swap = 0
     for mm, sharing in in_program.items():
         part_private, part_shared, part_swap = 0, 0, 0
@@ -1059,12 +1067,11 @@ class Snapshot(ProcFS):
     def user_name(self, uid: int) -> str:
         return self.manifest.get("users", {}).get(str(uid), str(uid))
 
-    def address_spaces(self, samples: List["ProcessSample"]) -> List["ProcessSample"]:
+    def address_spaces(self, samples: List["ProcessSample"]) -> Optional[AddressSpaceMap]:
         recorded = self.manifest.get("address_spaces")
         if recorded is None:
-            return samples
-        return [sample._replace(mm=_json_mm(recorded.get(str(sample.pid), sample.pid)))
-                for sample in samples]
+            return None
+        return {int(pid): _json_mm(mm) for pid, mm in recorded.items()}
 
     def time(self) -> float:
         return float(self.manifest.get("time", 0))
@@ -1157,8 +1164,8 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
         kernel = kernel_version(files.get("sys/kernel/osrelease", b""))
         samples = collect(snapshot, Options(), kernel, self_pid).samples
         exact = exact_address_spaces(samples)
-        if exact and exact[0].mm is not None:
-            manifest["address_spaces"] = {str(sample.pid): sample.mm for sample in exact}
+        if exact is not None:
+            manifest["address_spaces"] = {str(pid): mm for pid, mm in exact.items()}
     return snapshot
 
 
@@ -1511,7 +1518,7 @@ def run(options: Options, out: _Output, err) -> int:
     try:
         while True:
             scan = collect(procfs, options, kernel, self_pid, names=names)
-            report = aggregate(procfs.address_spaces(scan.samples), scan.unreadable)
+            report = aggregate(scan.samples, scan.unreadable, procfs.address_spaces(scan.samples))
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen

@@ -22,6 +22,7 @@ See bench/README.md for what each figure means.
 """
 
 import argparse
+import atexit
 import datetime
 import difflib
 import hashlib
@@ -175,9 +176,18 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         python = [args.python] + (["-S"] if args.no_site else [])
+        if args.as_scripts:
+            # Each file compiled from source at every start, as
+            # `python3 ps_mem.py` from a clone runs it.
+            ours, ref = python + [args.ours], python + [args.reference]
+        else:
+            # As installed (pip, a distribution package): the console
+            # script imports the module from its bytecode cache.
+            ours = installed(python, args.ours, "_entry_point")
+            ref = installed(python, args.reference, "main")
         self.commands: Dict[str, List[str]] = {
-            OURS: python + [args.ours],
-            REF: python + [args.reference],
+            OURS: ours,
+            REF: ref,
             FLOOR: python + [os.path.join(BENCH, "floor.py")],
         }
         self.failures: List[str] = []
@@ -239,6 +249,10 @@ class Bench:
         out("3.14      %s (%s)" % (os.path.relpath(args.reference, ROOT),
                                    describe_file(args.reference)))
         out("floor     bench/floor.py: list /proc, read each /proc/PID/smaps_rollup")
+        out("run as    %s" % ("scripts, `python3 FILE` (compiled at every start)"
+                             if args.as_scripts else
+                             "installed: module imported from compiled bytecode, as the "
+                             "console script does"))
         describe_crowd(crowd, available_before)
 
     def one_shot(self) -> None:
@@ -487,6 +501,26 @@ class Bench:
 # ----------------------------------------------------------------------------
 
 
+_INSTALLED = tempfile.mkdtemp(prefix="ps_mem-bench-installed-")
+atexit.register(shutil.rmtree, _INSTALLED, True)
+
+
+def installed(python: Sequence[str], module_file: str, entry: str) -> List[str]:
+    """A command that runs MODULE_FILE as its console script would: the
+    module copied to a directory of its own with its bytecode compiled, and
+    imported from there (PYTHONDONTWRITEBYTECODE, set on some machines,
+    only stops Python writing the cache, not reading it)."""
+    directory = os.path.join(_INSTALLED, hashlib.sha1(module_file.encode()).hexdigest()[:8])
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, "ps_mem.py")
+    shutil.copy2(module_file, target)
+    subprocess.run(list(python) + ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1])",
+                                   target], check=True)
+    runner = "import sys; sys.path.insert(0, %r); import ps_mem; sys.exit(ps_mem.%s())" % (
+        directory, entry)
+    return list(python) + ["-c", runner]
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:
@@ -631,6 +665,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-site", action="store_true",
                         help="run every tool with python -S (leaves out site-packages .pth "
                              "hooks that some machines run at every start)")
+    parser.add_argument("--as-scripts", action="store_true",
+                        help="run both tools as `python3 FILE` (compiled at every start) "
+                             "instead of as installed (imported from bytecode)")
     parser.add_argument("--ours", default=os.path.join(ROOT, "ps_mem.py"))
     parser.add_argument("--reference", default=os.path.join(ROOT, ".venv", "reference",
                                                             "ps_mem.py"))
