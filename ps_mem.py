@@ -719,13 +719,11 @@ _KCMP_VM = 1
 
 
 def _kcmp_number() -> Optional[int]:
-    import platform
-    import struct
-    import sysconfig
-
-    machine = platform.machine()
-    bits = struct.calcsize("P") * 8
-    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    machine = os.uname().machine
+    bits = 64 if sys.maxsize > 2**32 else 32
+    # The ABI this Python was built for, e.g. "x86_64-linux-gnux32" (what
+    # sysconfig's MULTIARCH says, without importing sysconfig).
+    multiarch = getattr(sys.implementation, "_multiarch", "") or ""
     if machine == "x86_64" and multiarch.endswith("gnux32"):
         return 0x40000000 + 312  # x32: the 64-bit table, flagged
     if machine == "mips64" and "gnuabin32" in multiarch:
