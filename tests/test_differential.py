@@ -90,18 +90,6 @@ MATRIX = {
 # tree -> (why, the option sets that show it).  strict: once ps_mem.py
 # matches, the unexpected pass fails, and the entry is to be removed.
 KNOWN_MISMATCHES = {
-    "vanished_statm_only": (
-        "ps_mem.py does not read statm where smaps exists, so it cannot see statm gone: it "
-        "shows the process, where the documented rule (3.14 crashed: leave it out) says not",
-        [[], ["-s"], ["-d"]]),
-    "vanished_status_short": (
-        "3.14 skips a process whose status has under ten lines and no PPid (its IndexError "
-        "is a LookupError); ps_mem.py shows it under its Name",
-        [[], ["-d"]]),
-    "clone_vm_undecodable": (
-        "3.14 compares smaps as text with undecodable bytes dropped, so texts differing only "
-        "there are one address space (CLONE_VM rule); ps_mem.py compares bytes",
-        [[], ["-s"]]),
     "cr_in_mapped_path": (
         "3.14 reads smaps with universal newlines: a \\r in a mapped file's name starts a "
         "line it counts (here Pss: 1 GiB); ps_mem.py splits lines at \\n only",
