@@ -172,6 +172,12 @@ class Running:
         """The pids as ps_mem's -p wants them."""
         return ",".join(str(pid) for pid in (self.pids if pids is None else pids))
 
+    def request(self, sig: int = signal.SIGUSR1, timeout: float = 10.0) -> bytes:
+        """Send a helper SIG (see the helper: setname renames itself on
+        SIGUSR1) and return the line it prints once done."""
+        os.kill(self.popen.pid, sig)
+        return _read_line(self.popen, timeout)
+
     def stop(self) -> None:
         if self.popen.returncode is None:
             if self._polite:
@@ -189,17 +195,17 @@ class Running:
             os.killpg(self.popen.pid, sig)
 
 
-def _read_ready_line(popen: subprocess.Popen, timeout: float) -> bytes:
+def _read_line(popen: subprocess.Popen, timeout: float) -> bytes:
     line = b""
     deadline = time.monotonic() + timeout
     fd = popen.stdout.fileno()
     while not line.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise RuntimeError("helper %s was not ready in %.0f s" % (popen.args, timeout))
+            raise RuntimeError("helper %s said nothing in %.0f s" % (popen.args, timeout))
         chunk = os.read(fd, 1)
         if not chunk:
-            raise RuntimeError("helper %s exited (status %s) before it was ready"
+            raise RuntimeError("helper %s exited (status %s) before it said anything"
                                % (popen.args, popen.wait()))
         line += chunk
     return line
@@ -260,7 +266,7 @@ class Processes:
         popen = self._popen([path, *args], stdout=subprocess.PIPE)
         running = Running(popen, [popen.pid], polite=True)
         self._running.append(running)
-        words = _read_ready_line(popen, timeout).split()
+        words = _read_line(popen, timeout).split()
         if not words or words[0] != b"ready" or int(words[1]) != popen.pid:
             raise RuntimeError("helper %s said %r" % (name, words))
         running.pids = [int(word) for word in words[1:]]

@@ -439,6 +439,55 @@ def test_watch_ends_when_the_process_exits(procs):
         assert out.count(b"\tsleep\n") >= 1
 
 
+def _next_sample(child: subprocess.Popen, timeout: float = 20) -> List[str]:
+    """The names in the next sample a -w run prints (up to its footer)."""
+    names = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = child.stdout.readline().decode()
+        if not line or line == "=" * 33 + "\n":
+            return names
+        if "\t" in line and not line.startswith(" Private"):
+            names.append(line.rstrip("\n").split("\t", 1)[1])
+    raise AssertionError("no sample from %s in %.0f s" % (child.args[:2], timeout))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "ps_mem.py's -w keeps each process's name from the previous sample while "
+    "its address span is unchanged (f04c602), so a rename or a deleted "
+    "executable mid-watch is not shown; 3.14 names every process anew "
+    "each sample"))
+def test_watch_shows_names_as_they_change_like_3_14(procs):
+    """During -w a process renames itself (prctl) and another's executable
+    is removed: the samples after that show the new name and " [deleted]",
+    as 3.14's do."""
+    need_reference()
+    renamed = procs.helper("setname", b"before".hex(), b"after".hex())
+    victim = procs.sleep_named(b"victim")
+    csv = "%d,%d" % (renamed.pid, victim.pid)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", csv],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                for script in (OURS, REFERENCE)]
+    try:
+        first = [sorted(_next_sample(child)) for child in children]
+        assert renamed.request() == b"renamed\n"
+        os.unlink(os.readlink("/proc/%d/exe" % victim.pid))
+        # The sample being taken may have read either name: look at the next.
+        later = [[sorted(_next_sample(child)) for _ in range(2)][-1] for child in children]
+        for child in children:
+            child.send_signal(signal.SIGINT)
+            child.communicate(timeout=20)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert first == [["before", "victim"]] * 2
+    ours, reference = later
+    assert reference == ["after", "victim [deleted]"]
+    assert ours == reference
+
+
 def test_clone_vm_processes_merged_as_in_3_14(procs):
     """Processes sharing one address space (clone(CLONE_VM) without
     CLONE_THREAD) count it once, as 3.14's rule (identical smaps_rollup

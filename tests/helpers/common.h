@@ -2,7 +2,8 @@
  *
  * Protocol: a helper prepares its processes, prints one line
  * "ready PID [PID...]" on stdout (its own pid first), then waits for
- * SIGTERM, SIGINT or SIGHUP.  On one it SIGKILLs and reaps its children and
+ * SIGTERM, SIGINT or SIGHUP (SIGUSR1 is taken and, unless the helper says
+ * what it does, ignored).  On one it SIGKILLs and reaps its children and
  * exits 0, so a test's teardown leaves neither processes nor zombies.
  * Children die with the helper (PR_SET_PDEATHSIG) even if it is SIGKILLed,
  * and the helper gets SIGTERM if the test process dies first.
@@ -30,16 +31,24 @@ static inline void die(const char *what)
     exit(2);
 }
 
-/* Block the stop signals (sigwait() collects them later) and die with the
- * parent.  Called first thing, so children inherit the blocked mask. */
+/* The signals a helper takes with sigwait(): the stop signals, and
+ * SIGUSR1 for helpers that change something on request. */
+static inline void helper_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
+/* Block the helper's signals (sigwait() collects them later) and die with
+ * the parent.  Called first thing, so children inherit the blocked mask. */
 static inline void helper_start(void)
 {
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &stop, NULL) != 0)
+    sigset_t set;
+    helper_signals(&set);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
         die("sigprocmask");
     pid_t parent = getppid();
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
@@ -95,22 +104,33 @@ static inline void report_ready(void)
         die("fflush");
 }
 
-static inline int wait_for_stop_and_exit(void)
+/* The next of the helper's signals to arrive. */
+static inline int wait_signal(void)
 {
-    sigset_t stop;
+    sigset_t set;
     int sig;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
-    while (sigwait(&stop, &sig) != 0)
+    helper_signals(&set);
+    while (sigwait(&set, &sig) != 0)
         ;
+    return sig;
+}
+
+/* SIGKILL the children and reap them; the exit status for main(). */
+static inline int stop_children(void)
+{
     for (int i = 0; i < helper_nchildren; i++)
         kill(helper_children[i], SIGKILL);
     for (int i = 0; i < helper_nchildren; i++)
         while (waitpid(helper_children[i], NULL, __WALL) < 0 && errno == EINTR)
             ;
     return 0;
+}
+
+static inline int wait_for_stop_and_exit(void)
+{
+    while (wait_signal() == SIGUSR1)
+        ;
+    return stop_children();
 }
 
 static inline long parse_count(const char *text, const char *what, long max)
