@@ -55,8 +55,7 @@ def _env() -> dict:
 
 
 def _run(cmd: Sequence[str], timeout: float, input: Optional[bytes] = None) -> Result:
-    done = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, env=_env())
+    done = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=_env())
     return Result(done.stdout, done.stderr, done.returncode)
 
 
