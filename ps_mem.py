@@ -395,12 +395,11 @@ class ProcessSample(NamedTuple):
     shared_kib: float  # PSS share, or Shared_* sum without PSS
     shared_hugetlb_kib: float
     swap_kib: float
-    mem_id: int  # equal for processes whose memory file text is equal
+    # Equal for processes whose memory file text is equal; None where only
+    # statm could be read (no text: the process is alone).
+    mem_id: Optional[int]
     has_pss: bool
     has_swap_pss: bool
-    # Equal for processes whose memory spans the same addresses; None where
-    # only statm could be read.
-    layout: Optional[int]
 
 
 # pid -> its address space (the pid of one process in it), for processes
@@ -443,8 +442,8 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
 def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
-    """The memory fields of a ProcessSample (all after `name`, but `mm`)
-    for one process, from the best memory file its kernel offers."""
+    """The memory fields of a ProcessSample (all after `name`) for one
+    process, from the best memory file its kernel offers."""
     statm = None
     if procfs.full_reads:
         # 3.14 reads statm first, whatever it uses: without it, no process.
@@ -463,9 +462,8 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
             shared = counters.shared
         swap = counters.swap_pss if counters.has_swap_pss else counters.swap
         # The text identifies the address space for 3.14's CLONE_VM rule
-        # (compared as 3.14 decodes it, undecodable bytes dropped); its first
-        # line (the span of the mappings) picks the processes worth asking
-        # the kernel about (see AddressSpaces).
+        # (compared as 3.14 decodes it, undecodable bytes dropped) and picks
+        # the processes worth asking the kernel about (see AddressSpaces).
         return (
             counters.private + counters.private_hugetlb,
             shared,
@@ -474,7 +472,6 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
             hash(text.decode("utf-8", "ignore")),
             counters.has_pss,
             counters.has_swap_pss,
-            hash(text[:text.find(b"\n")]),
         )
     resident, shared_pages = statm or _statm_pages(procfs, pid)
     resident_kib = resident * PAGE_KIB
@@ -485,7 +482,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
     else:
         shared = shared_pages * PAGE_KIB
         private = resident_kib - shared
-    return private, shared, 0, 0, pid, False, False, None
+    return private, shared, 0, 0, None, False, False
 
 
 def _statm_pages(procfs: ProcFS, pid: int) -> Tuple[int, int]:
@@ -618,37 +615,25 @@ class Scan(NamedTuple):
 
 _DENIED = "denied"  # what sample() returns for a process it may not read
 
-# pid -> (layout, name) from the previous sample of a watch.
-NameCache = Dict[int, Tuple[int, str]]
-
 
 def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int], threads: int = 0,
-            names: Optional[NameCache] = None) -> Scan:
+            self_pid: Optional[int], threads: int = 0) -> Scan:
     """A sample of every process to report.
 
-    NAMES, in a watch, keeps each process's name from one sample to the
-    next, so that a sample reads little more than the memory files.  A name
-    is kept while the process's memory spans the same addresses: a pid
-    reused by another process, or a process that exec()s, maps other
-    addresses.  The cache is then renewed to hold only this sample's pids.
+    Names are worked out anew at every sample of a watch, as 3.14 does: a
+    process may rename itself, exec, or have its executable replaced, and
+    telling that needs its exe link and comm, which is all a name costs.
     """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
-    previous = dict(names) if names is not None else {}
 
     def sample(pid: int):
         try:
-            memory = read_memory(procfs, pid, kernel)
-            layout = memory[-1]
-            known = previous.get(pid)
-            if known is not None and layout is not None and known[0] == layout:
-                name = known[1]
-            else:
-                name = namer.name(pid)
-            return ProcessSample(pid, name, *memory)
+            # Interned: the many processes of one program share one name.
+            name = sys.intern(namer.name(pid))
+            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel))
         except ProcessGone as gone:
             # Not the exception itself: its traceback holds whole frames.
             return _DENIED if gone.denied else None
@@ -660,10 +645,6 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
             unreadable += 1
         elif result is not None:
             samples.append(result)
-    if names is not None:
-        names.clear()
-        names.update((sample.pid, (sample.layout, sample.name)) for sample in samples
-                     if sample.layout is not None)
     return Scan(samples, unreadable)
 
 
@@ -750,10 +731,12 @@ class AddressSpaces:
     kernel with kcmp(2) KCMP_VM.
 
     3.14 guesses this from identical memory-file text, which merges
-    independent processes whose maps happen to be alike (ASLR off, forked
-    workers) and misses clones read a moment apart.  Only processes whose
-    mappings span the same addresses are compared, sorted by the kernel's
-    own ordering, so the cost stays near one call per such process.
+    independent processes whose maps happen to be alike (ASLR off, idle
+    forked workers).  Exactly those processes, the ones 3.14 would take for
+    one, are compared, sorted by the kernel's own ordering, so the cost
+    stays near one call each; and on most machines there are none, so
+    ctypes is not even loaded.  (Like 3.14, a clone whose memory changed
+    between the reads of the two processes' files is not recognised.)
     """
 
     def __init__(self) -> None:
@@ -807,6 +790,7 @@ class AddressSpaces:
                     mm_of[sample.pid] = ("same text", sample.mem_id)
                 continue
             first = ordered[0]
+            mm_of[first.pid] = first.pid
             for previous, sample in zip(ordered, ordered[1:]):
                 if self.compare(previous.pid, sample.pid) != 0:
                     first = sample
@@ -820,11 +804,11 @@ def exact_address_spaces(samples: List[ProcessSample]) -> Optional[AddressSpaceM
     our own pid namespace only: kcmp takes pids as we see them."""
     alike: Dict[int, List[ProcessSample]] = {}
     for sample in samples:
-        if sample.layout is not None:
-            alike.setdefault(sample.layout, []).append(sample)
+        if sample.mem_id is not None:
+            alike.setdefault(sample.mem_id, []).append(sample)
     groups = [group for group in alike.values() if len(group) > 1]
     if not groups:
-        return {}  # processes alone in their layout cannot share
+        return {}  # a process whose memory looks like no other's is alone
     try:
         return AddressSpaces().classify(groups)
     except (KcmpUnavailable, OSError, AttributeError):
@@ -848,9 +832,10 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
     exact = address_spaces is not None
     mm_size: Dict[object, int] = {}
     if exact:
-        for sample in samples:
-            mm = address_spaces.get(sample.pid, sample.pid)
-            mm_size[mm] = mm_size.get(mm, 0) + 1
+        for sample in samples:  # processes absent from the map are alone
+            mm = address_spaces.get(sample.pid)
+            if mm is not None:
+                mm_size[mm] = mm_size.get(mm, 0) + 1
     groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         groups.setdefault(sample.name, []).append(sample)
@@ -897,7 +882,8 @@ def _sum_processes(members: List[ProcessSample], pss_seen: bool) -> Tuple[float,
         shared = _add_shared(shared, sample.shared_kib, pss_seen)
         swap += sample.swap_kib
     count = len(members)
-    if count > 1 and len({sample.mem_id for sample in members}) == 1:
+    mem_ids = {sample.mem_id for sample in members}
+    if count > 1 and len(mem_ids) == 1 and None not in mem_ids:
         private /= count
         if pss_seen:
             shared /= count
@@ -919,7 +905,7 @@ def _sum_address_spaces(members: List[ProcessSample], address_spaces: AddressSpa
             part_private += sample.private_kib
             part_shared = _add_shared(part_shared, sample.shared_kib, pss_seen)
             part_swap += sample.swap_kib
-        size = mm_size[mm]
+        size = mm_size.get(mm, 1)
         if size > 1:
             part_private /= size
             part_swap /= size
@@ -1508,14 +1494,9 @@ def run(options: Options, out: _Output, err) -> int:
     # over all samples of a watch.
     pss_seen = swap_pss_seen = False
     unreadable = 0
-    # A watch keeps names between samples, but never a command line: -s
-    # shows what processes write there (setproctitle) as it changes.
-    names: Optional[NameCache] = None
-    if options.watch is not None and not options.split_args:
-        names = {}
     try:
         while True:
-            scan = collect(procfs, options, kernel, self_pid, names=names)
+            scan = collect(procfs, options, kernel, self_pid)
             report = aggregate(scan.samples, scan.unreadable, procfs.address_spaces(scan.samples))
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen

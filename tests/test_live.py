@@ -452,11 +452,6 @@ def _next_sample(child: subprocess.Popen, timeout: float = 20) -> List[str]:
     raise AssertionError("no sample from %s in %.0f s" % (child.args[:2], timeout))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "ps_mem.py's -w keeps each process's name from the previous sample while "
-    "its address span is unchanged (f04c602), so a rename or a deleted "
-    "executable mid-watch is not shown; 3.14 names every process anew "
-    "each sample"))
 def test_watch_shows_names_as_they_change_like_3_14(procs):
     """During -w a process renames itself (prctl) and another's executable
     is removed: the samples after that show the new name and " [deleted]",
