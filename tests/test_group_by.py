@@ -264,9 +264,6 @@ def test_totals_same_in_every_grouping(proc_trees, grouping):
         assert total_bytes("--group-by", grouping, procfs=root) == total_bytes(procfs=root)
 
 
-@pytest.mark.xfail(strict=True, reason="a row's shared hugetlb memory is its largest "
-                   "process's (3.14's per-program rule), so a user or cgroup row holding "
-                   "several programs with shared hugetlb mappings keeps only the largest")
 @pytest.mark.parametrize("grouping", ["user", "cgroup"])
 def test_shared_hugetlb_of_every_program_in_the_total(proc_trees, grouping):
     """hugetlb: postgres's processes map one 128 MiB shared hugetlb segment
@@ -277,9 +274,6 @@ def test_shared_hugetlb_of_every_program_in_the_total(proc_trees, grouping):
     assert total_bytes("--group-by", grouping, procfs=root) == total_bytes(procfs=root)
 
 
-@pytest.mark.xfail(strict=True, reason="on a tree (no kcmp) 3.14's CLONE_VM rule is applied "
-                   "per row, so a user or cgroup row holding a shared address space beside "
-                   "other processes counts it once per process")
 @pytest.mark.parametrize("tree_name", ["clone_vm", "clone_vm_smaps"])
 @pytest.mark.parametrize("grouping", ["user", "cgroup"])
 def test_clone_vm_counted_once_per_user(proc_trees, tree_name, grouping):
@@ -353,14 +347,18 @@ def test_live_whole_system_by_user_has_root():
 def _expected_cgroup(text: str) -> str:
     """The spec's rule, written apart from ps_mem's: the line of hierarchy 0
     with no controllers (cgroup v2, or the unified part of a hybrid setup),
-    else the line whose controllers include memory, else "-"."""
-    memory = None
+    else the line whose controllers include memory, else "-".  A hybrid
+    setup whose unified path is only the root "/" (every process there, as
+    on this machine) says nothing: the memory controller's path is used."""
+    unified = memory = None
     for line in text.splitlines():
         hierarchy, controllers, path = line.split(":", 2)
         if hierarchy == "0" and controllers == "":
-            return path
-        if "memory" in controllers.split(","):
+            unified = path
+        elif "memory" in controllers.split(","):
             memory = path
+    if unified is not None and (unified != "/" or memory is None):
+        return unified
     return memory if memory is not None else "-"
 
 

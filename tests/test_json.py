@@ -205,8 +205,6 @@ def test_totals_and_accuracy(proc_trees, name, options, total, accuracy):
     assert (doc["accuracy"]["ram"], doc["accuracy"]["swap"]) == accuracy
 
 
-@pytest.mark.xfail(strict=True, reason="accuracy.swap is probed only with -S: without it a "
-                   "SwapPss kernel reports 1 (over-estimated) beside a non-null total.swap")
 def test_accuracy_of_swap_does_not_depend_on_S(proc_trees):
     root = proc_trees.get("rollup_6_1").root
     without = document(run_main("--json", procfs=root).stdout)

@@ -371,3 +371,17 @@ def test_warnings():
     # With -S -t only the swap figure is printed, so only swap is warned of.
     assert _warnings(1, -1, show_swap=True, only_total=True) == (
         "Error: Swap is not reported by this system.\n")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
+    (b"12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n", "/docker/abc"),
+    (b"4:cpu,memory:/lxc/x\n0::/init.scope\n", "/init.scope"),
+    # hybrid, every process at the unified root: the memory path tells them apart
+    (b"4:memory:/process_api/4630\n1:name=systemd:/\n0::/\n", "/process_api/4630"),
+    (b"1:name=systemd:/\n0::/\n", "/"),
+    (b"", "-"),
+    (b"garbage\n", "-"),
+])
+def test_parse_cgroup(text, expected):
+    assert ps_mem.parse_cgroup(text) == expected

@@ -188,9 +188,6 @@ def test_top(sized, key, n, reverse):
     assert run_main(*args, "-t", procfs=sized.root).out == "%d\n" % (ram * 1024)
 
 
-@pytest.mark.xfail(strict=True, reason="--top N cuts a tie in KEY by keeping the tied rows "
-                   "listed first in ascending order: `--reverse --top N` then differs from "
-                   "the first N rows of `--reverse` (and `--top N` from the last N rows)")
 def test_top_cuts_a_tie_as_the_listing_does(sized):
     """bravo and golf tie at 1101 KiB; --top 3 (charlie, foxtrot and one of
     them) should keep the one a reader of the whole listing sees among the
