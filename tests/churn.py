@@ -432,7 +432,7 @@ class Tally:
             "%.0f" % (1 / rate) if rate else "none", self.whole_system[1], self.whole_system[0])
         kinds: Dict[str, int] = {}
         for failure in self.failures:
-            why = failure.split(": ", 1)[1]
+            why = re.sub(r"/proc/\d+/", "/proc/PID/", failure.split(": ", 1)[1])
             kinds[why] = kinds.get(why, 0) + 1
         for why, count in sorted(kinds.items(), key=lambda item: -item[1])[:8]:
             text += "\n    %4d x %s" % (count, why[:160])

@@ -34,7 +34,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -77,6 +77,19 @@ def run_live(script: Path, *args: str, preexec_fn=None) -> Result:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                           timeout=60, env=_env(), preexec_fn=preexec_fn)
     return Result(done.stdout, done.stderr, done.returncode)
+
+
+def agreeing(ours: Callable[[], Result], reference: Callable[[], Result],
+             tries: int = 4) -> Tuple[Result, Result]:
+    """(ours(), reference()), run again while they differ, up to TRIES
+    times: the helpers' pages are shared with any other copy of the same
+    helper running on the machine, whose start or exit moves their Pss
+    between two runs.  A real difference persists."""
+    for _ in range(tries):
+        pair = ours(), reference()
+        if pair[0] == pair[1]:
+            break
+    return pair
 
 
 def need_reference() -> None:
@@ -191,7 +204,9 @@ def test_clone_vm_space_counted_once_in_every_view(procs):
     reference = run_live(REFERENCE, "-d", "-p", csv(pids))
     assert 3 * 32 <= total_mib(reference.out) <= 3 * 34  # 3.14: once per process
     # Without -d 3.14's rule (identical text) gets it right: same bytes.
-    assert run_live(OURS, "-p", csv(pids)) == run_live(REFERENCE, "-p", csv(pids))
+    ours, reference = agreeing(lambda: run_live(OURS, "-p", csv(pids)),
+                               lambda: run_live(REFERENCE, "-p", csv(pids)))
+    assert ours == reference
 
 
 @live
@@ -284,8 +299,11 @@ def test_setarch_sleeps_counted_three_times(procs):
     assert abs(by_pid["total"]["ram"] - three["total"]["ram"]) <= 48 * 1024
 
     need_reference()
-    reference = run_live(REFERENCE, "-p", csv(sleepers))
-    assert reference.status == 0
+    for _ in range(5):  # 3.14 merges only if its three reads agreed
+        reference = run_live(REFERENCE, "-p", csv(sleepers))
+        assert reference.status == 0
+        if total_mib(reference.out) < 1.5 * single["ram"] / MIB:
+            break
     # 3.14: one sleep's worth for three.
     assert total_mib(reference.out) < 1.5 * single["ram"] / MIB
 
@@ -351,8 +369,9 @@ def test_kcmp_refused_gives_3_14s_output(static_groups):
     assert b"KcmpUnavailable" in probe.stderr, probe.stderr  # the filter works
     pids = csv(static_groups)
     for args in ([], ["-d"], ["-t"], ["-s"], ["-S"]):
-        ours = run_live(OURS, *args, "-p", pids, preexec_fn=refuse)
-        reference = run_live(REFERENCE, *args, "-p", pids)
+        ours, reference = agreeing(
+            lambda args=args: run_live(OURS, *args, "-p", pids, preexec_fn=refuse),
+            lambda args=args: run_live(REFERENCE, *args, "-p", pids))
         assert ours == reference, args
     # Where kcmp works: two spaces, not 3.14's one.
     assert 32 * MIB <= int(run_live(OURS, "-t", "-p", pids).stdout) <= 34.5 * MIB
@@ -376,7 +395,9 @@ def test_no_kcmp_number_gives_3_14s_output(static_groups, monkeypatch):
     monkeypatch.setattr(ps_mem, "_kcmp_number", lambda: None)
     pids = csv(static_groups)
     for args in ([], ["-d"]):
-        assert run_in_process([*args, "-p", pids]) == run_live(REFERENCE, *args, "-p", pids)
+        ours, reference = agreeing(lambda args=args: run_in_process([*args, "-p", pids]),
+                                   lambda args=args: run_live(REFERENCE, *args, "-p", pids))
+        assert ours == reference, args
 
 
 @live
@@ -394,13 +415,19 @@ def test_kcmp_denied_for_some_processes(procs, static_groups, monkeypatch):
             raise ps_mem.KcmpDenied(pid1, pid2)
         return compare(self, pid1, pid2)
 
-    monkeypatch.setattr(ps_mem.AddressSpaces, "compare", refusing)
-    mixed = json.loads(run_in_process(["--json", "-p", csv(sleepers + static_groups)]).stdout)
-    monkeypatch.undo()
-    sleeps = json.loads(run_in_process(["--json", "-p", csv(sleepers)]).stdout)["programs"][0]
     one = json.loads(run_in_process(["--json", "-p", str(sleepers[0])]).stdout)["programs"][0]
+    for _ in range(5):
+        # 3.14's rule merges the sleeps only if their three memory files
+        # read the same, which other processes starting and exiting (and
+        # so moving the sleeps' libc Pss) can prevent for a moment.
+        monkeypatch.setattr(ps_mem.AddressSpaces, "compare", refusing)
+        mixed = json.loads(run_in_process(["--json", "-p", csv(sleepers + static_groups)]).stdout)
+        monkeypatch.undo()
+        rows = {program["name"]: program for program in mixed["programs"]}
+        if abs(rows["sleep"]["private"] - one["private"]) <= 48 * 1024:
+            break
+    sleeps = json.loads(run_in_process(["--json", "-p", csv(sleepers)]).stdout)["programs"][0]
     exact = json.loads(run_in_process(["--json", "-p", csv(static_groups)]).stdout)
-    rows = {program["name"]: program for program in mixed["programs"]}
     # The sleeps merged as 3.14 merges them: one sleep's private memory.
     assert abs(rows["sleep"]["private"] - one["private"]) <= 48 * 1024
     assert rows["sleep"]["private"] < sleeps["private"] / 2

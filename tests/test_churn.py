@@ -9,10 +9,12 @@ options.  3.14 fails about one whole-system run in forty under such churn
 exited), and far more often when -p names only churning processes.
 
 The default suite runs ps_mem's main() in this process, which costs no
-interpreter start-up, so that a few seconds hold a few hundred runs, and a
-handful of real commands, watches ended with a real SIGINT among them.
-`-m slow` runs the long version: hundreds of commands of ours and of 3.14,
-with each one's failure rate reported (also `python tests/churn.py`).
+interpreter start-up, so that a few seconds hold about a hundred runs (more
+on an idle machine), and a handful of real commands, watches ended with a
+real SIGINT among them.
+`-m slow` runs the long version (about 10 minutes): hundreds of commands of
+ours and of 3.14, with each one's failure rate reported (also `python
+tests/churn.py --reference`).
 """
 
 import contextlib

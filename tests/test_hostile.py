@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -73,6 +73,22 @@ def with_names_printable(reference: Result, raw_names: Sequence[str]) -> Result:
         assert "\t" + raw in text, "3.14 did not print %r" % raw
         text = text.replace("\t" + raw, "\t" + printable(raw))
     return reference._replace(stdout=text.encode("utf-8"))
+
+
+def agreeing(ours: Callable[[], Result], reference: Callable[[], Result],
+             expected: Callable[[Result], Result], tries: int = 4) -> Tuple[Result, Result]:
+    """(ours(), reference()), run again while ours is not expected(reference),
+    up to TRIES times: the helpers' pages are shared with any other copy of
+    the same helper running on the machine, whose start or exit moves their
+    Pss between two runs.  A real difference persists."""
+    for _ in range(tries):
+        pair = ours(), reference()
+        try:
+            if pair[0] == expected(pair[1]):
+                break
+        except AssertionError:
+            pass
+    return pair
 
 
 def need_reference() -> None:
@@ -189,8 +205,9 @@ def test_renamed_live_processes(renamed, view):
     need_reference()
     helpers = renamed
     csv = ",".join(str(helper.pid) for helper in helpers.values())
-    ours = run_live(ps_mem_path(), *view, "-p", csv)
-    reference = run_live(REFERENCE, *view, "-p", csv)
+    ours, reference = agreeing(lambda: run_live(ps_mem_path(), *view, "-p", csv),
+                               lambda: run_live(REFERENCE, *view, "-p", csv),
+                               lambda result: _printable_all(result, helpers))
     assert ours.status == reference.status == 0
     assert ours.stderr == reference.stderr == b""
     assert_no_control_bytes(ours.stdout)
@@ -227,6 +244,13 @@ def test_renamed_live_processes_json(renamed):
         want = {(helper.pid,): shown + (suffix % helper.pid if suffix else "")
                 for shown, helper in zip(RENAMES.values(), helpers.values())}
         assert got == want
+
+
+def _printable_all(reference: Result, helpers) -> Result:
+    if b"\t/" in reference.stdout:  # -s: nothing hostile in the command lines
+        return reference
+    return with_names_printable(reference, [_kernel_name(helper.pid)
+                                            for helper in helpers.values()])
 
 
 def _kernel_name(pid: int) -> str:
@@ -269,7 +293,9 @@ def test_executable_file_name_with_escapes_live(static, view):
         return
     assert rows_of(ours.out) == [shown]
     need_reference()
-    reference = run_live(REFERENCE, *view, "-p", str(pid))
+    ours, reference = agreeing(lambda: run_live(ps_mem_path(), *view, "-p", str(pid)),
+                               lambda: run_live(REFERENCE, *view, "-p", str(pid)),
+                               lambda result: with_names_printable(result, [raw]))
     assert reference.status == 0
     assert raw.encode() in reference.stdout  # 3.14 prints it raw
     assert ours == with_names_printable(reference, [raw])
@@ -399,3 +425,19 @@ def test_printable_changes_only_control_characters(text):
     for before, after in zip(text, shown):
         control = ord(before) < 0x20 or 0x7F <= ord(before) < 0xA0
         assert after == ("?" if control else before)
+
+
+def test_cgroup_and_user_views_keep_names_printable(tree):
+    """--group-by cgroup names rows by a path from /proc (any user with a
+    delegated cgroup can name one); it is shown printable too."""
+    t = tree("6.1")
+    for pid, path in ((10, "/user.slice/\x1b]0;owned\x07.scope"), (11, "/sys\u009b31m.slice"),
+                      (12, "/plain/café.scope")):
+        t.add(pid, "p%d" % pid, "/usr/bin/p%d" % pid,
+              maps=[mapping("[heap]", 100 + pid, private=100 + pid, dirty=True)])
+        (t.root / str(pid) / "cgroup").write_bytes(("0::%s\n" % path).encode())
+    result = run_ours("--group-by", "cgroup", procfs=t.root)
+    assert result.status == 0 and result.stderr == b""
+    assert_no_control_bytes(result.stdout)
+    assert rows_of(result.out) == ["/user.slice/?]0;owned?.scope", "/sys?31m.slice",
+                                   "/plain/café.scope"]
