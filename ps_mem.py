@@ -256,6 +256,11 @@ _KNOWN_KEYS = {
 _COUNTER = re.compile(rb"^(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)", re.M)
 
 
+# No kernel counts past this (8 ZiB in KiB); a float holds any integer
+# below it exactly, so a larger number is garbage, not memory.
+_MAX_KIB = 2 ** 53
+
+
 def _smaps_kind(key: bytes) -> int:
     if key.startswith(b"Shared"):
         return _SHARED
@@ -280,6 +285,8 @@ def parse_smaps(text: bytes) -> MemoryCounters:
             pss_lines += 1
         elif kind == _SWAP_PSS:
             swap_pss_lines += 1
+    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
+        raise ValueError("smaps counter out of range")
     return MemoryCounters(
         private=sums[_PRIVATE],
         shared=sums[_SHARED],
@@ -298,7 +305,12 @@ def parse_smaps(text: bytes) -> MemoryCounters:
 def parse_statm(text: bytes) -> Tuple[int, int]:
     """(resident pages, shared pages) from /proc/PID/statm."""
     fields = text.split()
-    return int(fields[1]), int(fields[2])
+    if len(fields) < 3:
+        raise ValueError("statm has fewer than 3 fields")
+    resident, shared = int(fields[1]), int(fields[2])
+    if max(abs(resident), abs(shared)) > _MAX_KIB:
+        raise ValueError("statm counter out of range")
+    return resident, shared
 
 
 def _proc_text(data: bytes) -> str:
@@ -337,7 +349,10 @@ def parse_status(data: bytes) -> Tuple[str, Optional[int]]:
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
     start = status.index(b"\nUid:") + 5
-    return int(status[start:status.index(b"\n", start)].split()[0])
+    fields = status[start:status.index(b"\n", start)].split()
+    if not fields:
+        raise ValueError("status has an empty Uid line")
+    return int(fields[0])
 
 
 def parse_cgroup(data: bytes) -> str:
@@ -483,12 +498,12 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
         )
     resident, shared_pages = statm or _statm_pages(procfs, pid)
     resident_kib = resident * PAGE_KIB
+    shared = shared_pages * PAGE_KIB
     if (2, 6, 1) <= kernel <= (2, 6, 9):
         # statm's shared column is the whole file-backed extent here:
         # ignore it and over-estimate instead (the accuracy warning says so).
         private, shared = resident_kib, 0
     else:
-        shared = shared_pages * PAGE_KIB
         private = resident_kib - shared
     return private, shared, 0, 0, None, False, False
 
@@ -496,7 +511,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
 def _statm_pages(procfs: ProcFS, pid: int) -> Tuple[int, int]:
     try:
         return parse_statm(procfs.read(pid, "statm"))
-    except (ValueError, IndexError) as error:
+    except ValueError as error:
         raise ProcessGone(pid) from error
 
 

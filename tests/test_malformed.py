@@ -17,10 +17,8 @@ left out, like one that exited, and every other process is shown as usual.
     2 MiB command line (live, and fixture): correct output, in reasonable
     time.
 
-Known defects of ps_mem.py found here are pinned by strict xfail tests
-(see "Known defects"): the property tests let those exceptions through so
-that they keep testing everything else, and the xfail tests fail (XPASS)
-once the defect is fixed, so that both are updated together.
+The defects found here (a counter no float holds, an empty Uid line) have
+tests of their own below, under "Defects found here".
 """
 
 import contextlib
@@ -38,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
@@ -93,33 +91,15 @@ SAMPLES: Dict[str, bytes] = {
 
 
 # ----------------------------------------------------------------------------
-# Known defects (reported; pinned here until fixed)
+# Defects found here, fixed: a process whose numbers no float holds, an
+# empty Uid line
 # ----------------------------------------------------------------------------
-
-
-def known_defect(error: BaseException) -> Optional[str]:
-    """Which known defect ERROR is, if it is one (see the xfail tests)."""
-    if isinstance(error, OverflowError) and "too large to convert to float" in str(error):
-        return "huge number"
-    if isinstance(error, IndexError) and any(
-            frame.name == "parse_uid" for frame in _frames(error)):
-        return "empty Uid"
-    return None
-
-
-def _frames(error: BaseException):
-    import traceback
-
-    return traceback.extract_tb(error.__traceback__)
 
 
 # A counter too large for a float (the kernel prints at most 20 digits).
 HUGE = b"9" * 400
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="defect: a smaps counter too large for a float raises "
-                          "OverflowError through collect() instead of skipping the process")
 def test_defect_huge_smaps_counter(tree):
     t = _good_and_victim(tree, replace={
         "smaps_rollup": SAMPLES["smaps_rollup"].replace(b"181 kB", HUGE + b" kB")})
@@ -127,9 +107,6 @@ def test_defect_huge_smaps_counter(tree):
     assert [sample.pid for sample in scan.samples] == [GOOD]
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="defect: a statm resident count too large for a float raises "
-                          "OverflowError (resident * PAGE_KIB) instead of skipping the process")
 def test_defect_huge_statm_counter(tree):
     t = _good_and_victim(tree, kernel="2.6.18", omit=("smaps",),
                          replace={"statm": b"730 " + HUGE + b" 419 5 0 89 0\n"})
@@ -137,10 +114,6 @@ def test_defect_huge_statm_counter(tree):
     assert [sample.pid for sample in scan.samples] == [GOOD]
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="defect: --group-by user on a status whose Uid line has no "
-                          "value raises IndexError (parse_uid), which Namer._user does "
-                          "not catch")
 def test_defect_empty_uid_line(tree):
     status = re.sub(rb"\nUid:[^\n]*\n", b"\nUid:\t\n", SAMPLES["status"])
     t = _good_and_victim(tree, replace={"status": status})
@@ -148,9 +121,6 @@ def test_defect_empty_uid_line(tree):
     assert [sample.pid for sample in scan.samples] == [GOOD]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="defect: the huge smaps counter of one process ends the whole "
-                          "run with an OverflowError traceback and status 1")
 def test_defect_huge_counter_through_the_command_line(tree):
     t = _good_and_victim(tree, replace={
         "smaps_rollup": SAMPLES["smaps_rollup"].replace(b"181 kB", HUGE + b" kB")})
@@ -223,7 +193,7 @@ def garbled(draw, base: bytes) -> bytes:
 PARSERS: Dict[str, Tuple[Callable, Tuple[type, ...]]] = {
     "smaps_rollup": (ps_mem.parse_smaps, (ValueError,)),
     "smaps": (ps_mem.parse_smaps, (ValueError,)),
-    "statm": (ps_mem.parse_statm, (ValueError, IndexError)),
+    "statm": (ps_mem.parse_statm, (ValueError,)),
     "status": (ps_mem.parse_status, (ValueError,)),
     "uid": (ps_mem.parse_uid, (ValueError,)),
     "cmdline": (ps_mem.parse_cmdline, ()),
@@ -241,17 +211,9 @@ def test_parser_raises_only_what_collect_catches(name, data):
         value = parse(text)
     except allowed:
         return
-    except Exception as error:
-        if known_defect(error):
-            note("known defect: %s" % known_defect(error))
-            return
-        raise
     if parse is ps_mem.parse_smaps:
         # What read_memory computes from it must be numbers, not errors.
-        try:
-            value.pss - value.private
-        except OverflowError as error:
-            assert known_defect(error)
+        value.pss - value.private
     elif parse is ps_mem.parse_status:
         # PPid None: a status too short to hold it (3.14 then skips the
         # process where it needs the parent).
@@ -337,17 +299,11 @@ def test_collect_skips_what_it_cannot_parse(garbled_tree, files):
     _write_victim(t, pristine, files)
     procfs = ps_mem.ProcFS(str(t.root))
     for options in COLLECT_OPTIONS:
-        try:
-            scan = ps_mem.collect(procfs, options, (6, 1, 0), SELF_PID)
-            report = ps_mem.aggregate(scan.samples, scan.unreadable)
-            ps_mem.rows(report, options)
-            ps_mem.footer(options, report.pss_seen, report.swap_pss_seen, report)
-            ps_mem.json_document(report, options, ps_mem.Accuracy(2, 2), True, True, "6.1", 0)
-        except Exception as error:
-            if known_defect(error):
-                note("known defect: %s" % known_defect(error))
-                continue
-            raise
+        scan = ps_mem.collect(procfs, options, (6, 1, 0), SELF_PID)
+        report = ps_mem.aggregate(scan.samples, scan.unreadable)
+        ps_mem.rows(report, options)
+        ps_mem.footer(options, report.pss_seen, report.swap_pss_seen, report)
+        ps_mem.json_document(report, options, ps_mem.Accuracy(2, 2), True, True, "6.1", 0)
         pids = [sample.pid for sample in scan.samples]
         assert GOOD in pids and set(pids) <= {GOOD, VICTIM}
         assert scan.unreadable == 0
@@ -377,13 +333,7 @@ def test_command_line_skips_what_it_cannot_parse(garbled_tree, files):
     t, pristine = garbled_tree
     _write_victim(t, pristine, files)
     for args in CLI_OPTIONS:
-        try:
-            result = run_main(["--procfs", str(t.root), *args])
-        except Exception as error:
-            if known_defect(error):
-                note("known defect: %s" % known_defect(error))
-                continue
-            raise
+        result = run_main(["--procfs", str(t.root), *args])
         assert result.status == 0 and result.stderr == b"", (args, result)
         if args == ["-t"]:
             assert re.fullmatch(rb"\d+\n", result.stdout), result.stdout
