@@ -679,6 +679,11 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
     return Scan(samples, unreadable)
 
 
+_ASYNC_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                  signal.SIGALRM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD,
+                  signal.SIGWINCH]
+
+
 def _map_in_threads(function: Callable, items: List, threads: int = 0) -> List:
     """[function(item) for item in items], on a few threads.
 
@@ -698,7 +703,16 @@ def _map_in_threads(function: Callable, items: List, threads: int = 0) -> List:
     def work(first: int) -> None:
         results[first::threads] = [function(item) for item in items[first::threads]]
 
-    workers = [threading.Thread(target=work, args=(first,)) for first in range(1, threads)]
+    def work_apart(first: int) -> None:
+        # Signals are for the main thread: the kernel would otherwise hand
+        # Ctrl-C to a worker, and a main thread blocked in a read (a FIFO in
+        # a copied tree, a hung FUSE mount) would never see it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+        work(first)
+
+    # Daemons: a run interrupted mid-scan leaves without waiting for them.
+    workers = [threading.Thread(target=work_apart, args=(first,), daemon=True)
+               for first in range(1, threads)]
     for worker in workers:
         worker.start()
     work(0)
