@@ -252,8 +252,10 @@ _KNOWN_KEYS = {
     b"SwapPss": _SWAP_PSS,
 }
 # A counted line and its value, found in one pass over the whole text; a
-# counted line whose value is not a number makes the text unparsable.
-_COUNTER = re.compile(rb"^(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)", re.M)
+# counted line whose value is not a number makes the text unparsable.  The
+# pattern starts with a newline, not ^ under re.M, so that the regex engine
+# skips from one newline to the next (twice as fast on smaps_rollup).
+_COUNTER = re.compile(rb"\n(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)")
 
 
 # No kernel counts past this (8 ZiB in KiB); a float holds any integer
@@ -273,33 +275,34 @@ def parse_smaps(text: bytes) -> MemoryCounters:
     Lines that do not count are ignored, so new kernel fields do no harm; a
     counted line without a number raises ValueError.
     """
-    sums = [0, 0, 0, 0, 0, 0, 0]
-    pss_lines = swap_pss_lines = 0
-    known = _KNOWN_KEYS
-    for key, value in _COUNTER.findall(text):
-        kind = known.get(key)
-        if kind is None:
-            kind = _smaps_kind(key)
-        sums[kind] += int(value)
-        if kind == _PSS:
-            pss_lines += 1
-        elif kind == _SWAP_PSS:
-            swap_pss_lines += 1
+    text = b"\n" + text  # the first line too starts after a newline
+    pairs = _COUNTER.findall(text)
+    counters = dict(pairs)
+    if len(counters) == len(pairs) and counters.keys() <= _KNOWN_KEYS.keys():
+        # smaps_rollup: each key once, all known (the usual case, and the
+        # one worth making fast: a dictionary look-up per counter).
+        value = counters.get
+        sums = [int(value(b"Private_Clean", 0)) + int(value(b"Private_Dirty", 0)),
+                int(value(b"Shared_Clean", 0)) + int(value(b"Shared_Dirty", 0)),
+                int(value(b"Private_Hugetlb", 0)), int(value(b"Shared_Hugetlb", 0)),
+                int(value(b"Pss", 0)), int(value(b"Swap", 0)), int(value(b"SwapPss", 0))]
+    else:
+        sums = [0, 0, 0, 0, 0, 0, 0]
+        known = _KNOWN_KEYS
+        for key, number in pairs:
+            kind = known.get(key)
+            if kind is None:
+                kind = _smaps_kind(key)
+            sums[kind] += int(number)
     if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
         raise ValueError("smaps counter out of range")
-    return MemoryCounters(
-        private=sums[_PRIVATE],
-        shared=sums[_SHARED],
-        private_hugetlb=sums[_PRIVATE_HUGE],
-        shared_hugetlb=sums[_SHARED_HUGE],
-        # Each Pss line is truncated to whole KiB: add back the average
-        # error, 0.5 KiB a line (exact in a float, as 3.14's running sum).
-        pss=sums[_PSS] + 0.5 * pss_lines,
-        swap=sums[_SWAP],
-        swap_pss=sums[_SWAP_PSS],
-        has_pss=pss_lines > 0,
-        has_swap_pss=swap_pss_lines > 0,
-    )
+    pss_lines = text.count(b"\nPss:")
+    swap_pss_lines = text.count(b"\nSwapPss:")
+    # Each Pss line is truncated to whole KiB: add back the average error,
+    # 0.5 KiB a line (exact in a float, as 3.14's running sum is).
+    return MemoryCounters(sums[_PRIVATE], sums[_SHARED], sums[_PRIVATE_HUGE],
+                          sums[_SHARED_HUGE], sums[_PSS] + 0.5 * pss_lines, sums[_SWAP],
+                          sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0)
 
 
 def parse_statm(text: bytes) -> Tuple[int, int]:
