@@ -644,84 +644,39 @@ class Scan(NamedTuple):
     unreadable: int  # processes we were not allowed to read
 
 
-_DENIED = "denied"  # what sample() returns for a process it may not read
 
 
 def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int], threads: int = 0) -> Scan:
+            self_pid: Optional[int]) -> Scan:
     """A sample of every process to report.
 
     Names are worked out anew at every sample of a watch, as 3.14 does: a
     process may rename itself, exec, or have its executable replaced, and
     telling that needs its exe link and comm, which is all a name costs.
+
+    One thread: the kernel's work for different processes could run on
+    several cores, but a name takes several short reads, and threads (one
+    per share of the pids, or one reading smaps_rollup ahead of the rest)
+    spent on passing the GIL what they saved (measured: no gain, or a loss).
     """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
-
     regroup = options.group_by in ("user", "cgroup")
-
-    def sample(pid: int):
+    samples = []
+    unreadable = 0
+    for pid in pids:
         try:
             # Interned: the many processes of one program share one name.
             name = sys.intern(namer.name(pid))
             program = sys.intern(namer.program(pid)) if regroup else None
-            return ProcessSample(pid, name, *read_memory(procfs, pid, kernel), program)
+            memory = read_memory(procfs, pid, kernel)
         except ProcessGone as gone:
-            # Not the exception itself: its traceback holds whole frames.
-            return _DENIED if gone.denied else None
-
-    samples = []
-    unreadable = 0
-    for result in _map_in_threads(sample, pids, threads):
-        if result is _DENIED:
-            unreadable += 1
-        elif result is not None:
-            samples.append(result)
+            unreadable += gone.denied
+            continue
+        samples.append(ProcessSample(pid, name, *memory, program))
     return Scan(samples, unreadable)
-
-
-_ASYNC_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                  signal.SIGALRM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD,
-                  signal.SIGWINCH]
-
-
-def _map_in_threads(function: Callable, items: List, threads: int = 0) -> List:
-    """[function(item) for item in items], on a few threads.
-
-    The kernel makes /proc files while the reading thread waits without
-    the GIL, so another thread can parse meanwhile, and on several cores
-    the kernel's work for different processes runs at once.  The results
-    keep the items' order.
-    """
-    if threads <= 0:
-        threads = min(4, os.cpu_count() or 1) + 1
-    if threads == 1 or len(items) < 64:
-        return [function(item) for item in items]
-    import threading
-
-    results: List = [None] * len(items)
-
-    def work(first: int) -> None:
-        results[first::threads] = [function(item) for item in items[first::threads]]
-
-    def work_apart(first: int) -> None:
-        # Signals are for the main thread: the kernel would otherwise hand
-        # Ctrl-C to a worker, and a main thread blocked in a read (a FIFO in
-        # a copied tree, a hung FUSE mount) would never see it.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
-        work(first)
-
-    # Daemons: a run interrupted mid-scan leaves without waiting for them.
-    workers = [threading.Thread(target=work_apart, args=(first,), daemon=True)
-               for first in range(1, threads)]
-    for worker in workers:
-        worker.start()
-    work(0)
-    for worker in workers:
-        worker.join()
-    return results
 
 
 # ----------------------------------------------------------------------------
