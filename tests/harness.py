@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 OURS = REPO / "ps_mem.py"
 REFERENCE_DIR = Path(os.environ.get("PS_MEM_REFERENCE", REPO / ".venv" / "reference"))
@@ -47,15 +49,31 @@ class Result(NamedTuple):
         return self.stderr.decode("utf-8", "replace")
 
 
-def _env() -> dict:
+def child_env() -> dict:
+    """The environment for a tool run as a child: UTF-8 whatever the locale."""
     env = dict(os.environ)
     env.setdefault("LC_ALL", "C.UTF-8")
     env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 
+_LIVE_MARKS = [
+    pytest.mark.live,
+    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
+                       reason="needs a Linux /proc with smaps"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
+]
+
+
+def live(function):
+    """Mark a test that runs processes on this machine's /proc."""
+    for mark in _LIVE_MARKS:
+        function = mark(function)
+    return function
+
+
 def _run(cmd: Sequence[str], timeout: float, input: Optional[bytes] = None) -> Result:
-    done = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=_env())
+    done = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=child_env())
     return Result(done.stdout, done.stderr, done.returncode)
 
 

@@ -41,7 +41,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.capture_tree import capture as capture_tree
-from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
+from tests.harness import REFERENCE_DIR, Result, child_env, live, run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
 from tests.realproc import Processes, Unavailable, build, wait_settled
 
@@ -52,30 +52,13 @@ REFERENCE = REFERENCE_DIR / "ps_mem.py"
 OURS = Path(ps_mem.__file__).resolve()
 MIB = 1024 * 1024
 
-_LIVE_MARKS = [
-    pytest.mark.live,
-    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
-                       reason="needs a Linux /proc with smaps"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
-]
 
 
-def live(function):
-    for mark in _LIVE_MARKS:
-        function = mark(function)
-    return function
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C.UTF-8")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def run_live(script: Path, *args: str, preexec_fn=None) -> Result:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                          timeout=60, env=_env(), preexec_fn=preexec_fn)
+                          timeout=60, env=child_env(), preexec_fn=preexec_fn)
     return Result(done.stdout, done.stderr, done.returncode)
 
 

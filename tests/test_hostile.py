@@ -32,7 +32,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
+from tests.harness import REFERENCE_DIR, Result, child_env, live, run_ours, run_reference
 from tests.procfs_builder import ProcTree, mapping
 from tests.realproc import Processes, Unavailable, build, wait_settled
 
@@ -100,31 +100,13 @@ def need_reference() -> None:
 # Live processes
 # ----------------------------------------------------------------------------
 
-_LIVE_MARKS = [
-    pytest.mark.live,
-    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
-                       reason="needs a Linux /proc with smaps"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
-]
 
 
-def live(function):
-    """Mark a test that runs processes on this machine's /proc."""
-    for mark in _LIVE_MARKS:
-        function = mark(function)
-    return function
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C.UTF-8")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def run_live(script: Path, *args: str) -> Result:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                          timeout=60, env=_env())
+                          timeout=60, env=child_env())
     return Result(done.stdout, done.stderr, done.returncode)
 
 

@@ -39,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
+from tests.harness import REFERENCE_DIR, Result, live, run_ours, run_reference
 from tests.procfs_builder import SELF_PID, ProcTree, program_maps
 from tests.realproc import Processes, Unavailable, build, wait_settled
 
@@ -54,18 +54,6 @@ WARNING_1 = (b"Warning: 1 process could not be read (permission denied); "
 WARNING_2 = (b"Warning: 2 processes could not be read (permission denied); "
              b"their memory is not included.\n")
 
-_LIVE_MARKS = [
-    pytest.mark.live,
-    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
-                       reason="needs a Linux /proc with smaps"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
-]
-
-
-def live(function):
-    for mark in _LIVE_MARKS:
-        function = mark(function)
-    return function
 
 
 def need_reference() -> None:
