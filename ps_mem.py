@@ -565,7 +565,9 @@ class Namer:
             self._parent_exe[ppid] = exe
         return self._parent_exe[ppid]
 
-    def name(self, pid: int) -> str:
+    def names(self, pid: int) -> Tuple[str, Optional[str]]:
+        """(The name to group by, the program too where rows group by
+        something else: --group-by user or cgroup, else None.)"""
         # 3.14 reads the command line first and leaves out a process whose
         # command line cannot be read.  On the live /proc that only happens
         # to a process whose exe link cannot be read either, so there the
@@ -577,21 +579,17 @@ class Namer:
         # or one that just exited) is never shown.
         exe = self._exe(pid, cmdline)
         if self.options.split_args:
-            return " ".join(cmdline).replace("\n", " ")
+            return " ".join(cmdline).replace("\n", " "), None
+        program = self._program(pid, exe)
         if self.options.group_by == "user":
             name = self._user(pid)
         elif self.options.group_by == "cgroup":
             name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
         else:
-            name = self._program(pid, exe)
+            name, program = program, None
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
-        return name
-
-    def program(self, pid: int) -> str:
-        """The program's name as 3.14 groups by it (without -s or -d)."""
-        cmdline = self._cmdline(pid) if self.procfs.full_reads else None
-        return self._program(pid, self._exe(pid, cmdline))
+        return name, program
 
     def _user(self, pid: int) -> str:
         try:
@@ -663,19 +661,18 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     namer = Namer(procfs, options)
-    regroup = options.group_by in ("user", "cgroup")
     samples = []
     unreadable = 0
     for pid in pids:
         try:
-            # Interned: the many processes of one program share one name.
-            name = sys.intern(namer.name(pid))
-            program = sys.intern(namer.program(pid)) if regroup else None
+            name, program = namer.names(pid)
             memory = read_memory(procfs, pid, kernel)
         except ProcessGone as gone:
             unreadable += gone.denied
             continue
-        samples.append(ProcessSample(pid, name, *memory, program))
+        # Interned: the many processes of one program share one name.
+        samples.append(ProcessSample(pid, sys.intern(name), *memory,
+                                     program and sys.intern(program)))
     return Scan(samples, unreadable)
 
 
@@ -1174,12 +1171,8 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
                 errors[relative] = error.errno
             return None
 
-    def read(path: str) -> bytes:
-        with open(path, "rb") as handle:
-            return handle.read()
-
     for name in ("sys/kernel/osrelease", "meminfo"):
-        keep(name, read, files)
+        keep(name, _read_file, files)
     pids = procfs.pids()
     for pid in pids:
         target = keep("%d/exe" % pid, os.readlink, links)
@@ -1188,7 +1181,7 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
             if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
                 continue  # smaps is read only where there is no smaps_rollup
-            keep("%d/%s" % (pid, name), read, files)
+            keep("%d/%s" % (pid, name), _read_file, files)
         cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
         if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
             path = target.split("\0")[0][: -len(" (deleted)")]
