@@ -13,14 +13,12 @@ fails unless the whole output has 3.14's layout.
 
 import contextlib
 import io
-import os
 import re
 import sys
 from typing import List, NamedTuple, Optional
 
-import pytest
 
-from tests.harness import REPO, Result
+from tests.harness import REPO, Result, live  # noqa: F401 (live: for the test modules)
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -96,10 +94,3 @@ def display_name(program: dict) -> str:
         return "%s (%d)" % (program["name"], program["count"])
     return program["name"]
 
-
-def live(test):
-    """Mark a test of the live /proc: `live` (deselect with -m 'not live'),
-    and skipped where there is no Linux /proc with smaps, or no root."""
-    test = pytest.mark.skipif(not os.path.exists("/proc/self/smaps") or os.geteuid() != 0,
-                              reason="needs a Linux /proc with smaps, and root")(test)
-    return pytest.mark.live(test)

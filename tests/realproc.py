@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import pytest
+
 HELPERS = Path(__file__).resolve().parent / "helpers"
 BIN = HELPERS / "bin"
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
 
-class Unavailable(Exception):
-    """A helper cannot be had here (no gcc, or it would not build); tests
-    turn this into a skip with the message as the reason."""
+class Unavailable(pytest.skip.Exception):
+    """A helper cannot be had here (no gcc, or it would not build): raised
+    in a test or fixture, it skips it, with the message as the reason."""
 
 
 # ----------------------------------------------------------------------------

@@ -22,9 +22,7 @@ address-space randomisation off so that independent processes have
 identical maps.
 """
 
-import contextlib
 import ctypes
-import io
 import json
 import os
 import platform
@@ -42,8 +40,9 @@ from hypothesis import strategies as st
 
 from tests.capture_tree import capture as capture_tree
 from tests.harness import REFERENCE_DIR, Result, child_env, live, run_ours, run_reference
+from tests.inprocess import run_main
 from tests.procfs_builder import ProcTree, program_maps
-from tests.realproc import Processes, Unavailable, build, wait_settled
+from tests.realproc import Processes, build, wait_settled
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ps_mem  # noqa: E402
@@ -102,13 +101,7 @@ def total_mib(stdout: str) -> float:
 
 
 class _Procs(Processes):
-    """Processes, with the helpers' absence a skip, and `setarch -R` runs."""
-
-    def helper(self, *args, **kwargs):
-        try:
-            return super().helper(*args, **kwargs)
-        except Unavailable as error:
-            pytest.skip(str(error))
+    """Processes, and `setarch -R` runs of any command."""
 
     def no_aslr(self, argv: Sequence[str], processes: int = 1) -> List[int]:
         """ARGV under `setarch -R`; its pid and its children's, once there
@@ -247,10 +240,7 @@ def test_two_identical_spaces_are_two(procs):
 
 
 def helper_path(name: str) -> str:
-    try:
-        return str(build(name))
-    except Unavailable as error:
-        pytest.skip(str(error))
+    return str(build(name))
 
 
 # ----------------------------------------------------------------------------
@@ -361,16 +351,6 @@ def test_kcmp_refused_gives_3_14s_output(static_groups):
     assert 16 * MIB <= int(run_live(REFERENCE, "-t", "-p", pids).stdout) <= 17.5 * MIB
 
 
-def run_in_process(args: Sequence[str]) -> Result:
-    out = io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = ps_mem.main(list(args))
-    stdout.flush()
-    return Result(out.getvalue(), stderr.getvalue().encode(), status)
-
-
 @live
 def test_no_kcmp_number_gives_3_14s_output(static_groups, monkeypatch):
     """A machine whose kcmp number ps_mem does not know: 3.14's rule."""
@@ -378,7 +358,7 @@ def test_no_kcmp_number_gives_3_14s_output(static_groups, monkeypatch):
     monkeypatch.setattr(ps_mem, "_kcmp_number", lambda: None)
     pids = csv(static_groups)
     for args in ([], ["-d"]):
-        ours, reference = agreeing(lambda args=args: run_in_process([*args, "-p", pids]),
+        ours, reference = agreeing(lambda args=args: run_main(*args, "-p", pids),
                                    lambda args=args: run_live(REFERENCE, *args, "-p", pids))
         assert ours == reference, args
 
@@ -398,19 +378,19 @@ def test_kcmp_denied_for_some_processes(procs, static_groups, monkeypatch):
             raise ps_mem.KcmpDenied(pid1, pid2)
         return compare(self, pid1, pid2)
 
-    one = json.loads(run_in_process(["--json", "-p", str(sleepers[0])]).stdout)["programs"][0]
+    one = json.loads(run_main("--json", "-p", str(sleepers[0])).stdout)["programs"][0]
     for _ in range(5):
         # 3.14's rule merges the sleeps only if their three memory files
         # read the same, which other processes starting and exiting (and
         # so moving the sleeps' libc Pss) can prevent for a moment.
         monkeypatch.setattr(ps_mem.AddressSpaces, "compare", refusing)
-        mixed = json.loads(run_in_process(["--json", "-p", csv(sleepers + static_groups)]).stdout)
+        mixed = json.loads(run_main("--json", "-p", csv(sleepers + static_groups)).stdout)
         monkeypatch.undo()
         rows = {program["name"]: program for program in mixed["programs"]}
         if abs(rows["sleep"]["private"] - one["private"]) <= 48 * 1024:
             break
-    sleeps = json.loads(run_in_process(["--json", "-p", csv(sleepers)]).stdout)["programs"][0]
-    exact = json.loads(run_in_process(["--json", "-p", csv(static_groups)]).stdout)
+    sleeps = json.loads(run_main("--json", "-p", csv(sleepers)).stdout)["programs"][0]
+    exact = json.loads(run_main("--json", "-p", csv(static_groups)).stdout)
     # The sleeps merged as 3.14 merges them: one sleep's private memory.
     assert abs(rows["sleep"]["private"] - one["private"]) <= 48 * 1024
     assert rows["sleep"]["private"] < sleeps["private"] / 2

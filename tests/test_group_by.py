@@ -19,7 +19,7 @@ import pytest
 from tests.harness import REFERENCE_DIR, run_ours, run_reference
 from tests.inprocess import live, parse_table, run_main
 from tests.procfs_builder import ProcTree, program_maps, status_text
-from tests.realproc import Processes, Unavailable
+from tests.realproc import Processes
 
 LIVE = live
 
@@ -383,10 +383,7 @@ def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
     capture (which records the kernel's answer) read with each grouping."""
     capture = tmp_path / "sample.tar.gz"
     with Processes() as procs:
-        try:
-            helper = procs.helper("clone_vm", "3")
-        except Unavailable as error:
-            pytest.skip(str(error))
+        helper = procs.helper("clone_vm", "3")
         sleeper = procs.sleep()
         pids = helper.csv() + ",%d" % sleeper.pid
         live = {grouping: doc_of("--group-by", grouping, "-p", pids)

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from tests.harness import REFERENCE_DIR, Result, child_env, live, run_ours, run_reference
 from tests.procfs_builder import ProcTree, mapping
-from tests.realproc import Processes, Unavailable, build, wait_settled
+from tests.realproc import Processes, build, wait_settled
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ps_mem  # noqa: E402
@@ -121,10 +121,7 @@ class Static:
     def start(self, file_name: bytes, comm: bytes) -> Tuple[int, bytes]:
         """Run a copy named FILE_NAME that renames itself COMM; its pid
         and the path it runs from."""
-        try:
-            helper = build("setname")
-        except Unavailable as error:
-            pytest.skip(str(error))
+        helper = build("setname")
         path = os.path.join(os.fsencode(self.directory), file_name)
         shutil.copy(helper, path)
         os.chmod(path, 0o755)
@@ -160,10 +157,7 @@ def static():
 def renamed():
     """One setname helper per name of RENAMES, for the module's tests."""
     with Processes() as started:
-        try:
-            yield {name: started.helper("setname", name.hex()) for name in RENAMES}
-        except Unavailable as error:
-            pytest.skip(str(error))
+        yield {name: started.helper("setname", name.hex()) for name in RENAMES}
 
 
 # prctl(PR_SET_NAME) names, at most 15 bytes, and how ps_mem.py shows them.

@@ -25,7 +25,7 @@ import pytest
 from tests.harness import OURS, run_ours
 from tests.inprocess import display_name, human_bytes, live, parse_table, ps_mem, run_main
 from tests.procfs_builder import ProcTree, program_maps
-from tests.realproc import Processes, Unavailable
+from tests.realproc import Processes
 
 TOP_KEYS = {"ps_mem_version", "time", "kernel", "programs", "total", "accuracy", "warnings"}
 PROGRAM_KEYS = {"name", "count", "pids", "private", "shared", "ram", "swap"}
@@ -447,10 +447,7 @@ def test_live_document_for_named_processes():
     """-p on the live /proc: the processes named, with the sizes the kernel
     shows; a static helper's memory does not move between two runs."""
     with Processes() as procs:
-        try:
-            helper = procs.helper("forkshare", "8", "2")
-        except Unavailable as error:
-            pytest.skip(str(error))
+        helper = procs.helper("forkshare", "8", "2")
         csv = helper.csv()
         for _ in range(5):
             table = run_ours("-p", csv)

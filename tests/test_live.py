@@ -29,8 +29,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import pytest
 
-from tests.harness import OURS, REFERENCE_DIR, REPO, Result, run_ours, run_reference
-from tests.realproc import SLEEP, Processes, Unavailable, process_state
+from tests.harness import (OURS, REFERENCE_DIR, REPO, Result, child_env, run_ours,
+                           run_reference)
+from tests.realproc import SLEEP, Processes, process_state
 
 pytestmark = [
     pytest.mark.live,
@@ -54,25 +55,10 @@ CONTROLS = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
 WARNINGS_ONLY = re.compile(rb"(?:Warning: [^\n]*\n)*")
 
 
-class _Procs(Processes):
-    """Processes, skipping the test where a helper cannot be had."""
-
-    def helper(self, *args, **kwargs):
-        try:
-            return super().helper(*args, **kwargs)
-        except Unavailable as error:
-            pytest.skip(str(error))
-
-    def sleep_no_aslr(self, *args, **kwargs):
-        try:
-            return super().sleep_no_aslr(*args, **kwargs)
-        except Unavailable as error:
-            pytest.skip(str(error))
-
 
 @pytest.fixture
 def procs():
-    with _Procs() as started:
+    with Processes() as started:
         yield started
 
 
@@ -81,18 +67,13 @@ def need_reference() -> None:
         pytest.skip("ps_mem 3.14 is not installed in %s: run tests/run" % REFERENCE_DIR)
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C.UTF-8")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def run_reference_live(*args: str, timeout: float = 60) -> Result:
     """ps_mem 3.14 itself on the live /proc, as root."""
     need_reference()
     done = subprocess.run([sys.executable, str(REFERENCE), *args], capture_output=True,
-                          timeout=timeout, env=_env())
+                          timeout=timeout, env=child_env())
     return Result(done.stdout, done.stderr, done.returncode)
 
 
@@ -422,7 +403,7 @@ def test_watch_ends_when_the_process_exits(procs):
     need_reference()
     short = procs.command([SLEEP, "1.5"], settle=False)
     children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", short.csv()],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
                 for script in (OURS, REFERENCE)]
     try:
         results = [child.communicate(timeout=20) + (child.returncode,) for child in children]
@@ -461,7 +442,7 @@ def test_watch_shows_names_as_they_change_like_3_14(procs):
     victim = procs.sleep_named(b"victim")
     csv = "%d,%d" % (renamed.pid, victim.pid)
     children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", csv],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
                 for script in (OURS, REFERENCE)]
     try:
         first = [sorted(_next_sample(child)) for child in children]
@@ -564,7 +545,7 @@ def _run_into_closed_pipe(script: Path, *args: str) -> Tuple[int, bytes]:
     os.close(read_end)
     try:
         done = subprocess.run([sys.executable, str(script), *args], stdout=write_end,
-                              stderr=subprocess.PIPE, timeout=60, env=_env())
+                              stderr=subprocess.PIPE, timeout=60, env=child_env())
     finally:
         os.close(write_end)
     return done.returncode, done.stderr
@@ -583,7 +564,7 @@ def test_head_reads_one_line():
     if head is None:
         pytest.skip("no head")
     done = subprocess.run("%s %s | %s -1" % (sys.executable, OURS, head), shell=True,
-                          capture_output=True, timeout=60, env=_env())
+                          capture_output=True, timeout=60, env=child_env())
     assert done.stdout == HEADER.split("\n")[0].encode() + b"\n"
     assert b"Traceback" not in done.stderr and b"Error" not in done.stderr
 
@@ -593,7 +574,7 @@ def test_watch_reader_closes_after_first_line(procs):
     need_reference()
     pid = str(procs.sleep().pid)
     children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", pid],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
                 for script in (OURS, REFERENCE)]  # side by side, to save time
     try:
         lines = [child.stdout.readline() for child in children]
@@ -614,7 +595,7 @@ def test_watch_reader_closes_after_first_line(procs):
 
 def _interrupted_watch(script: Path, pid: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", str(pid)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
 
 
 def test_ctrl_c_ends_watch_cleanly(procs):
@@ -706,7 +687,7 @@ def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
     point, so the outcome does not depend on timing."""
     need_reference()
     options = ["-w", "1"] if watch else []
-    env = dict(_env(), PYTHONFAULTHANDLER="1")
+    env = dict(child_env(), PYTHONFAULTHANDLER="1")
     trees = [tmp_path / "ours", tmp_path / "reference"]
     fifos = [_tree_with_fifo(tree) for tree in trees]
     children = [
@@ -747,7 +728,7 @@ def _run_as_nobody(*args: str, reads: Sequence[Path] = ()) -> Result:
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
     as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    env = _env()
+    env = child_env()
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     for python in (sys.executable, "/usr/bin/python3"):
         done = subprocess.run(as_nobody + [python, "-c", _CAN_READ, *map(str, reads)], cwd="/",

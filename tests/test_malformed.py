@@ -23,7 +23,6 @@ tests of their own below, under "Defects found here".
 
 import contextlib
 import errno
-import io
 import json
 import os
 import re
@@ -40,8 +39,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import REFERENCE_DIR, Result, live, run_ours, run_reference
+from tests.inprocess import run_main
 from tests.procfs_builder import SELF_PID, ProcTree, program_maps
-from tests.realproc import Processes, Unavailable, build, wait_settled
+from tests.realproc import Processes, build, wait_settled
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ps_mem  # noqa: E402
@@ -301,17 +301,6 @@ CLI_OPTIONS = [[], ["-s"], ["-d"], ["-S"], ["-t"], ["--json"], ["--group-by", "u
                ["--group-by", "cgroup"]]
 
 
-def run_main(args: Sequence[str]) -> Result:
-    """ps_mem.main(ARGS) in this process, its output caught."""
-    out = io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = ps_mem.main(list(args))
-    stdout.flush()
-    return Result(out.getvalue(), stderr.getvalue().encode(), status)
-
-
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(files=victim_files())
@@ -321,7 +310,7 @@ def test_command_line_skips_what_it_cannot_parse(garbled_tree, files):
     t, pristine = garbled_tree
     _write_victim(t, pristine, files)
     for args in CLI_OPTIONS:
-        result = run_main(["--procfs", str(t.root), *args])
+        result = run_main(*args, procfs=t.root)
         assert result.status == 0 and result.stderr == b"", (args, result)
         if args == ["-t"]:
             assert re.fullmatch(rb"\d+\n", result.stdout), result.stdout
@@ -363,7 +352,7 @@ def test_each_file_broken_alone_matches_3_14_or_skips(tree, tmp_path, name, shap
     shutil.copytree(t.root, without, symlinks=True)
     shutil.rmtree(without / str(VICTIM))
     for args in ([], ["-s"]) if name in ("cmdline", "status") else ([],):
-        ours = run_main(["--procfs", str(t.root), *args])
+        ours = run_main(*args, procfs=t.root)
         reference = run_reference(*args, procfs=t.root)
         if b"Traceback" in reference.stderr:
             reference = run_reference(*args, procfs=without)
@@ -429,11 +418,11 @@ def test_denied_processes_warned_on_stderr_only(three, monkeypatch, args, tmp_pa
     shutil.copytree(three.root, without, symlinks=True)
     for pid in (300, 302):
         shutil.rmtree(without / str(pid))
-    expected = run_main(["--procfs", str(without), *args])
+    expected = run_main(*args, procfs=without)
     _denying(monkeypatch, [300])
-    one = run_main(["--procfs", str(three.root), *args])
+    one = run_main(*args, procfs=three.root)
     _denying(monkeypatch, [300, 302])
-    two = run_main(["--procfs", str(three.root), *args])
+    two = run_main(*args, procfs=three.root)
     monkeypatch.undo()
     assert one.stderr == expected.stderr + WARNING_1
     assert two.stdout == expected.stdout and two.status == expected.status
@@ -447,7 +436,7 @@ def test_denied_processes_warned_on_stderr_only(three, monkeypatch, args, tmp_pa
                                           (errno.ESRCH, False), (errno.ENOENT, False)])
 def test_only_permission_errors_are_warned(three, monkeypatch, code, warned):
     _denying(monkeypatch, [301], code)
-    result = run_main(["--procfs", str(three.root)])
+    result = run_main(procfs=three.root)
     monkeypatch.undo()
     assert result.status == 0 and b"\tbeta\n" not in result.stdout
     assert result.stderr == (WARNING_1 if warned else b"")
@@ -455,11 +444,11 @@ def test_only_permission_errors_are_warned(three, monkeypatch, code, warned):
 
 def test_denied_in_json_and_watch(three, monkeypatch):
     _denying(monkeypatch, [301])
-    document = json.loads(run_main(["--procfs", str(three.root), "--json"]).stdout)
+    document = json.loads(run_main("--json", procfs=three.root).stdout)
     assert document["warnings"] == [WARNING_1.decode().rstrip("\n")]
     assert [program["name"] for program in document["programs"]] == ["init", "alpha", "gamma"]
     # A watch that ends by itself (-p of a denied pid): the warning once, at the end.
-    watch = run_main(["--procfs", str(three.root), "-w", "1", "-p", "301"])
+    watch = run_main("-w", "1", "-p", "301", procfs=three.root)
     assert watch.stdout.endswith(b"Process does not exist anymore.\n")
     assert watch.stderr == WARNING_1 and watch.status == 0
 
@@ -506,10 +495,7 @@ def test_unprivileged_user_denied_a_root_process():
     """As nobody, -p naming a root sleep and nobody's own process: the
     root one cannot be read; ours says so on stderr and prints what it
     prints for nobody's process alone (what 3.14 prints, silently)."""
-    try:
-        helper = build("setname")  # static: its numbers do not move
-    except Unavailable as error:
-        pytest.skip(str(error))
+    helper = build("setname")  # static: its numbers do not move
     prefix = _as_nobody()
     with Processes() as procs:
         root_sleep = procs.sleep()
