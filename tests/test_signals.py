@@ -166,6 +166,21 @@ def both(run: Callable[[str], Outcome]) -> List[Outcome]:
     return [run("ours"), run("reference")]
 
 
+def signalled_mid_scan(tree: Path, args: List[str], sig: int) -> List[Outcome]:
+    """Both programs on TREE with ARGS, sent SIG while blocked mid-scan."""
+    def run(program: str) -> Outcome:
+        blocked = Blocked(tree)
+        started = Started(command(program, tree, args))
+        try:
+            blocked.wait(started)
+            started.popen.send_signal(sig)
+            return started.finish()
+        finally:
+            blocked.close()
+
+    return both(run)
+
+
 # ----------------------------------------------------------------------------
 # Ctrl-C
 # ----------------------------------------------------------------------------
@@ -175,34 +190,14 @@ def both(run: Callable[[str], Outcome]) -> List[Outcome]:
                                          (signal.SIGTERM, -signal.SIGTERM)],
                          ids=["SIGINT", "SIGTERM"])
 def test_one_shot_interrupted_mid_scan_dies_by_the_signal(blocking_tree, sig, status):
-    def run(program: str) -> Outcome:
-        blocked = Blocked(blocking_tree)
-        started = Started(command(program, blocking_tree, []))
-        try:
-            blocked.wait(started)
-            started.popen.send_signal(sig)
-            return started.finish()
-        finally:
-            blocked.close()
-
-    ours, reference = both(run)
+    ours, reference = signalled_mid_scan(blocking_tree, [], sig)
     assert ours == reference
     assert ours == (status, HEADER, b"")
 
 
 def test_ctrl_c_during_a_watch_scan_ends_the_watch(blocking_tree):
     """Mid-scan, before any sample: exit 0, the header, the warnings."""
-    def run(program: str) -> Outcome:
-        blocked = Blocked(blocking_tree)
-        started = Started(command(program, blocking_tree, ["-w", "1"]))
-        try:
-            blocked.wait(started)
-            started.popen.send_signal(signal.SIGINT)
-            return started.finish()
-        finally:
-            blocked.close()
-
-    ours, reference = both(run)
+    ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGINT)
     assert ours == reference == (0, HEADER, WARNING)
 
 
@@ -241,17 +236,7 @@ def test_sigterm_while_a_watch_sleeps(quiet_tree):
 
 
 def test_sigterm_during_a_watch_scan(blocking_tree):
-    def run(program: str) -> Outcome:
-        blocked = Blocked(blocking_tree)
-        started = Started(command(program, blocking_tree, ["-w", "1"]))
-        try:
-            blocked.wait(started)
-            started.popen.send_signal(signal.SIGTERM)
-            return started.finish()
-        finally:
-            blocked.close()
-
-    ours, reference = both(run)
+    ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGTERM)
     assert ours == reference == (-signal.SIGTERM, HEADER, b"")
 
 
