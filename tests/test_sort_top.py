@@ -24,6 +24,7 @@ import pytest
 from tests.harness import run_ours
 from tests.inprocess import live, parse_table, ps_mem, run_main
 from tests.procfs_builder import ProcTree, mapping
+from tests.realproc import Processes
 
 KEYS = ("ram", "private", "shared", "swap", "count", "name")
 
@@ -321,7 +322,12 @@ def _rounding(size_kib: float) -> float:
 
 @LIVE
 def test_live_table_top_footer_is_sum_of_rows():
-    result = run_ours("--reverse", "--top", "4")
+    # A container may run only two or three programs; four distinct sleeps
+    # (and this test's python) make sure there are more than four to cut.
+    with Processes() as processes:
+        for name in (b"top-a", b"top-b", b"top-c", b"top-d"):
+            processes.sleep_named(name)
+        result = run_ours("--reverse", "--top", "4")
     assert result.status == 0, result.err
     table = parse_table(result.out)
     assert len(table.rows) == 4 and table.rest == ""
