@@ -29,16 +29,34 @@ ending the run with a traceback.
 Licence: LGPL-2.1-or-later (see LICENSE).
 """
 
-import argparse
 import errno
 import os
 import re
-import signal
 import sys
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from collections import namedtuple
+
+# Annotations name typing's types in quotes, and typing (a large module:
+# a fifth of ps_mem's start-up time and memory) is imported for type
+# checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 VERSION = "3.14"
+
+
+def _record(cls: type) -> type:
+    """The class's annotated fields made an immutable record: a namedtuple
+    with those fields, defaults and docstring, as typing.NamedTuple would
+    make it (trailing fields only may have defaults)."""
+    fields = list(cls.__annotations__)
+    record = namedtuple(cls.__name__, fields)
+    defaults = tuple(cls.__dict__[field] for field in fields if field in cls.__dict__)
+    record.__new__.__defaults__ = defaults or None
+    record.__doc__ = cls.__doc__ or record.__doc__
+    return record
 
 # ----------------------------------------------------------------------------
 # Errors
@@ -55,7 +73,7 @@ class ProcessGone(Exception):
     pid 1) from one that is simply gone: only the former is reported.
     """
 
-    def __init__(self, pid: int, error: Optional[OSError] = None) -> None:
+    def __init__(self, pid: int, error: "Optional[OSError]" = None) -> None:
         super().__init__(pid)
         self.denied = error is not None and error.errno in (errno.EACCES, errno.EPERM)
 
@@ -135,7 +153,7 @@ class ProcFS:
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
-    def read_optional(self, pid: int, name: str) -> Optional[bytes]:
+    def read_optional(self, pid: int, name: str) -> "Optional[bytes]":
         """Like read(), but None when the file does not exist at all."""
         try:
             return _read_file("%s%d/%s" % (self._prefix, pid, name), name in _ONE_RECORD)
@@ -154,12 +172,12 @@ class ProcFS:
     def exists(self, pid: int, name: str) -> bool:
         return os.path.exists(self.path(pid, name))
 
-    def pids(self) -> List[int]:
+    def pids(self) -> "List[int]":
         """The numeric entries, in the directory's own order (which decides
         the order of rows with equal RAM, as in 3.14)."""
         return [int(entry) for entry in os.listdir(self.root) if entry.isdigit()]
 
-    def self_pid(self) -> Optional[int]:
+    def self_pid(self) -> "Optional[int]":
         """The pid the tree's `self` entry names: ps_mem itself on the live
         /proc, the capturing process in a saved tree."""
         try:
@@ -183,7 +201,7 @@ class ProcFS:
         except KeyError:
             return str(uid)
 
-    def address_spaces(self, samples: List["ProcessSample"]) -> Optional["AddressSpaceMap"]:
+    def address_spaces(self, samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
         """Which of these processes share an address space, where that can
         be known exactly; None where only 3.14's guess can be made."""
         return exact_address_spaces(samples) if self.live else None
@@ -197,10 +215,10 @@ class ProcFS:
 # Parsers: text from /proc in, values out
 # ----------------------------------------------------------------------------
 
-KernelVersion = Tuple[int, int, int]
+KernelVersion = "Tuple[int, int, int]"  # (major, minor, patch), for annotations
 
 
-def kernel_version(osrelease: bytes) -> KernelVersion:
+def kernel_version(osrelease: bytes) -> "KernelVersion":
     """(major, minor, patch) of e.g. "6.1.0-13-amd64" or "2.6.9-5.EL_smp".
 
     Suffixes after '-' or '_' are dropped and a part that is still not a
@@ -219,7 +237,8 @@ def kernel_version(osrelease: bytes) -> KernelVersion:
     return numbers[0], numbers[1], numbers[2]
 
 
-class MemoryCounters(NamedTuple):
+@_record
+class MemoryCounters:
     """Sums over a process's smaps (or smaps_rollup) lines, in KiB."""
 
     private: int  # Private_Clean + Private_Dirty (+ any other Private*)
@@ -305,7 +324,7 @@ def parse_smaps(text: bytes) -> MemoryCounters:
                           sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0)
 
 
-def parse_statm(text: bytes) -> Tuple[int, int]:
+def parse_statm(text: bytes) -> "Tuple[int, int]":
     """(resident pages, shared pages) from /proc/PID/statm."""
     fields = text.split()
     if len(fields) < 3:
@@ -325,7 +344,7 @@ def _proc_text(data: bytes) -> str:
     return text
 
 
-def parse_status(data: bytes) -> Tuple[str, Optional[int]]:
+def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     """(Name, PPid) from /proc/PID/status.
 
     The name is the first line after "Name:\\t"; PPid is looked for in the
@@ -379,7 +398,7 @@ def parse_cgroup(data: bytes) -> str:
     return memory_path if memory_path is not None else "-"
 
 
-def parse_cmdline(data: bytes) -> List[str]:
+def parse_cmdline(data: bytes) -> "List[str]":
     """The arguments of /proc/PID/cmdline, without trailing empty ones."""
     args = _proc_text(data).split("\0")
     while len(args) > 1 and args[-1] == "":
@@ -392,24 +411,26 @@ def parse_cmdline(data: bytes) -> List[str]:
 # ----------------------------------------------------------------------------
 
 
-class Options(NamedTuple):
+@_record
+class Options:
     split_args: bool = False  # -s, --group-by cmdline
     only_total: bool = False
     by_pid: bool = False  # -d, --group-by pid
     show_swap: bool = False
-    pids: Tuple[int, ...] = ()  # empty: every process
-    watch: Optional[int] = None
-    procfs: Optional[str] = None
+    pids: "Tuple[int, ...]" = ()  # empty: every process
+    watch: "Optional[int]" = None
+    procfs: "Optional[str]" = None
     # Since 3.14, behind long options only:
     json: bool = False
     sort: str = "ram"
     reverse: bool = False
-    top: Optional[int] = None
+    top: "Optional[int]" = None
     group_by: str = "program"  # or "user", "cgroup" (pid and cmdline set the above)
-    capture: Optional[str] = None
+    capture: "Optional[str]" = None
 
 
-class ProcessSample(NamedTuple):
+@_record
+class ProcessSample:
     """One process's memory, in KiB, under the name it is grouped by."""
 
     pid: int
@@ -420,31 +441,33 @@ class ProcessSample(NamedTuple):
     swap_kib: float
     # Equal for processes whose memory file text is equal; None where only
     # statm could be read (no text: the process is alone).
-    mem_id: Optional[int]
+    mem_id: "Optional[int]"
     has_pss: bool
     has_swap_pss: bool
     # The program (3.14's grouping) where rows group by something else
     # (--group-by user or cgroup); None where the name is the program.
-    program: Optional[str] = None
+    program: "Optional[str]" = None
 
 
 # pid -> its address space (the pid of one process in it), for processes
 # known to share theirs; every other process has its own.
-AddressSpaceMap = Dict[int, object]
+AddressSpaceMap = "Dict[int, object]"
 
 
-class ProgramUsage(NamedTuple):
+@_record
+class ProgramUsage:
     name: str  # without the " (N)" count
     count: int
-    pids: Tuple[int, ...]
+    pids: "Tuple[int, ...]"
     private_kib: float
     shared_kib: float  # hugetlb included
     ram_kib: float
     swap_kib: float
 
 
-class Report(NamedTuple):
-    programs: List[ProgramUsage]  # rows to print, ascending by RAM
+@_record
+class Report:
+    programs: "List[ProgramUsage]"  # rows to print, ascending by RAM
     total_ram_kib: float
     total_swap_kib: float
     pss_seen: bool  # some process showed Pss: RAM can be totalled
@@ -452,7 +475,8 @@ class Report(NamedTuple):
     unreadable: int = 0  # processes left out because reading them was denied
 
 
-class Accuracy(NamedTuple):
+@_record
+class Accuracy:
     """2 accurate, can total; 1 over-estimated per program; 0 shared memory
     not reported accurately; -1 not reported at all."""
 
@@ -467,7 +491,7 @@ class Accuracy(NamedTuple):
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
-def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
+def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion") -> "Tuple":
     """The memory fields of a ProcessSample (all after `name`) for one
     process, from the best memory file its kernel offers."""
     statm = None
@@ -511,7 +535,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: KernelVersion) -> Tuple:
     return private, shared, 0, 0, None, False, False
 
 
-def _statm_pages(procfs: ProcFS, pid: int) -> Tuple[int, int]:
+def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
     try:
         return parse_statm(procfs.read(pid, "statm"))
     except ValueError as error:
@@ -531,10 +555,10 @@ class Namer:
         self.options = options
         self._parent_exe: Dict[int, Optional[str]] = {}
 
-    def _cmdline(self, pid: int) -> List[str]:
+    def _cmdline(self, pid: int) -> "List[str]":
         return parse_cmdline(self.procfs.read(pid, "cmdline"))
 
-    def _exe(self, pid: int, cmdline: Optional[List[str]]) -> str:
+    def _exe(self, pid: int, cmdline: "Optional[List[str]]") -> str:
         """The executable's basename; a replaced or removed one is marked
         " [updated]" or " [deleted]"."""
         # Some kernels (RHEL 5) were seen to put NULs in the link target.
@@ -555,7 +579,7 @@ class Namer:
                     path += " [deleted]"
         return os.path.basename(path)
 
-    def parent_exe(self, ppid: int) -> Optional[str]:
+    def parent_exe(self, ppid: int) -> "Optional[str]":
         if ppid not in self._parent_exe:
             try:
                 cmdline = self._cmdline(ppid) if self.procfs.full_reads else None
@@ -565,7 +589,7 @@ class Namer:
             self._parent_exe[ppid] = exe
         return self._parent_exe[ppid]
 
-    def names(self, pid: int) -> Tuple[str, Optional[str]]:
+    def names(self, pid: int) -> "Tuple[str, Optional[str]]":
         """(The name to group by, the program too where rows group by
         something else: --group-by user or cgroup, else None.)"""
         # 3.14 reads the command line first and leaves out a process whose
@@ -598,13 +622,13 @@ class Namer:
             raise ProcessGone(pid) from error
         return self.procfs.user_name(uid)
 
-    def _status(self, pid: int) -> Tuple[str, Optional[int]]:
+    def _status(self, pid: int) -> "Tuple[str, Optional[int]]":
         try:
             return parse_status(self.procfs.read(pid, "status"))
         except ValueError as error:
             raise ProcessGone(pid) from error
 
-    def _comm(self, pid: int) -> Optional[str]:
+    def _comm(self, pid: int) -> "Optional[str]":
         """status's Name, from the much cheaper comm file, where the two
         are sure to agree: status escapes a backslash or newline in the
         name, and a carriage return would end 3.14's line early."""
@@ -637,29 +661,36 @@ class Namer:
         return name.encode("utf-8", "replace").decode("utf-8")
 
 
-class Scan(NamedTuple):
-    samples: List[ProcessSample]  # in the proc root's order
+@_record
+class Scan:
+    samples: "List[ProcessSample]"  # in the proc root's order
     unreadable: int  # processes we were not allowed to read
 
 
 
 
-def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
-            self_pid: Optional[int]) -> Scan:
+def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+            self_pid: "Optional[int]", readers: "Optional[int]" = None) -> Scan:
     """A sample of every process to report.
 
     Names are worked out anew at every sample of a watch, as 3.14 does: a
     process may rename itself, exec, or have its executable replaced, and
     telling that needs its exe link and comm, which is all a name costs.
 
-    One thread: the kernel's work for different processes could run on
-    several cores, but a name takes several short reads, and threads (one
-    per share of the pids, or one reading smaps_rollup ahead of the rest)
-    spent on passing the GIL what they saved (measured: no gain, or a loss).
+    READERS processes share the reading (default: see reader_count()).
     """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
+    if readers is None:
+        readers = reader_count(procfs, len(pids))
+    if min(readers, len(pids)) > 1:
+        return _scan_forked(procfs, options, kernel, pids, readers)
+    return _scan(procfs, options, kernel, pids)
+
+
+def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+          pids: "List[int]") -> Scan:
     namer = Namer(procfs, options)
     samples = []
     unreadable = 0
@@ -674,6 +705,125 @@ def collect(procfs: ProcFS, options: Options, kernel: KernelVersion,
         samples.append(ProcessSample(pid, sys.intern(name), *memory,
                                      program and sys.intern(program)))
     return Scan(samples, unreadable)
+
+
+# Fewer processes than this to a reader, and forking one costs more than
+# it saves.
+_PIDS_PER_READER = 250
+_MAX_READERS = 8
+
+
+def reader_count(procfs: ProcFS, pid_count: int) -> int:
+    """How many processes should read this many pids: one per CPU we may
+    run on, on the live /proc only (a tree is read as 3.14 reads it)."""
+    if not procfs.live or not hasattr(os, "fork"):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_READERS, pid_count // _PIDS_PER_READER))
+
+
+def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                 pids: "List[int]", readers: int) -> Scan:
+    """_scan() with the pids cut into READERS consecutive shares, all but
+    the first read by forked children at the same time.
+
+    Most of a run is the kernel making smaps_rollup, and for different
+    processes it can do that on several CPUs at once.  Threads cannot use
+    them: a name takes several short reads, and threads spent on passing
+    the GIL what they saved (measured).  Forked readers share nothing; each
+    sends its samples back through a pipe, and the shares are joined in
+    the proc root's order.  A reader that fails in any way has its share
+    read here instead, so nothing is lost.
+    """
+    size = -(-len(pids) // readers)
+    shares = [pids[start:start + size] for start in range(0, len(pids), size)]
+    children = []
+    try:
+        for share in shares[1:]:
+            children.append((_ForkedReader(procfs, options, kernel, share), share))
+        scan = _scan(procfs, options, kernel, shares[0])
+        samples, unreadable = scan.samples, scan.unreadable
+        for reader, share in children:
+            scan = reader.result() or _scan(procfs, options, kernel, share)
+            samples.extend(scan.samples)
+            unreadable += scan.unreadable
+    except BaseException:
+        for reader, _share in children:
+            reader.abandon()
+        raise
+    return Scan(samples, unreadable)
+
+
+class _ForkedReader:
+    """A child process that scans some pids and exits: see _scan_forked()."""
+
+    def __init__(self, procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                 pids: "List[int]") -> None:
+        import marshal
+
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid:
+            os.close(write_end)
+            self._pipe = read_end
+            return
+        status = 1
+        try:
+            import signal
+
+            os.close(read_end)
+            # Ctrl-C reaches the whole process group: end at once, quietly;
+            # the parent reports it.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            scan = _scan(procfs, options, kernel, pids)
+            data = memoryview(marshal.dumps(([tuple(sample) for sample in scan.samples],
+                                             scan.unreadable)))
+            while data:
+                data = data[os.write(write_end, data):]
+            status = 0
+        finally:
+            # Whatever happened, the child ends here: never back into the
+            # parent's code, never flushing the parent's buffered output.
+            os._exit(status)
+
+    def result(self) -> "Optional[Scan]":
+        """The child's scan; None if it failed."""
+        import marshal
+
+        chunks = []
+        try:
+            while True:
+                data = os.read(self._pipe, _CHUNK)
+                if not data:
+                    break
+                chunks.append(data)
+        finally:
+            self._close()
+        if not (os.WIFEXITED(self._status) and os.WEXITSTATUS(self._status) == 0):
+            return None
+        try:
+            records, unreadable = marshal.loads(b"".join(chunks))
+            samples = [ProcessSample(*record) for record in records]
+        except (ValueError, EOFError, TypeError):
+            return None
+        return Scan(samples, unreadable)
+
+    def abandon(self) -> None:
+        """Stop the child now (the parent is being interrupted)."""
+        if self._pipe >= 0:
+            import signal
+
+            os.kill(self.pid, signal.SIGKILL)  # not yet reaped: cannot fail
+            self._close()
+
+    def _close(self) -> None:
+        if self._pipe >= 0:
+            os.close(self._pipe)
+            self._pipe = -1
+            _pid, self._status = os.waitpid(self.pid, 0)
 
 
 # ----------------------------------------------------------------------------
@@ -699,7 +849,7 @@ _KCMP_SYSCALL = {
 _KCMP_VM = 1
 
 
-def _kcmp_number() -> Optional[int]:
+def _kcmp_number() -> "Optional[int]":
     machine = os.uname().machine
     bits = 64 if sys.maxsize > 2**32 else 32
     # The ABI this Python was built for, e.g. "x86_64-linux-gnux32" (what
@@ -773,7 +923,7 @@ class AddressSpaces:
             raise KcmpDenied(pid1, pid2)
         raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
 
-    def classify(self, groups: Iterable[List[ProcessSample]]) -> Dict[int, object]:
+    def classify(self, groups: "Iterable[List[ProcessSample]]") -> "Dict[int, object]":
         """pid -> its address space (the pid of a process in it), for the
         processes of these groups."""
         from functools import cmp_to_key
@@ -798,7 +948,7 @@ class AddressSpaces:
         return mm_of
 
 
-def exact_address_spaces(samples: List[ProcessSample]) -> Optional[AddressSpaceMap]:
+def exact_address_spaces(samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
     """Which processes share an address space, where the kernel can tell;
     None where it cannot (and 3.14's rule applies).  For the live /proc of
     our own pid namespace only: kcmp takes pids as we see them."""
@@ -820,8 +970,8 @@ def exact_address_spaces(samples: List[ProcessSample]) -> Optional[AddressSpaceM
 # ----------------------------------------------------------------------------
 
 
-def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
-              address_spaces: Optional[AddressSpaceMap] = None) -> Report:
+def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
+              address_spaces: "Optional[AddressSpaceMap]" = None) -> Report:
     """Sum samples per name, count each address space once, sort, total."""
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
@@ -876,14 +1026,14 @@ def aggregate(samples: Iterable[ProcessSample], unreadable: int = 0,
     return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable)
 
 
-def _by_program(samples: List[ProcessSample]) -> Dict[str, List[ProcessSample]]:
+def _by_program(samples: "List[ProcessSample]") -> "Dict[str, List[ProcessSample]]":
     programs: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         programs.setdefault(sample.program, []).append(sample)
     return programs
 
 
-def _rule_as_address_spaces(samples: List[ProcessSample]) -> AddressSpaceMap:
+def _rule_as_address_spaces(samples: "List[ProcessSample]") -> "AddressSpaceMap":
     """3.14's CLONE_VM rule (see _sum_processes) as an address-space map:
     a program of several processes all showing the same memory text is one
     address space, a guessed one (its swap is not divided, as in 3.14)."""
@@ -896,7 +1046,7 @@ def _rule_as_address_spaces(samples: List[ProcessSample]) -> AddressSpaceMap:
     return guessed
 
 
-def _hugetlb_per_program(samples: List[ProcessSample]) -> Dict[int, float]:
+def _hugetlb_per_program(samples: "List[ProcessSample]") -> "Dict[int, float]":
     """pid -> the shared hugetlb memory it brings: each program's largest
     mapping, brought by the first process that shows it."""
     owners = {}
@@ -914,7 +1064,7 @@ def _add_shared(shared: float, sample_shared: float, pss_seen: bool) -> float:
     return shared + sample_shared if pss_seen else max(shared, sample_shared)
 
 
-def _sum_processes(members: List[ProcessSample], pss_seen: bool) -> Tuple[float, float, float]:
+def _sum_processes(members: "List[ProcessSample]", pss_seen: bool) -> "Tuple[float, float, float]":
     """3.14's rule: a program all of whose processes show identical memory
     text is taken as one address space shared with CLONE_VM."""
     private = shared = swap = 0
@@ -931,9 +1081,9 @@ def _sum_processes(members: List[ProcessSample], pss_seen: bool) -> Tuple[float,
     return private, shared, swap
 
 
-def _sum_address_spaces(members: List[ProcessSample], address_spaces: AddressSpaceMap,
-                        mm_size: Dict[object, int],
-                        pss_seen: bool) -> Tuple[float, float, float]:
+def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "AddressSpaceMap",
+                        mm_size: "Dict[object, int]",
+                        pss_seen: bool) -> "Tuple[float, float, float]":
     """Each address space counted once: its processes' figures are the same
     memory seen k times, so each of the k brings 1/k of it."""
     in_program: Dict[object, List[ProcessSample]] = {}
@@ -993,7 +1143,7 @@ def select(report: Report, options: Options) -> Report:
     return report._replace(programs=programs)
 
 
-def accuracy(procfs: ProcFS, kernel: KernelVersion, probe_pid: Optional[int],
+def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]",
              show_swap: bool) -> Accuracy:
     """How far this system's numbers can be trusted, judged from ps_mem's own
     smaps (the `self` of the proc root)."""
@@ -1043,7 +1193,7 @@ class Snapshot(ProcFS):
     without unpacking it.  Answers exactly as the live /proc answered then,
     errors included."""
 
-    def __init__(self, name: str, files: Dict[str, bytes], links: Dict[str, str],
+    def __init__(self, name: str, files: "Dict[str, bytes]", links: "Dict[str, str]",
                  manifest: dict) -> None:
         super().__init__(name)
         self.files = files
@@ -1069,7 +1219,7 @@ class Snapshot(ProcFS):
     def read(self, pid: int, name: str) -> bytes:
         return self._pid_lookup(self.files, pid, name)
 
-    def read_optional(self, pid: int, name: str) -> Optional[bytes]:
+    def read_optional(self, pid: int, name: str) -> "Optional[bytes]":
         relative = "%d/%s" % (pid, name)
         if relative not in self.files and relative not in self.errors:
             return None
@@ -1081,10 +1231,10 @@ class Snapshot(ProcFS):
     def exists(self, pid: int, name: str) -> bool:
         return "%d/%s" % (pid, name) in self.files
 
-    def pids(self) -> List[int]:
+    def pids(self) -> "List[int]":
         return list(self.manifest["pids"])
 
-    def self_pid(self) -> Optional[int]:
+    def self_pid(self) -> "Optional[int]":
         return self.manifest.get("self")
 
     def path_exists(self, path: str) -> bool:
@@ -1093,7 +1243,7 @@ class Snapshot(ProcFS):
     def user_name(self, uid: int) -> str:
         return self.manifest.get("users", {}).get(str(uid), str(uid))
 
-    def address_spaces(self, samples: List["ProcessSample"]) -> Optional[AddressSpaceMap]:
+    def address_spaces(self, samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
         recorded = self.manifest.get("address_spaces")
         if recorded is None:
             return None
@@ -1152,7 +1302,7 @@ def _valid_manifest(manifest: object) -> bool:
             and isinstance(manifest.get("time", 0), (int, float)))
 
 
-def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
+def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
     """Everything any run would read from PROCFS now, held in memory."""
     if isinstance(procfs, Snapshot):
         return procfs  # a capture of a capture is the same capture
@@ -1162,7 +1312,7 @@ def capture(procfs: ProcFS, self_pid: Optional[int]) -> Snapshot:
     path_exists: Dict[str, bool] = {}
     users: Dict[str, str] = {}
 
-    def keep(relative: str, reader: Callable[[str], object], table: dict) -> object:
+    def keep(relative: str, reader: "Callable[[str], object]", table: dict) -> object:
         try:
             table[relative] = value = reader(os.path.join(procfs.root, relative))
             return value
@@ -1320,7 +1470,7 @@ def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
     return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
 
 
-def warnings(acc: Accuracy, options: Options, unreadable: int = 0) -> List[str]:
+def warnings(acc: Accuracy, options: Options, unreadable: int = 0) -> "List[str]":
     """The warnings for stderr, each a text ending in a newline."""
     level = "Error" if options.only_total else "Warning"
     ram, swap = acc
@@ -1402,15 +1552,18 @@ _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
 
 
-class _Parser(argparse.ArgumentParser):
-    def _get_option_tuples(self, option_string):  # argparse's prefix matching
-        matches = super()._get_option_tuples(option_string)
-        legacy = [match for match in matches if match[1] in _LEGACY_LONG]
-        return legacy or matches
+def build_parser() -> "argparse.ArgumentParser":
+    # Imported here: a run without arguments does not need it, and it is a
+    # quarter of the start-up's time and memory.
+    import argparse
 
+    class Parser(argparse.ArgumentParser):
+        def _get_option_tuples(self, option_string):  # argparse's prefix matching
+            matches = super()._get_option_tuples(option_string)
+            legacy = [match for match in matches if match[1] in _LEGACY_LONG]
+            return legacy or matches
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ps_mem", description="Show program core memory usage.")
+    parser = Parser(prog="ps_mem", description="Show program core memory usage.")
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("-s", "--split-args", action="store_true",
                         help="Show and separate by, all command line arguments")
@@ -1440,7 +1593,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_options(argv: List[str]) -> Options:
+def parse_options(argv: "List[str]") -> Options:
+    if not argv:
+        return Options()  # what the parser makes of no arguments
     parser = build_parser()
     args = parser.parse_args(argv)
     pids: Tuple[int, ...] = ()
@@ -1481,7 +1636,8 @@ def _is_live_proc(root: str) -> bool:
         return False
 
 
-EXIT_SIGINT = 128 + signal.SIGINT
+# A shell's status for a process that died by SIGINT (2 on every Linux).
+EXIT_SIGINT = 128 + 2
 
 
 class _Output:
@@ -1511,7 +1667,7 @@ class _Output:
             self.binary.flush()
 
 
-def open_procfs(path: Optional[str]) -> ProcFS:
+def open_procfs(path: "Optional[str]") -> ProcFS:
     """The proc root to read: the live one, a directory, or a capture file."""
     if path is None:
         return ProcFS(default_proc_root(), live=True)
@@ -1603,7 +1759,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: "Optional[List[str]]" = None) -> int:
     """Run ps_mem with these arguments; the exit status is returned.
 
     EXIT_SIGINT means Ctrl-C interrupted a one-shot run: the caller should
@@ -1628,6 +1784,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _entry_point() -> None:
     status = main()
     if status == EXIT_SIGINT:
+        import signal  # only now: its import is a twentieth of the start-up
+
         sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)

@@ -117,3 +117,34 @@ def test_main_returns_status_in_process(empty_tree, capsys):
             "for each program, so totals are not reported.\n")
     assert ps_mem.main(["-w", "0"]) == 2
     assert capsys.readouterr().err.endswith("Seconds must be positive! (0)\n")
+
+
+# ----------------------------------------------------------------------------
+# Start-up: what a plain `ps_mem` loads
+# ----------------------------------------------------------------------------
+
+
+def test_no_arguments_are_the_parsers_defaults():
+    # parse_options([]) answers without building the parser; these are the
+    # defaults the parser gives when every new option is spelled out.
+    spelled = ["--sort", "ram", "--group-by", "program"]
+    assert ps_mem.parse_options([]) == ps_mem.parse_options(spelled) == ps_mem.Options()
+
+
+def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
+    """typing and argparse are most of what importing ps_mem costs (memory
+    and time); a run without arguments needs neither, nor signal."""
+    import subprocess
+
+    from tests.harness import REPO, child_env
+
+    program = (
+        "import sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
+        "import ps_mem\n"
+        "ps_mem.parse_options([])\n"
+        "print(sorted(name for name in ('argparse', 'typing', 'signal', 'ctypes')"
+        " if name in sys.modules))\n" % str(REPO))
+    result = subprocess.run([sys.executable, "-S", "-c", program], env=child_env(),
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"[]\n"

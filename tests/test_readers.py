@@ -1,0 +1,169 @@
+"""Forked readers: collect() with the pids shared among several processes.
+
+On the live /proc with many pids, ps_mem forks one reader per CPU (see
+reader_count() and _scan_forked()).  Whatever the readers do, the scan must
+be the one a single reader makes: the same samples in the proc root's
+order, the same count of unreadable processes; a reader that fails has its
+share read by the parent; an interrupted parent leaves no child behind.
+"""
+
+import os
+import signal
+from typing import List
+
+import pytest
+
+from tests import trees
+from tests.harness import live
+from tests.inprocess import ps_mem
+from tests.realproc import Processes
+
+# Every tree that has a kernel release to read.
+TREES = sorted(name for name in trees.ALL if name != "no_osrelease")
+OPTION_SETS = {
+    "default": ps_mem.Options(),
+    "split_args": ps_mem.Options(split_args=True),
+    "by_pid": ps_mem.Options(by_pid=True),
+    "user": ps_mem.Options(group_by="user"),
+}
+
+
+def scan(procfs: "ps_mem.ProcFS", options: "ps_mem.Options", readers: int) -> "ps_mem.Scan":
+    kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    return ps_mem.collect(procfs, options, kernel, procfs.self_pid(), readers=readers)
+
+
+@pytest.fixture
+def children(monkeypatch) -> List[int]:
+    """The pids of the readers forked during the test."""
+    forked: List[int] = []
+    original = ps_mem._ForkedReader.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        forked.append(self.pid)
+
+    monkeypatch.setattr(ps_mem._ForkedReader, "__init__", record)
+    return forked
+
+
+def assert_reaped(pids: List[int]) -> None:
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.parametrize("readers", [2, 3, 7])
+@pytest.mark.parametrize("name", TREES)
+def test_readers_scan_as_one_reader(proc_trees, name, readers, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get(name).root))
+    for options in OPTION_SETS.values():
+        assert scan(procfs, options, readers) == scan(procfs, options, 1)
+    # Shares of ceil(pids / readers) pids: the first is read here.
+    pids = len([pid for pid in procfs.pids() if pid != procfs.self_pid()])
+    size = -(-pids // readers) or 1
+    shares = len(range(0, pids, size))
+    assert len(children) == len(OPTION_SETS) * max(0, shares - 1)
+    assert_reaped(children)
+
+
+def test_more_readers_than_pids(proc_trees, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("clone_vm").root))
+    assert scan(procfs, ps_mem.Options(), 50) == scan(procfs, ps_mem.Options(), 1)
+
+
+@pytest.mark.parametrize("failure", ["raises", "killed", "bad records", "exit 0 early"])
+def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, children, failure):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    expected = scan(procfs, ps_mem.Options(), 1)
+    parent = os.getpid()
+    original = ps_mem._scan
+
+    def failing(procfs, options, kernel, pids):
+        if os.getpid() != parent:
+            if failure == "raises":
+                raise RuntimeError("a reader's bug")
+            if failure == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if failure == "bad records":
+                return ps_mem.Scan([("not a sample",)], 0)
+            os._exit(0)  # nothing sent, and a clean exit
+        return original(procfs, options, kernel, pids)
+
+    monkeypatch.setattr(ps_mem, "_scan", failing)
+    assert scan(procfs, ps_mem.Options(), 3) == expected
+    assert len(children) == 2
+    assert_reaped(children)
+
+
+def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    parent = os.getpid()
+    original = ps_mem._scan
+
+    def interrupted(procfs, options, kernel, pids):
+        if os.getpid() == parent:
+            raise KeyboardInterrupt
+        return original(procfs, options, kernel, pids)
+
+    monkeypatch.setattr(ps_mem, "_scan", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        scan(procfs, ps_mem.Options(), 3)
+    assert len(children) == 2
+    assert_reaped(children)
+
+
+# ----------------------------------------------------------------------------
+# How many readers
+# ----------------------------------------------------------------------------
+
+
+def test_reader_count(proc_trees, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    live_proc = ps_mem.ProcFS("/proc", live=True)
+    assert ps_mem.reader_count(live_proc, 2000) == 4
+    assert ps_mem.reader_count(live_proc, 600) == 2  # at least 250 pids each
+    assert ps_mem.reader_count(live_proc, 499) == 1
+    assert ps_mem.reader_count(live_proc, 3) == 1  # -p with a few pids
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert ps_mem.reader_count(live_proc, 100000) == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert ps_mem.reader_count(live_proc, 2000) == 1
+    # A tree is read as 3.14 reads it, by one process.
+    tree = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert ps_mem.reader_count(tree, 2000) == 1
+
+
+def test_reader_count_without_affinity(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ps_mem.reader_count(ps_mem.ProcFS("/proc", live=True), 2000) == 2
+
+
+# ----------------------------------------------------------------------------
+# The live /proc
+# ----------------------------------------------------------------------------
+
+
+@live
+def test_live_readers_scan_as_one_reader(children):
+    """Idle processes read by three readers and by one: the same samples."""
+    with Processes() as processes:
+        started = [processes.sleep_named(b"reader-%d" % index) for index in range(7)]
+        options = ps_mem.Options(pids=tuple(process.pid for process in started))
+        procfs = ps_mem.ProcFS("/proc", live=True)
+        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
+        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
+    assert [sample.name for sample in one.samples] == ["reader-%d" % index for index in range(7)]
+
+    def unshared(scan):
+        # The readers map libc too while they run, so the sleeps' shares of
+        # it (PSS, and the memory text) differ between the two scans.
+        return [(sample.pid, sample.name, sample.private_kib, sample.swap_kib)
+                for sample in scan.samples], scan.unreadable
+
+    assert unshared(three) == unshared(one)
+    assert len(children) == 2
+    assert_reaped(children)
