@@ -734,53 +734,77 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     processes it can do that on several CPUs at once.  Threads cannot use
     them: a name takes several short reads, and threads spent on passing
     the GIL what they saved (measured).  Forked readers share nothing; each
-    sends its samples back through a pipe, and the shares are joined in
-    the proc root's order.  A reader that fails in any way has its share
-    read here instead, so nothing is lost.
+    sends its samples back, and the shares are joined in the proc root's
+    order.  A reader that fails in any way has its share read here
+    instead, so nothing is lost.
     """
     size = -(-len(pids) // readers)
     shares = [pids[start:start + size] for start in range(0, len(pids), size)]
     children = []
     try:
         for share in shares[1:]:
-            children.append((_ForkedReader(procfs, options, kernel, share), share))
+            try:
+                children.append((_Forked(_scan_records, procfs, options, kernel, share), share))
+            except OSError:  # no fork now (EAGAIN, ENOMEM): read it here
+                children.append((None, share))
         scan = _scan(procfs, options, kernel, shares[0])
         samples, unreadable = scan.samples, scan.unreadable
         for reader, share in children:
-            scan = reader.result() or _scan(procfs, options, kernel, share)
-            samples.extend(scan.samples)
-            unreadable += scan.unreadable
+            try:
+                if reader is None:
+                    raise ChildFailed
+                records, more_unreadable = reader.result()
+                more = [ProcessSample(*record) for record in records]
+            except (ChildFailed, TypeError, ValueError):
+                scan = _scan(procfs, options, kernel, share)
+                more, more_unreadable = scan.samples, scan.unreadable
+            samples.extend(more)
+            unreadable += more_unreadable
     except BaseException:
         for reader, _share in children:
-            reader.abandon()
+            if reader is not None:
+                reader.abandon()
         raise
     return Scan(samples, unreadable)
 
 
-class _ForkedReader:
-    """A child process that scans some pids and exits: see _scan_forked()."""
+def _scan_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                  pids: "List[int]") -> "Tuple[List[tuple], int]":
+    """_scan() in what marshal can carry: each sample a plain tuple."""
+    scan = _scan(procfs, options, kernel, pids)
+    return [tuple(sample) for sample in scan.samples], scan.unreadable
 
-    def __init__(self, procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 pids: "List[int]") -> None:
-        import marshal
 
+class ChildFailed(Exception):
+    """A forked child gave no value: it raised, was killed, or sent garbage."""
+
+
+class _Forked:
+    """FUNCTION(*ARGS) called in a forked child, and its value (anything
+    marshal can carry) sent back through a pipe."""
+
+    def __init__(self, function: "Callable[..., object]", *args: object) -> None:
         read_end, write_end = os.pipe()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if self.pid:
             os.close(write_end)
             self._pipe = read_end
             return
         status = 1
         try:
+            import marshal
             import signal
 
             os.close(read_end)
             # Ctrl-C reaches the whole process group: end at once, quietly;
             # the parent reports it.
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            scan = _scan(procfs, options, kernel, pids)
-            data = memoryview(marshal.dumps(([tuple(sample) for sample in scan.samples],
-                                             scan.unreadable)))
+            data = memoryview(marshal.dumps(function(*args)))
             while data:
                 data = data[os.write(write_end, data):]
             status = 0
@@ -789,8 +813,8 @@ class _ForkedReader:
             # parent's code, never flushing the parent's buffered output.
             os._exit(status)
 
-    def result(self) -> "Optional[Scan]":
-        """The child's scan; None if it failed."""
+    def result(self) -> object:
+        """The child's value; ChildFailed if there is none."""
         import marshal
 
         chunks = []
@@ -803,13 +827,11 @@ class _ForkedReader:
         finally:
             self._close()
         if not (os.WIFEXITED(self._status) and os.WEXITSTATUS(self._status) == 0):
-            return None
+            raise ChildFailed(self._status)
         try:
-            records, unreadable = marshal.loads(b"".join(chunks))
-            samples = [ProcessSample(*record) for record in records]
-        except (ValueError, EOFError, TypeError):
-            return None
-        return Scan(samples, unreadable)
+            return marshal.loads(b"".join(chunks))
+        except (ValueError, EOFError, TypeError) as error:
+            raise ChildFailed(error) from error
 
     def abandon(self) -> None:
         """Stop the child now (the parent is being interrupted)."""
@@ -959,6 +981,17 @@ def exact_address_spaces(samples: "List[ProcessSample]") -> "Optional[AddressSpa
     groups = [group for group in alike.values() if len(group) > 1]
     if not groups:
         return {}  # a process whose memory looks like no other's is alone
+    # Asked from a forked child: a seccomp filter that kills on kcmp (as
+    # systemd's SystemCallFilter= does by default) kills only the child;
+    # and ctypes, which ps_mem needs for nothing else, is never loaded
+    # here (it would be a third of ps_mem's own memory).
+    try:
+        return _Forked(_classify, groups).result()
+    except (ChildFailed, OSError):
+        return None
+
+
+def _classify(groups: "List[List[ProcessSample]]") -> "Optional[AddressSpaceMap]":
     try:
         return AddressSpaces().classify(groups)
     except (KcmpUnavailable, OSError, AttributeError):
@@ -1064,14 +1097,28 @@ def _add_shared(shared: float, sample_shared: float, pss_seen: bool) -> float:
     return shared + sample_shared if pss_seen else max(shared, sample_shared)
 
 
-def _sum_processes(members: "List[ProcessSample]", pss_seen: bool) -> "Tuple[float, float, float]":
-    """3.14's rule: a program all of whose processes show identical memory
-    text is taken as one address space shared with CLONE_VM."""
+def _sums(members: "List[ProcessSample]", pss_seen: bool) -> "Tuple[float, float, float]":
+    """Private, shared and swap of processes as if each had its own address
+    space, summed in their order (as 3.14 sums, so that every float is the
+    same to the last bit)."""
     private = shared = swap = 0
+    if pss_seen:
+        for sample in members:  # _add_shared(), made cheap for the usual case
+            private += sample.private_kib
+            shared += sample.shared_kib
+            swap += sample.swap_kib
+        return private, shared, swap
     for sample in members:
         private += sample.private_kib
         shared = _add_shared(shared, sample.shared_kib, pss_seen)
         swap += sample.swap_kib
+    return private, shared, swap
+
+
+def _sum_processes(members: "List[ProcessSample]", pss_seen: bool) -> "Tuple[float, float, float]":
+    """3.14's rule: a program all of whose processes show identical memory
+    text is taken as one address space shared with CLONE_VM."""
+    private, shared, swap = _sums(members, pss_seen)
     count = len(members)
     mem_ids = {sample.mem_id for sample in members}
     if count > 1 and len(mem_ids) == 1 and None not in mem_ids:
@@ -1086,16 +1133,14 @@ def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "Address
                         pss_seen: bool) -> "Tuple[float, float, float]":
     """Each address space counted once: its processes' figures are the same
     memory seen k times, so each of the k brings 1/k of it."""
+    if not any(sample.pid in address_spaces for sample in members):
+        return _sums(members, pss_seen)  # each process alone (the usual case)
     in_program: Dict[object, List[ProcessSample]] = {}
     for sample in members:
         in_program.setdefault(address_spaces.get(sample.pid, sample.pid), []).append(sample)
     private = shared = swap = 0
     for mm, sharing in in_program.items():
-        part_private, part_shared, part_swap = 0, 0, 0
-        for sample in sharing:
-            part_private += sample.private_kib
-            part_shared = _add_shared(part_shared, sample.shared_kib, pss_seen)
-            part_swap += sample.swap_kib
+        part_private, part_shared, part_swap = _sums(sharing, pss_seen)
         size = mm_size.get(mm, 1)
         if size > 1:
             part_private /= size
@@ -1429,7 +1474,9 @@ _UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
 def printable(text: str) -> str:
-    return text.translate(_UNPRINTABLE)
+    # Most names hold no character of any kind Python will not print, and
+    # the check is much cheaper than the translation.
+    return text if text.isprintable() else text.translate(_UNPRINTABLE)
 
 
 def display_name(program: ProgramUsage) -> str:

@@ -23,10 +23,12 @@ identical maps.
 """
 
 import ctypes
+import errno
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -299,9 +301,11 @@ def static_groups(procs):
     return pids
 
 
-def _seccomp_refusing_kcmp():
+def _seccomp_refusing_kcmp(kill: bool = False):
     """A preexec_fn that installs a seccomp filter making kcmp fail with
-    EPERM, as container runtimes' default profiles do."""
+    EPERM, as container runtimes' default profiles do; or, with KILL, one
+    that kills the process calling it, as systemd's SystemCallFilter= does
+    unless told otherwise."""
     if platform.machine() != "x86_64" or ctypes.sizeof(ctypes.c_void_p) != 8:
         pytest.skip("the seccomp filter here is written for x86_64")
 
@@ -313,9 +317,10 @@ def _seccomp_refusing_kcmp():
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
 
     load_nr, jump_eq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
-    errno_eperm, allow = 0x00050000 | 1, 0x7FFF0000
+    errno_eperm, kill_process, allow = 0x00050000 | 1, 0x80000000, 0x7FFF0000
+    refusal = kill_process if kill else errno_eperm
     filters = (Filter * 4)(Filter(load_nr, 0, 0, 0), Filter(jump_eq, 0, 1, 312),
-                           Filter(ret, 0, 0, errno_eperm), Filter(ret, 0, 0, allow))
+                           Filter(ret, 0, 0, refusal), Filter(ret, 0, 0, allow))
     program = Program(4, filters)
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
@@ -349,6 +354,39 @@ def test_kcmp_refused_gives_3_14s_output(static_groups):
     # Where kcmp works: two spaces, not 3.14's one.
     assert 32 * MIB <= int(run_live(OURS, "-t", "-p", pids).stdout) <= 34.5 * MIB
     assert 16 * MIB <= int(run_live(REFERENCE, "-t", "-p", pids).stdout) <= 17.5 * MIB
+
+
+@live
+def test_kcmp_killed_gives_3_14s_output(static_groups):
+    """A filter that kills whoever calls kcmp: ps_mem asks from a forked
+    child, which dies; ps_mem itself goes on with 3.14's rule."""
+    need_reference()
+    kill = _seccomp_refusing_kcmp(kill=True)
+    probe = subprocess.run([sys.executable, "-c", "import ps_mem, os;"
+                            "ps_mem.AddressSpaces()"], cwd=str(OURS.parent),
+                           preexec_fn=kill, capture_output=True, timeout=30)
+    assert probe.returncode == -signal.SIGSYS, probe  # the filter works
+    pids = csv(static_groups)
+    for args in ([], ["-d"], ["-t"]):
+        ours, reference = agreeing(
+            lambda args=args: run_live(OURS, *args, "-p", pids, preexec_fn=kill),
+            lambda args=args: run_live(REFERENCE, *args, "-p", pids))
+        assert ours == reference, args
+
+
+@live
+def test_no_fork_gives_3_14s_output(static_groups, monkeypatch):
+    """No child can be forked to ask kcmp (EAGAIN): 3.14's rule."""
+    need_reference()
+
+    def no_fork():
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    pids = csv(static_groups)
+    ours, reference = agreeing(lambda: run_main("-p", pids),
+                               lambda: run_live(REFERENCE, "-p", pids))
+    assert ours == reference
 
 
 @live

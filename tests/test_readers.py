@@ -7,6 +7,7 @@ order, the same count of unreadable processes; a reader that fails has its
 share read by the parent; an interrupted parent leaves no child behind.
 """
 
+import errno
 import os
 import signal
 from typing import List
@@ -37,13 +38,13 @@ def scan(procfs: "ps_mem.ProcFS", options: "ps_mem.Options", readers: int) -> "p
 def children(monkeypatch) -> List[int]:
     """The pids of the readers forked during the test."""
     forked: List[int] = []
-    original = ps_mem._ForkedReader.__init__
+    original = ps_mem._Forked.__init__
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
         forked.append(self.pid)
 
-    monkeypatch.setattr(ps_mem._ForkedReader, "__init__", record)
+    monkeypatch.setattr(ps_mem._Forked, "__init__", record)
     return forked
 
 
@@ -167,3 +168,14 @@ def test_live_readers_scan_as_one_reader(children):
     assert unshared(three) == unshared(one)
     assert len(children) == 2
     assert_reaped(children)
+
+
+def test_no_fork_reads_every_share_here(proc_trees, monkeypatch):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    expected = scan(procfs, ps_mem.Options(), 1)
+
+    def no_fork():
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert scan(procfs, ps_mem.Options(), 3) == expected
