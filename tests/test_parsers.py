@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -89,6 +91,83 @@ def test_parse_smaps_every_truncation_of_real_text():
             continue
         assert part.private <= whole.private and part.shared <= whole.shared
         assert part.pss <= whole.pss
+
+
+# ----------------------------------------------------------------------------
+# smaps_rollup without a regex: the same sums as the regex, or no answer
+# ----------------------------------------------------------------------------
+
+
+def without_regex(text: bytes):
+    return ps_mem._rollup_sums(b"\n" + text)
+
+
+def with_regex(text: bytes) -> list:
+    return ps_mem._line_sums(b"\n" + text)
+
+
+@pytest.mark.parametrize("name", ["sleep.smaps_rollup", "clone_vm.smaps_rollup"])
+def test_rollup_read_without_regex(name):
+    text = data(name)
+    assert without_regex(text) is not None
+    assert without_regex(text) == with_regex(text)
+
+
+def test_this_kernels_rollup_read_without_regex():
+    try:
+        with open("/proc/self/smaps_rollup", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        pytest.skip("no /proc/self/smaps_rollup here")
+    assert without_regex(text) is not None, text
+    assert without_regex(text) == with_regex(text)
+
+
+@pytest.mark.parametrize("text", [
+    data("sleep.smaps"),  # many mappings: every key many times
+    b"Pss: 3 kB\nPss: 4 kB\n",  # a key twice
+    b"Private_Clean: 1 kB\nPrivate_Future: 4 kB\n",  # a Private key not known
+    b"Shared_Clean: 1 kB\nShared_Clean: 2 kB\nShared_Dirty: 0 kB\n",
+    b"Swap: 1 kB\nSwapFuture: 4 kB\n",
+    b"Pss: 3 kB",  # no newline at the end
+    b"Pss:\t3 kB\n",  # tab-separated
+    b"Pss: 3 MB\n",  # another unit
+    b"Pss: +3 kB\n",
+    b"Pss: 3\nRss: 4 kB\n",  # the number's line has no unit
+    b"Pss: 12 \xff kB\n",
+    b"Pss:  12  kB\n",
+])
+def test_rollup_without_regex_leaves_other_shapes_to_it(text):
+    assert without_regex(text) is None
+    ps_mem.parse_smaps(text)  # and the regex reads it
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from(data("sleep.smaps_rollup").split()
+                    + [b"Pss:", b"Private_X:", b"Swap", b"kB", b"7", b"-1", b"x"]),
+    st.sampled_from([b" ", b"\n", b"\t", b"  ", b"", b"\r"])), max_size=50))
+def test_rollup_without_regex_agrees_on_any_arrangement(pieces):
+    """However rollup words are strung together, the reading without a regex
+    declines, or finds what the regex finds."""
+    text = b"".join(word + separator for word, separator in pieces)
+    sums = without_regex(text)
+    if sums is not None:
+        assert sums == with_regex(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_rollup_without_regex_agrees_on_altered_real_text(draw):
+    """The real rollup with a few bytes changed."""
+    text = bytearray(data("sleep.smaps_rollup"))
+    for _ in range(draw.draw(st.integers(1, 4))):
+        index = draw.draw(st.integers(0, len(text) - 1))
+        text[index] = draw.draw(st.sampled_from(b" \n\t:kB0123456789PSs_-"))
+    text = bytes(text)
+    sums = without_regex(text)
+    if sums is not None:
+        assert sums == with_regex(text)
 
 
 # ----------------------------------------------------------------------------
