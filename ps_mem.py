@@ -200,10 +200,13 @@ class ProcFS:
         except KeyError:
             return str(uid)
 
-    def address_spaces(self, samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
+    def address_spaces(self, samples: "List[ProcessSample]",
+                       ask: "Optional[Callable[[object], object]]" = None
+                       ) -> "Optional[AddressSpaceMap]":
         """Which of these processes share an address space, where that can
-        be known exactly; None where only 3.14's guess can be made."""
-        return exact_address_spaces(samples) if self.live else None
+        be known exactly; None where only 3.14's guess can be made.  ASK:
+        see exact_address_spaces()."""
+        return exact_address_spaces(samples, ask) if self.live else None
 
     def time(self) -> float:
         """When the sample is taken (a capture answers when it was)."""
@@ -698,33 +701,51 @@ class Namer:
 class Scan:
     samples: "List[ProcessSample]"  # in the proc root's order
     unreadable: int  # processes we were not allowed to read
+    # Which share an address space (see ProcFS.address_spaces()).
+    address_spaces: "Optional[AddressSpaceMap]" = None
 
 
 
 
 def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-            self_pid: "Optional[int]", readers: "Optional[int]" = None) -> Scan:
-    """A sample of every process to report.
+            self_pid: "Optional[int]", readers: "Optional[int]" = None,
+            kcmp: "Optional[KcmpHelper]" = None) -> Scan:
+    """A sample of every process to report, and which of them share an
+    address space.
 
     Names are worked out anew at every sample of a watch, as 3.14 does: a
     process may rename itself, exec, or have its executable replaced, and
     telling that needs its exe link and comm, which is all a name costs.
 
     READERS processes share the reading (default: see reader_count()).
+    KCMP: the run's helper for kcmp (see exact_address_spaces()).
     """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     if readers is None:
-        readers = reader_count(procfs, len(pids))
-    if min(readers, len(pids)) > 1:
-        return _scan_forked(procfs, options, kernel, pids, readers)
-    return _scan(procfs, options, kernel, pids)
+        readers = reader_count(procfs, len(pids), options)
+    own_helper = kcmp is None
+    if own_helper:
+        kcmp = KcmpHelper()
+    try:
+        if min(readers, len(pids)) > 1:
+            if procfs.live:
+                kcmp.start()  # so that it loads what it needs while we read
+            scan = _scan_forked(procfs, options, kernel, pids, readers)
+        else:
+            scan = _scan(procfs, options, kernel, pids)
+        return Scan(scan.samples, scan.unreadable,
+                    procfs.address_spaces(scan.samples, kcmp.ask))
+    finally:
+        if own_helper:
+            kcmp.close()
 
 
 def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-          pids: "List[int]") -> Scan:
-    namer = Namer(procfs, options)
+          pids: "List[int]", namer: "Optional[Namer]" = None) -> Scan:
+    if namer is None:
+        namer = Namer(procfs, options)
     samples = []
     unreadable = 0
     for pid in pids:
@@ -746,10 +767,12 @@ _PIDS_PER_READER = 250
 _MAX_READERS = 8
 
 
-def reader_count(procfs: ProcFS, pid_count: int) -> int:
+def reader_count(procfs: ProcFS, pid_count: int, options: "Optional[Options]" = None) -> int:
     """How many processes should read this many pids: one per CPU we may
-    run on, on the live /proc only (a tree is read as 3.14 reads it)."""
-    if not procfs.live or not hasattr(os, "fork"):
+    run on, on the live /proc only (a tree is read as 3.14 reads it), and
+    one in a watch, which runs for hours: there CPU time counts, and
+    readers spend some to save wall time."""
+    if not procfs.live or not hasattr(os, "fork") or (options and options.watch):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -758,89 +781,181 @@ def reader_count(procfs: ProcFS, pid_count: int) -> int:
     return max(1, min(cpus, _MAX_READERS, pid_count // _PIDS_PER_READER))
 
 
+# Pids a reader takes at a time (see _scan_forked()).
+_CHUNK_PIDS = 32
+_TOKEN_BYTES = 4
+
+
 def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                  pids: "List[int]", readers: int) -> Scan:
-    """_scan() with the pids cut into READERS consecutive shares, all but
-    the first read by forked children at the same time.
+    """_scan() by READERS processes at the same time: this one and forked
+    children.
 
     Most of a run is the kernel making smaps_rollup, and for different
     processes it can do that on several CPUs at once.  Threads cannot use
     them: a name takes several short reads, and threads spent on passing
-    the GIL what they saved (measured).  Forked readers share nothing; each
-    sends its samples back, and the shares are joined in the proc root's
-    order.  A reader that fails in any way has its share read here
-    instead, so nothing is lost.
+    the GIL what they saved (measured).  Forked readers share nothing.
+
+    The pids are cut into chunks, whose numbers wait in a pipe; each reader
+    takes the next number from it until there are none, so that a reader
+    that starts late (a fork takes milliseconds, and the first child loads
+    what kcmp needs before it reads) or runs on a busier CPU simply reads
+    fewer.  The chunks are joined in the proc root's order; a chunk a
+    failed child took is read here instead, so nothing is lost.
     """
-    size = -(-len(pids) // readers)
-    shares = [pids[start:start + size] for start in range(0, len(pids), size)]
-    children = []
+    # All the numbers are written before any reader starts, and a pipe
+    # holds at least a page: 1024 numbers.
+    size = max(_CHUNK_PIDS, -(-len(pids) // 1024))
+    chunks = [pids[start:start + size] for start in range(0, len(pids), size)]
+    readers = min(readers, len(chunks))
+    tokens, tokens_end = os.pipe()
     try:
-        for share in shares[1:]:
+        numbers = b"".join(index.to_bytes(_TOKEN_BYTES, "little") for index in range(len(chunks)))
+        while numbers:
+            numbers = numbers[os.write(tokens_end, numbers):]
+    finally:
+        os.close(tokens_end)  # before any fork: the readers see the end
+    children: List[_Forked] = []
+    try:
+        for _ in range(readers - 1):
             try:
-                children.append((_Forked(_scan_records, procfs, options, kernel, share), share))
-            except OSError:  # no fork now (EAGAIN, ENOMEM): read it here
-                children.append((None, share))
-        scan = _scan(procfs, options, kernel, shares[0])
-        samples, unreadable = scan.samples, scan.unreadable
-        for reader, share in children:
+                children.append(_Forked(_read_chunks_records, procfs, options, kernel,
+                                        chunks, tokens))
+            except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
+                break
+        scans = _read_chunks(procfs, options, kernel, chunks, tokens)
+        for child in children:
             try:
-                if reader is None:
-                    raise ChildFailed
-                more, more_unreadable = reader.result()
-                for index, record in enumerate(more):  # in place: half the memory
-                    more[index] = ProcessSample(*record)
+                for index, records, unreadable in child.result():
+                    for position, record in enumerate(records):  # in place: less memory
+                        records[position] = ProcessSample(*record)
+                    scans[index] = Scan(records, unreadable)
             except (ChildFailed, TypeError, ValueError):
-                scan = _scan(procfs, options, kernel, share)
-                more, more_unreadable = scan.samples, scan.unreadable
-            samples.extend(more)
-            unreadable += more_unreadable
+                pass  # its chunks are read below
     except BaseException:
-        for reader, _share in children:
-            if reader is not None:
-                reader.abandon()
+        for child in children:
+            child.abandon()
         raise
+    finally:
+        os.close(tokens)
+    for child in children:
+        child.finish()
+    samples: List[ProcessSample] = []
+    unreadable = 0
+    for index, chunk in enumerate(chunks):
+        scan = scans.get(index) or _scan(procfs, options, kernel, chunk)
+        samples.extend(scan.samples)
+        unreadable += scan.unreadable
     return Scan(samples, unreadable)
 
 
-def _scan_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                  pids: "List[int]") -> "Tuple[List[tuple], int]":
-    """_scan() in what marshal can carry: each sample a plain tuple."""
-    scan = _scan(procfs, options, kernel, pids)
-    return [tuple(sample) for sample in scan.samples], scan.unreadable
+def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                 chunks: "List[List[int]]", tokens: int) -> "Dict[int, Scan]":
+    """The chunks whose numbers this reader takes from the TOKENS pipe."""
+    namer = Namer(procfs, options)
+    scans = {}
+    while True:
+        token = os.read(tokens, _TOKEN_BYTES)  # whole: see _scan_forked()
+        if len(token) < _TOKEN_BYTES:
+            return scans
+        index = int.from_bytes(token, "little")
+        scans[index] = _scan(procfs, options, kernel, chunks[index], namer)
+
+
+def _read_chunks_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                         chunks: "List[List[int]]", tokens: int
+                         ) -> "List[Tuple[int, List[tuple], int]]":
+    """_read_chunks() in what marshal can carry: each sample a plain tuple."""
+    return [(index, [tuple(sample) for sample in scan.samples], scan.unreadable)
+            for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens).items()]
 
 
 class ChildFailed(Exception):
     """A forked child gave no value: it raised, was killed, or sent garbage."""
 
 
-class _Forked:
-    """FUNCTION(*ARGS) called in a forked child, and its value (anything
-    marshal can carry) sent back through a pipe."""
+# A message between a forked child and its parent: its length, then that
+# many bytes of marshal data.
+_LENGTH_BYTES = 8
 
-    def __init__(self, function: "Callable[..., object]", *args: object) -> None:
-        read_end, write_end = os.pipe()
+
+def _send(fd: int, value: object) -> None:
+    import marshal
+
+    data = marshal.dumps(value)
+    message = memoryview(len(data).to_bytes(_LENGTH_BYTES, "little") + data)
+    while message:
+        message = message[os.write(fd, message):]
+
+
+def _receive(fd: int) -> object:
+    """The next message's value; ChildFailed at the end of the pipe or on
+    anything but a whole message."""
+    import marshal
+
+    length = int.from_bytes(_read_exactly(fd, _LENGTH_BYTES), "little")
+    try:
+        return marshal.loads(_read_exactly(fd, length))
+    except (ValueError, EOFError, TypeError) as error:
+        raise ChildFailed(error) from error
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    received = bytearray()  # grown in place: no second copy to join
+    while len(received) < size:
+        data = os.read(fd, min(size - len(received), 1 << 20))
+        if not data:
+            raise ChildFailed("the pipe ended after %d of %d bytes" % (len(received), size))
+        received += data
+    return received
+
+
+class _Forked:
+    """FUNCTION(*ARGS) called in a forked child, its value (anything marshal
+    can carry) sent back through a pipe: result().
+
+    With SERVER, the child calls SERVER.prepare() first, and once it has
+    sent its value, answers questions until the parent closes the pipe:
+    ask(QUESTION) is SERVER(QUESTION) worked out in the child.  finish()
+    ends the child.
+    """
+
+    def __init__(self, function: "Callable[..., object]", *args: object,
+                 server: "Optional[Callable[[object], object]]" = None) -> None:
+        results = os.pipe()
+        questions = os.pipe() if server is not None else (-1, -1)
         try:
             self.pid = os.fork()
         except OSError:
-            os.close(read_end)
-            os.close(write_end)
+            for fd in results + questions:
+                if fd >= 0:
+                    os.close(fd)
             raise
         if self.pid:
-            os.close(write_end)
-            self._pipe = read_end
+            os.close(results[1])
+            if questions[0] >= 0:
+                os.close(questions[0])
+            self._results, self._questions = results[0], questions[1]
+            self._status: Optional[int] = None
             return
         status = 1
         try:
-            import marshal
-            import signal
-
-            os.close(read_end)
-            # Ctrl-C reaches the whole process group: end at once, quietly;
-            # the parent reports it.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            data = memoryview(marshal.dumps(function(*args)))
-            while data:
-                data = data[os.write(write_end, data):]
+            # Ctrl-C reaches the whole process group: here it raises
+            # KeyboardInterrupt, which ends the child quietly (finally),
+            # and the parent reports it.  (Not the signal module to reset
+            # it: its import costs a forked child up to 10 ms.)
+            os.close(results[0])
+            if questions[1] >= 0:
+                os.close(questions[1])
+            if server is not None:
+                server.prepare()
+            _send(results[1], function(*args))
+            while server is not None:
+                try:
+                    question = _receive(questions[0])
+                except ChildFailed:
+                    break  # the parent closed the pipe: no more questions
+                _send(results[1], server(question))
             status = 0
         finally:
             # Whatever happened, the child ends here: never back into the
@@ -849,37 +964,40 @@ class _Forked:
 
     def result(self) -> object:
         """The child's value; ChildFailed if there is none."""
-        import marshal
+        try:
+            return _receive(self._results)
+        except BaseException:
+            self.abandon()
+            raise
 
-        received = bytearray()  # grown in place: no second copy to join
+    def ask(self, question: object) -> object:
+        """The child server's answer to QUESTION; ChildFailed if none."""
         try:
-            while True:
-                data = os.read(self._pipe, _CHUNK)
-                if not data:
-                    break
-                received += data
-        finally:
-            self._close()
-        if not (os.WIFEXITED(self._status) and os.WEXITSTATUS(self._status) == 0):
-            raise ChildFailed(self._status)
-        try:
-            return marshal.loads(received)
-        except (ValueError, EOFError, TypeError) as error:
+            _send(self._questions, question)
+            return _receive(self._results)
+        except OSError as error:  # EPIPE: the child is gone
+            self.abandon()
             raise ChildFailed(error) from error
+        except BaseException:
+            self.abandon()
+            raise
+
+    def finish(self) -> None:
+        """Let the child end (a server ends when asked no more), and reap it."""
+        for fd in (self._questions, self._results):
+            if fd >= 0:
+                os.close(fd)
+        self._questions = self._results = -1
+        if self._status is None:
+            _pid, self._status = os.waitpid(self.pid, 0)
 
     def abandon(self) -> None:
         """Stop the child now (the parent is being interrupted)."""
-        if self._pipe >= 0:
+        if self._status is None:
             import signal
 
             os.kill(self.pid, signal.SIGKILL)  # not yet reaped: cannot fail
-            self._close()
-
-    def _close(self) -> None:
-        if self._pipe >= 0:
-            os.close(self._pipe)
-            self._pipe = -1
-            _pid, self._status = os.waitpid(self.pid, 0)
+        self.finish()
 
 
 # ----------------------------------------------------------------------------
@@ -979,57 +1097,121 @@ class AddressSpaces:
             raise KcmpDenied(pid1, pid2)
         raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
 
-    def classify(self, groups: "Iterable[List[ProcessSample]]") -> "Dict[int, object]":
+    def classify(self, groups: "Iterable[List[Tuple[int, object]]]") -> "Dict[int, object]":
         """pid -> its address space (the pid of a process in it), for the
-        processes of these groups."""
+        processes of these groups of (pid, mem_id)."""
         from functools import cmp_to_key
 
         mm_of = {}
-        by_kernel_order = cmp_to_key(lambda a, b: self.compare(a.pid, b.pid))
+        by_kernel_order = cmp_to_key(lambda a, b: self.compare(a[0], b[0]))
         for group in groups:
             try:
                 ordered = sorted(group, key=by_kernel_order)
             except KcmpDenied:
                 # Some of these may not be compared: for them, 3.14's guess
                 # from identical memory text.
-                for sample in group:
-                    mm_of[sample.pid] = ("same text", sample.mem_id)
+                for pid, mem_id in group:
+                    mm_of[pid] = ("same text", mem_id)
                 continue
-            first = ordered[0]
-            mm_of[first.pid] = first.pid
-            for previous, sample in zip(ordered, ordered[1:]):
-                if self.compare(previous.pid, sample.pid) != 0:
-                    first = sample
-                mm_of[sample.pid] = first.pid
+            first = ordered[0][0]
+            mm_of[first] = first
+            for (previous, _), (pid, _) in zip(ordered, ordered[1:]):
+                if self.compare(previous, pid) != 0:
+                    first = pid
+                mm_of[pid] = first
         return mm_of
 
 
-def exact_address_spaces(samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
+class _KcmpServer:
+    """kcmp's answers from a forked child (see exact_address_spaces()):
+    prepare() loads ctypes there, and the child answers one question."""
+
+    def prepare(self) -> None:
+        try:
+            self._kcmp: Optional[AddressSpaces] = AddressSpaces()
+        except (KcmpUnavailable, OSError, AttributeError):
+            self._kcmp = None
+
+    def __call__(self, groups: "List[List[Tuple[int, object]]]") -> "Optional[AddressSpaceMap]":
+        if self._kcmp is None:
+            return None
+        try:
+            return self._kcmp.classify(groups)
+        except (KcmpUnavailable, OSError, AttributeError):
+            return None
+
+
+def exact_address_spaces(samples: "List[ProcessSample]",
+                         ask: "Optional[Callable[[object], object]]" = None
+                         ) -> "Optional[AddressSpaceMap]":
     """Which processes share an address space, where the kernel can tell;
     None where it cannot (and 3.14's rule applies).  For the live /proc of
-    our own pid namespace only: kcmp takes pids as we see them."""
-    alike: Dict[int, List[ProcessSample]] = {}
+    our own pid namespace only: kcmp takes pids as we see them.
+
+    ASK answers for groups of (pid, mem_id): a KcmpHelper's ask(); without
+    it, a helper is made for this question alone.
+    """
+    alike: Dict[int, List[Tuple[int, object]]] = {}
     for sample in samples:
         if sample.mem_id is not None:
-            alike.setdefault(sample.mem_id, []).append(sample)
+            alike.setdefault(sample.mem_id, []).append((sample.pid, sample.mem_id))
     groups = [group for group in alike.values() if len(group) > 1]
     if not groups:
         return {}  # a process whose memory looks like no other's is alone
-    # Asked from a forked child: a seccomp filter that kills on kcmp (as
-    # systemd's SystemCallFilter= does by default) kills only the child;
-    # and ctypes, which ps_mem needs for nothing else, is never loaded
-    # here (it would be a third of ps_mem's own memory).
+    if ask is not None:
+        return ask(groups)
+    helper = KcmpHelper()
     try:
-        return _Forked(_classify, groups).result()
-    except (ChildFailed, OSError):
-        return None
+        return helper.ask(groups)
+    finally:
+        helper.close()
 
 
-def _classify(groups: "List[List[ProcessSample]]") -> "Optional[AddressSpaceMap]":
-    try:
-        return AddressSpaces().classify(groups)
-    except (KcmpUnavailable, OSError, AttributeError):
-        return None
+class KcmpHelper:
+    """kcmp's answers, from a child forked for them and kept for the run.
+
+    In a child: a seccomp filter that kills on kcmp (as systemd's
+    SystemCallFilter= does by default) kills only the child, and ps_mem
+    goes on with 3.14's rule; and ctypes, which ps_mem needs for nothing
+    else, is never loaded in ps_mem itself (it would be a third of its own
+    memory).  Kept for the run: a watch loads ctypes once, not each sample.
+    """
+
+    def __init__(self) -> None:
+        self._child: Optional[_Forked] = None
+        self._ready = self._failed = False
+
+    def start(self) -> None:
+        """Fork the child now: it loads ctypes while we go on."""
+        if self._child is None and not self._failed:
+            try:
+                self._child = _Forked(_no_value, server=_KcmpServer())
+            except OSError:
+                self._failed = True
+
+    def ask(self, groups: "List[List[Tuple[int, object]]]") -> "Optional[AddressSpaceMap]":
+        """The address spaces of these groups of (pid, mem_id); None where
+        the kernel cannot tell."""
+        self.start()
+        if self._child is None:
+            return None
+        try:
+            if not self._ready:
+                self._child.result()  # sent once it has loaded ctypes
+                self._ready = True
+            return self._child.ask(groups)
+        except ChildFailed:
+            self._child, self._failed = None, True
+            return None
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.finish()
+            self._child = None
+
+
+def _no_value() -> None:
+    return None
 
 
 # ----------------------------------------------------------------------------
@@ -1322,7 +1504,9 @@ class Snapshot(ProcFS):
     def user_name(self, uid: int) -> str:
         return self.manifest.get("users", {}).get(str(uid), str(uid))
 
-    def address_spaces(self, samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
+    def address_spaces(self, samples: "List[ProcessSample]",
+                       ask: "Optional[Callable[[object], object]]" = None
+                       ) -> "Optional[AddressSpaceMap]":
         recorded = self.manifest.get("address_spaces")
         if recorded is None:
             return None
@@ -1791,10 +1975,11 @@ def run(options: Options, out: _Output, err) -> int:
     # over all samples of a watch.
     pss_seen = swap_pss_seen = False
     unreadable = 0
+    kcmp = KcmpHelper()
     try:
         while True:
-            scan = collect(procfs, options, kernel, self_pid)
-            report = aggregate(scan.samples, scan.unreadable, procfs.address_spaces(scan.samples))
+            scan = collect(procfs, options, kernel, self_pid, kcmp=kcmp)
+            report = aggregate(scan.samples, scan.unreadable, scan.address_spaces)
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
@@ -1822,6 +2007,8 @@ def run(options: Options, out: _Output, err) -> int:
         if options.watch is None:
             raise
         # Ctrl-C is how a watch ends: finish normally.
+    finally:
+        kcmp.close()
     out.flush()
 
     if acc is None:

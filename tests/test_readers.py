@@ -34,15 +34,22 @@ def scan(procfs: "ps_mem.ProcFS", options: "ps_mem.Options", readers: int) -> "p
     return ps_mem.collect(procfs, options, kernel, procfs.self_pid(), readers=readers)
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of two pids, so that the small trees make several."""
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 2)
+
+
 @pytest.fixture
 def children(monkeypatch) -> List[int]:
-    """The pids of the readers forked during the test."""
+    """The pids of the readers forked during the test (not kcmp's helper)."""
     forked: List[int] = []
     original = ps_mem._Forked.__init__
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        forked.append(self.pid)
+        if kwargs.get("server") is None:
+            forked.append(self.pid)
 
     monkeypatch.setattr(ps_mem._Forked, "__init__", record)
     return forked
@@ -60,11 +67,10 @@ def test_readers_scan_as_one_reader(proc_trees, name, readers, children):
     procfs = ps_mem.ProcFS(str(proc_trees.get(name).root))
     for options in OPTION_SETS.values():
         assert scan(procfs, options, readers) == scan(procfs, options, 1)
-    # Shares of ceil(pids / readers) pids: the first is read here.
+    # One reader per chunk at most, this process one of them.
     pids = len([pid for pid in procfs.pids() if pid != procfs.self_pid()])
-    size = -(-pids // readers) or 1
-    shares = len(range(0, pids, size))
-    assert len(children) == len(OPTION_SETS) * max(0, shares - 1)
+    chunks = -(-pids // 2)
+    assert len(children) == len(OPTION_SETS) * max(0, min(readers, chunks) - 1)
     assert_reaped(children)
 
 
@@ -80,7 +86,7 @@ def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, chil
     parent = os.getpid()
     original = ps_mem._scan
 
-    def failing(procfs, options, kernel, pids):
+    def failing(procfs, options, kernel, pids, *rest):
         if os.getpid() != parent:
             if failure == "raises":
                 raise RuntimeError("a reader's bug")
@@ -89,7 +95,7 @@ def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, chil
             if failure == "bad records":
                 return ps_mem.Scan([("not a sample",)], 0)
             os._exit(0)  # nothing sent, and a clean exit
-        return original(procfs, options, kernel, pids)
+        return original(procfs, options, kernel, pids, *rest)
 
     monkeypatch.setattr(ps_mem, "_scan", failing)
     assert scan(procfs, ps_mem.Options(), 3) == expected
@@ -102,10 +108,10 @@ def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch,
     parent = os.getpid()
     original = ps_mem._scan
 
-    def interrupted(procfs, options, kernel, pids):
+    def interrupted(procfs, options, kernel, pids, *rest):
         if os.getpid() == parent:
             raise KeyboardInterrupt
-        return original(procfs, options, kernel, pids)
+        return original(procfs, options, kernel, pids, *rest)
 
     monkeypatch.setattr(ps_mem, "_scan", interrupted)
     with pytest.raises(KeyboardInterrupt):
