@@ -278,7 +278,7 @@ _KNOWN_KEYS = {
 _COUNTER = rb"\n(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)"
 
 # The counted keys of smaps_rollup, as found in the text (after a newline).
-_ROLLUP_KEYS = tuple((b"\n" + key + b":", kind) for key, kind in _KNOWN_KEYS.items())
+_ROLLUP_KEYS = tuple((b"\n" + key + b":", len(key) + 2, kind) for key, kind in _KNOWN_KEYS.items())
 
 
 # No kernel counts past this (8 ZiB in KiB); a float holds any integer
@@ -316,21 +316,26 @@ def _rollup_sums(text: bytes) -> "Optional[List[int]]":
     regex saves on a thousand rollups, and on every kernel since 4.14 the
     rollup is all there is to read.  As made: each counted key once, on a
     line "Key:   NUMBER kB".  The counts of the keys' prefixes make sure that
-    the regex would find exactly those lines, and so the same sums.
+    the regex would find exactly those lines, and int() reads the number
+    as the regex reads it, but for whitespace other than spaces and tabs,
+    which int() would skip: text with any is left to the regex.
     """
+    if b"\r" in text or b"\x0b" in text or b"\x0c" in text:
+        return None
     sums = [0, 0, 0, 0, 0, 0, 0]
     found = [0, 0, 0, 0, 0, 0, 0]
     find = text.find
-    for key, kind in _ROLLUP_KEYS:
-        start = find(key)
-        if start >= 0:
-            start += len(key)
-            end = find(b" kB\n", start)
-            digits = text[start:end].lstrip(b" ")
-            if end < 0 or not digits.isdigit():
-                return None
-            sums[kind] += int(digits)
-            found[kind] += 1
+    try:
+        for key, length, kind in _ROLLUP_KEYS:
+            start = find(key)
+            if start >= 0:
+                end = find(b"\n", start + 1)  # of the key's line
+                if end < 0 or text[end - 3:end] != b" kB":
+                    return None
+                sums[kind] += int(text[start + length:end - 3])
+                found[kind] += 1
+    except ValueError:  # no number there (or not only one)
+        return None
     if (text.count(b"\nPrivate") != found[_PRIVATE] + found[_PRIVATE_HUGE]
             or text.count(b"\nShared") != found[_SHARED] + found[_SHARED_HUGE]
             or text.count(b"\nPss:") != found[_PSS]

@@ -13,6 +13,7 @@ awk one-liner
 Pss exactly; 0.5 KiB added per Pss line), or by reading the file.
 """
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -130,16 +131,27 @@ def test_this_kernels_rollup_read_without_regex():
     b"Shared_Clean: 1 kB\nShared_Clean: 2 kB\nShared_Dirty: 0 kB\n",
     b"Swap: 1 kB\nSwapFuture: 4 kB\n",
     b"Pss: 3 kB",  # no newline at the end
-    b"Pss:\t3 kB\n",  # tab-separated
     b"Pss: 3 MB\n",  # another unit
-    b"Pss: +3 kB\n",
     b"Pss: 3\nRss: 4 kB\n",  # the number's line has no unit
+    b"Pss:\n3 kB\n",  # the number on the next line
     b"Pss: 12 \xff kB\n",
-    b"Pss:  12  kB\n",
+    b"Pss: \r12 kB\n",  # whitespace int() skips and the regex does not
+    b"Pss: \x0b12 kB\n",
 ])
 def test_rollup_without_regex_leaves_other_shapes_to_it(text):
     assert without_regex(text) is None
-    ps_mem.parse_smaps(text)  # and the regex reads it
+    with contextlib.suppress(ValueError):
+        ps_mem.parse_smaps(text)  # and the regex reads it, or refuses it
+
+
+@pytest.mark.parametrize("text, pss", [
+    (b"Pss:\t3 kB\n", 3),  # tab-separated: [ \t]* in the regex
+    (b"Pss: +3 kB\n", 3),  # the token the regex takes is "+3"
+    (b"Pss:  12  kB\n", 12),
+])
+def test_rollup_without_regex_reads_what_the_regex_reads(text, pss):
+    assert without_regex(text) == with_regex(text)
+    assert without_regex(text)[ps_mem._PSS] == pss
 
 
 @settings(max_examples=500, deadline=None)
