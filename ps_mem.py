@@ -734,9 +734,10 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     if own_helper:
         kcmp = KcmpHelper()
     try:
+        if procfs.live and (readers > 1 or options.watch) and len(pids) > 1:
+            # Forked now, small, it loads what it needs while we read.
+            kcmp.start()
         if min(readers, len(pids)) > 1:
-            if procfs.live:
-                kcmp.start()  # so that it loads what it needs while we read
             scan = _scan_forked(procfs, options, kernel, pids, readers)
         else:
             scan = _scan(procfs, options, kernel, pids)
