@@ -83,6 +83,7 @@ class ProcessGone(Exception):
 
 
 _CHUNK = 65536
+_FIRST_READ = 4096
 
 
 def _read_file(path: str, one_record: bool = False) -> bytes:
@@ -96,8 +97,11 @@ def _read_file(path: str, one_record: bool = False) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.read(fd, _CHUNK)
-        if one_record and len(data) < _CHUNK:
+        # A record is most often under a page: asking for more would make
+        # each read allocate (and free) 64 KiB.
+        first = _FIRST_READ if one_record else _CHUNK
+        data = os.read(fd, first)
+        if one_record and len(data) < first:
             return data
         chunks = [data]
         while data:
