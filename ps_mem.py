@@ -599,6 +599,13 @@ class Namer:
         self.procfs = procfs
         self.options = options
         self._parent_exe: Dict[int, Optional[str]] = {}
+        self._copies: Dict[str, str] = {}
+
+    def one_copy(self, text: str) -> str:
+        """The one copy of TEXT kept for the scan: the many processes of a
+        program share one name.  (Not sys.intern(): growing the
+        interpreter's table of interned strings costs 0.2 MiB.)"""
+        return self._copies.setdefault(text, text)
 
     def _cmdline(self, pid: int) -> "List[str]":
         return parse_cmdline(self.procfs.read(pid, "cmdline"))
@@ -765,9 +772,8 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion",
         except ProcessGone as gone:
             unreadable += gone.denied
             continue
-        # Interned: the many processes of one program share one name.
-        samples.append(ProcessSample(pid, sys.intern(name), *memory,
-                                     program and sys.intern(program)))
+        samples.append(ProcessSample(pid, namer.one_copy(name), *memory,
+                                     program and namer.one_copy(program)))
     return Scan(samples, unreadable)
 
 
@@ -830,13 +836,13 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
         for _ in range(readers - 1):
             try:
                 children.append(_Forked(_read_chunks_records, procfs, options, kernel,
-                                        chunks, tokens))
+                                        chunks, tokens, stream=True))
             except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
                 break
         scans = _read_chunks(procfs, options, kernel, chunks, tokens)
         for child in children:
             try:
-                for index, records, unreadable in child.result():
+                for index, records, unreadable in child.items():
                     for position, record in enumerate(records):  # in place: less memory
                         records[position] = ProcessSample(*record)
                     scans[index] = Scan(records, unreadable)
@@ -924,6 +930,7 @@ class _Forked:
     """FUNCTION(*ARGS) called in a forked child, its value (anything marshal
     can carry) sent back through a pipe: result().
 
+    With STREAM, the value is a list sent an item at a time: items().
     With SERVER, the child calls SERVER.prepare() first, and once it has
     sent its value, answers questions until the parent closes the pipe:
     ask(QUESTION) is SERVER(QUESTION) worked out in the child.  finish()
@@ -931,7 +938,8 @@ class _Forked:
     """
 
     def __init__(self, function: "Callable[..., object]", *args: object,
-                 server: "Optional[Callable[[object], object]]" = None) -> None:
+                 server: "Optional[Callable[[object], object]]" = None,
+                 stream: bool = False) -> None:
         results = os.pipe()
         questions = os.pipe() if server is not None else (-1, -1)
         try:
@@ -959,7 +967,12 @@ class _Forked:
                 os.close(questions[1])
             if server is not None:
                 server.prepare()
-            _send(results[1], function(*args))
+            if stream:
+                for item in function(*args):
+                    _send(results[1], item)
+                _send(results[1], None)
+            else:
+                _send(results[1], function(*args))
             while server is not None:
                 try:
                     question = _receive(questions[0])
@@ -979,6 +992,16 @@ class _Forked:
         except BaseException:
             self.abandon()
             raise
+
+    def items(self) -> "Iterable[object]":
+        """With STREAM: the items of the child's value, each sent alone (so
+        that the whole is never in memory twice); ChildFailed if they stop
+        short of the end."""
+        while True:
+            item = self.result()
+            if item is None:
+                return
+            yield item
 
     def ask(self, question: object) -> object:
         """The child server's answer to QUESTION; ChildFailed if none."""
@@ -1161,11 +1184,16 @@ def exact_address_spaces(samples: "List[ProcessSample]",
     ASK answers for groups of (pid, mem_id): a KcmpHelper's ask(); without
     it, a helper is made for this question alone.
     """
-    alike: Dict[int, List[Tuple[int, object]]] = {}
-    for sample in samples:
-        if sample.mem_id is not None:
-            alike.setdefault(sample.mem_id, []).append((sample.pid, sample.mem_id))
-    groups = [group for group in alike.values() if len(group) > 1]
+    # Sorted, alike processes are next to each other (and keep their order):
+    # no table of every process.
+    with_text = sorted((sample for sample in samples if sample.mem_id is not None),
+                       key=_mem_id)
+    groups: List[List[Tuple[int, object]]] = []
+    for previous, sample in zip(with_text, with_text[1:]):
+        if sample.mem_id == previous.mem_id:
+            if not groups or groups[-1][-1][0] != previous.pid:
+                groups.append([(previous.pid, previous.mem_id)])
+            groups[-1].append((sample.pid, sample.mem_id))
     if not groups:
         return {}  # a process whose memory looks like no other's is alone
     if ask is not None:
@@ -1222,6 +1250,10 @@ class KcmpHelper:
 
 def _no_value() -> None:
     return None
+
+
+def _mem_id(sample: "ProcessSample") -> object:
+    return sample.mem_id
 
 
 # ----------------------------------------------------------------------------
