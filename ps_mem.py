@@ -355,7 +355,9 @@ def parse_smaps(text: bytes) -> MemoryCounters:
     counted line without a number raises ValueError.
     """
     text = b"\n" + text  # the first line too starts after a newline
-    sums = _rollup_sums(text)
+    # Once re is loaded (argparse loads it for any run with arguments, some
+    # sites at start-up), the regex is the faster reading of a rollup too.
+    sums = None if "re" in sys.modules else _rollup_sums(text)
     if sums is None:
         sums = _line_sums(text)
     if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
@@ -629,7 +631,7 @@ class Namer:
                     path = cmdline[0] + " [updated]"
                 else:
                     path += " [deleted]"
-        return os.path.basename(path)
+        return path[path.rfind("/") + 1:]  # os.path.basename(), for less
 
     def parent_exe(self, ppid: int) -> "Optional[str]":
         if ppid not in self._parent_exe:
