@@ -928,6 +928,40 @@ def _read_exactly(fd: int, size: int) -> bytearray:
     return received
 
 
+def _child(function: "Callable[..., object]", args: "Tuple[object, ...]",
+           server: "Optional[Callable[[object], object]]", stream: bool,
+           results: "Tuple[int, int]", questions: "Tuple[int, int]") -> None:
+    """The forked child's whole life (see _Forked); never returns."""
+    status = 1
+    try:
+        # Ctrl-C reaches the whole process group: here it raises
+        # KeyboardInterrupt, which ends the child quietly (finally), and the
+        # parent reports it.  (Not the signal module to reset it: its
+        # import costs a forked child up to 10 ms.)
+        os.close(results[0])
+        if questions[1] >= 0:
+            os.close(questions[1])
+        if server is not None:
+            server.prepare()
+        if stream:
+            for item in function(*args):
+                _send(results[1], item)
+            _send(results[1], None)
+        else:
+            _send(results[1], function(*args))
+        while server is not None:
+            try:
+                question = _receive(questions[0])
+            except ChildFailed:
+                break  # the parent closed the pipe: no more questions
+            _send(results[1], server(question))
+        status = 0
+    finally:
+        # Whatever happened, the child ends here: never back into the
+        # parent's code, never flushing the parent's buffered output.
+        os._exit(status)
+
+
 class _Forked:
     """FUNCTION(*ARGS) called in a forked child, its value (anything marshal
     can carry) sent back through a pipe: result().
@@ -958,34 +992,7 @@ class _Forked:
             self._results, self._questions = results[0], questions[1]
             self._status: Optional[int] = None
             return
-        status = 1
-        try:
-            # Ctrl-C reaches the whole process group: here it raises
-            # KeyboardInterrupt, which ends the child quietly (finally),
-            # and the parent reports it.  (Not the signal module to reset
-            # it: its import costs a forked child up to 10 ms.)
-            os.close(results[0])
-            if questions[1] >= 0:
-                os.close(questions[1])
-            if server is not None:
-                server.prepare()
-            if stream:
-                for item in function(*args):
-                    _send(results[1], item)
-                _send(results[1], None)
-            else:
-                _send(results[1], function(*args))
-            while server is not None:
-                try:
-                    question = _receive(questions[0])
-                except ChildFailed:
-                    break  # the parent closed the pipe: no more questions
-                _send(results[1], server(question))
-            status = 0
-        finally:
-            # Whatever happened, the child ends here: never back into the
-            # parent's code, never flushing the parent's buffered output.
-            os._exit(status)
+        _child(function, args, server, stream, results, questions)
 
     def result(self) -> object:
         """The child's value; ChildFailed if there is none."""

@@ -106,14 +106,16 @@ def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, chil
 def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch, children):
     procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
     parent = os.getpid()
-    original = ps_mem._scan
+    original = ps_mem._read_chunks
 
-    def interrupted(procfs, options, kernel, pids, *rest):
+    def interrupted(*args):
+        # Ctrl-C as the parent starts its own reading (the children may
+        # have taken every chunk already: a small tree is read at once).
         if os.getpid() == parent:
             raise KeyboardInterrupt
-        return original(procfs, options, kernel, pids, *rest)
+        return original(*args)
 
-    monkeypatch.setattr(ps_mem, "_scan", interrupted)
+    monkeypatch.setattr(ps_mem, "_read_chunks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         scan(procfs, ps_mem.Options(), 3)
     assert len(children) == 2
