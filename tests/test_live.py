@@ -656,16 +656,32 @@ def _tree_with_fifo(destination: Path) -> Path:
 
 
 def _wait_blocked_on(fifo: Path, child: subprocess.Popen) -> int:
-    """Wait until CHILD has opened FIFO for reading; return a write end,
-    kept open (and never written) so that its read() blocks."""
+    """Wait until CHILD has opened FIFO for reading and sleeps in its read();
+    return a write end, kept open (and never written) so that it stays
+    there.
+
+    Sleeping in read(), not just past open(): a signal that arrives between
+    the two is handled before read() starts, which then waits for ever (a
+    race of every program, that Ctrl-C on /proc never meets)."""
     deadline = time.monotonic() + 20
     while True:
         try:
-            return os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK)
+            writer = os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK)
+            break
         except OSError:  # ENXIO: no reader yet
             if child.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("never read %s: %r" % (fifo, child.communicate())) from None
             time.sleep(0.02)
+    wchan = Path("/proc/%d/wchan" % child.pid)
+    while time.monotonic() < deadline:
+        try:
+            if "pipe" in wchan.read_text():  # pipe_read, pipe_wait
+                return writer
+        except OSError:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)  # no wchan to tell: give read() time to start
+    return writer
 
 
 def _finish(child: subprocess.Popen, timeout: float = 20) -> Tuple[bytes, bytes, int]:
