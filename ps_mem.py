@@ -816,9 +816,8 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
 
     The pids are cut into chunks, whose numbers wait in a pipe; each reader
     takes the next number from it until there are none, so that a reader
-    that starts late (a fork takes milliseconds, and the first child loads
-    what kcmp needs before it reads) or runs on a busier CPU simply reads
-    fewer.  The chunks are joined in the proc root's order; a chunk a
+    that starts late (a fork takes milliseconds) or runs on a busier CPU
+    simply reads fewer.  The chunks are joined in the proc root's order; a chunk a
     failed child took is read here instead, so nothing is lost.
     """
     # All the numbers are written before any reader starts, and a pipe
@@ -1165,8 +1164,8 @@ class AddressSpaces:
 
 
 class _KcmpServer:
-    """kcmp's answers from a forked child (see exact_address_spaces()):
-    prepare() loads ctypes there, and the child answers one question."""
+    """kcmp's answers from a forked child (see KcmpHelper): prepare() loads
+    ctypes there, and the child answers each sample's question."""
 
     def prepare(self) -> None:
         try:
