@@ -348,27 +348,121 @@ def _rollup_sums(text: bytes) -> "Optional[List[int]]":
     return sums
 
 
-def parse_smaps(text: bytes) -> MemoryCounters:
-    """Sum the counters of /proc/PID/smaps or smaps_rollup.
-
-    Lines that do not count are ignored, so new kernel fields do no harm; a
-    counted line without a number raises ValueError.
-    """
-    text = b"\n" + text  # the first line too starts after a newline
-    # Once re is loaded (argparse loads it for any run with arguments, some
-    # sites at start-up), the regex is the faster reading of a rollup too.
-    sums = None if "re" in sys.modules else _rollup_sums(text)
-    if sums is None:
-        sums = _line_sums(text)
-    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
-        raise ValueError("smaps counter out of range")
-    pss_lines = text.count(b"\nPss:")
-    swap_pss_lines = text.count(b"\nSwapPss:")
+def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int) -> MemoryCounters:
     # Each Pss line is truncated to whole KiB: add back the average error,
     # 0.5 KiB a line (exact in a float, as 3.14's running sum is).
     return MemoryCounters(sums[_PRIVATE], sums[_SHARED], sums[_PRIVATE_HUGE],
                           sums[_SHARED_HUGE], sums[_PSS] + 0.5 * pss_lines, sums[_SWAP],
                           sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0)
+
+
+# A rollup's layout is its text from the first newline on (its lines, less
+# the address range) with every digit and space made "#".  The kernel pads
+# each number to a fixed width, so the rollups of one kernel share a few
+# layouts, and the texts of one layout differ only where the "#"s are.
+_NUMBER_OR_SPACE = bytes(35 if byte in b"0123456789 " else byte for byte in range(256))
+_MAX_LAYOUTS = 32  # a scan's; more than a kernel makes
+
+
+@_record
+class RollupLayout:
+    """Where the counted numbers of a rollup layout are."""
+
+    fields: "Tuple[Tuple[int, int, int], ...]"  # (start, end, kind) in the lines
+    line_ends: int  # lines ending " kB\n": all of them
+    pss_lines: int
+    swap_pss_lines: int
+
+
+def _counters_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
+                        ) -> "Optional[MemoryCounters]":
+    """The counters of smaps_rollup TEXT from its layout, if one of LAYOUTS,
+    exactly as the regex would read them; else None.
+
+    A layout fixes every byte but the digits and spaces, so the same keys
+    start the same lines, and a counted number's field holds only digits
+    and spaces: int() reads it as the regex does when it is one run of
+    digits, and refuses it otherwise.  All lines still ending " kB" means
+    no number ran into its unit; and the first line, the one line a layout
+    leaves free, must not start with a counted key.
+    """
+    start = text.find(b"\n")
+    if start < 0 or text[:1] in (b"P", b"S"):
+        return None
+    lines = text[start:]
+    layout = layouts.get(lines.translate(_NUMBER_OR_SPACE))
+    if layout is None or lines.count(b" kB\n") != layout.line_ends:
+        return None
+    sums = [0, 0, 0, 0, 0, 0, 0]
+    try:
+        for field_start, field_end, kind in layout.fields:
+            sums[kind] += int(lines[field_start:field_end])
+    except ValueError:
+        return None
+    if max(sums) > _MAX_KIB:  # for parse_smaps() to refuse
+        return None
+    return _counters(sums, layout.pss_lines, layout.swap_pss_lines)
+
+
+def _learn_layout(text: bytes, counters: MemoryCounters, pss_lines: int, swap_pss_lines: int,
+                  layouts: "Dict[bytes, RollupLayout]") -> None:
+    """Add TEXT's layout to LAYOUTS if every line after the first is "Key:",
+    a number padded with spaces and " kB", and reading TEXT by it gives
+    COUNTERS, as read without it."""
+    start = text.find(b"\n")
+    if start < 0 or not text.endswith(b"\n"):
+        return
+    lines = text[start:]
+    fields = []
+    line_start = 1
+    for line in lines[1:-1].split(b"\n"):
+        key, colon, number = line.partition(b":")
+        # Keys of letters and "_" only: a layout leaves digits free, and
+        # the regex's \w* would see "Private1" but not "Private ".
+        if not colon or not number.endswith(b" kB") or not key.replace(b"_", b"").isalpha():
+            return
+        kind = _KNOWN_KEYS.get(key)
+        if kind is None and key.startswith((b"Private", b"Shared")):
+            kind = _smaps_kind(key)
+        if kind is not None:
+            fields.append((line_start + len(key) + 1, line_start + len(line) - 3, kind))
+        line_start += len(line) + 1
+    layout = RollupLayout(tuple(fields), lines.count(b" kB\n"), pss_lines, swap_pss_lines)
+    key = lines.translate(_NUMBER_OR_SPACE)
+    if _counters_by_layout(text, {key: layout}) == counters:
+        layouts[key] = layout
+
+
+def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = None
+                ) -> MemoryCounters:
+    """Sum the counters of /proc/PID/smaps or smaps_rollup.
+
+    Lines that do not count are ignored, so new kernel fields do no harm; a
+    counted line without a number raises ValueError.
+
+    LAYOUTS, kept by the caller from one text to the next, makes reading
+    the rollups of one kernel three times faster (see
+    _counters_by_layout()); the answers are the same without it.
+    """
+    if layouts:
+        counters = _counters_by_layout(text, layouts)
+        if counters is not None:
+            return counters
+    whole = b"\n" + text  # the first line too starts after a newline
+    # Once re is loaded (argparse loads it for any run with arguments, some
+    # sites at start-up), the regex is the faster reading of a rollup too.
+    sums = None if "re" in sys.modules else _rollup_sums(whole)
+    if sums is None:
+        sums = _line_sums(whole)
+    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
+        raise ValueError("smaps counter out of range")
+    pss_lines = whole.count(b"\nPss:")
+    swap_pss_lines = whole.count(b"\nSwapPss:")
+    counters = _counters(sums, pss_lines, swap_pss_lines)
+    # One Pss line: a rollup, or smaps of one mapping.
+    if layouts is not None and pss_lines == 1 and len(layouts) < _MAX_LAYOUTS:
+        _learn_layout(text, counters, pss_lines, swap_pss_lines, layouts)
+    return counters
 
 
 def parse_statm(text: bytes) -> "Tuple[int, int]":
@@ -538,9 +632,12 @@ class Accuracy:
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
-def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion") -> "Tuple":
+def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
+                layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> "Tuple":
     """The memory fields of a ProcessSample (all after `name`) for one
-    process, from the best memory file its kernel offers."""
+    process, from the best memory file its kernel offers.
+
+    LAYOUTS: kept from one process to the next (see parse_smaps())."""
     statm = None
     if procfs.full_reads:
         # 3.14 reads statm first, whatever it uses: without it, no process.
@@ -550,7 +647,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion") -> "Tuple":
         text = procfs.read_optional(pid, "smaps")
     if text is not None:
         try:
-            counters = parse_smaps(text)
+            counters = parse_smaps(text, layouts)
         except ValueError as error:
             raise ProcessGone(pid) from error
         if counters.has_pss:
@@ -761,16 +858,21 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
             kcmp.close()
 
 
-def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-          pids: "List[int]", namer: "Optional[Namer]" = None) -> Scan:
+def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List[int]",
+          namer: "Optional[Namer]" = None,
+          layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> Scan:
+    """The samples of PIDS; NAMER and LAYOUTS are kept by a caller that
+    scans more pids of the same sample."""
     if namer is None:
         namer = Namer(procfs, options)
+    if layouts is None:
+        layouts = {}
     samples = []
     unreadable = 0
     for pid in pids:
         try:
             name, program = namer.names(pid)
-            memory = read_memory(procfs, pid, kernel)
+            memory = read_memory(procfs, pid, kernel, layouts)
         except ProcessGone as gone:
             unreadable += gone.denied
             continue
@@ -870,13 +972,14 @@ def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                  chunks: "List[List[int]]", tokens: int) -> "Dict[int, Scan]":
     """The chunks whose numbers this reader takes from the TOKENS pipe."""
     namer = Namer(procfs, options)
+    layouts: Dict[bytes, RollupLayout] = {}
     scans = {}
     while True:
         token = os.read(tokens, _TOKEN_BYTES)  # whole: see _scan_forked()
         if len(token) < _TOKEN_BYTES:
             return scans
         index = int.from_bytes(token, "little")
-        scans[index] = _scan(procfs, options, kernel, chunks[index], namer)
+        scans[index] = _scan(procfs, options, kernel, chunks[index], namer, layouts)
 
 
 def _read_chunks_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",

@@ -183,6 +183,146 @@ def test_rollup_without_regex_agrees_on_altered_real_text(draw):
 
 
 # ----------------------------------------------------------------------------
+# smaps_rollup by its layout: the same counters as without one, or no answer
+# ----------------------------------------------------------------------------
+
+
+def learnt(text: bytes) -> dict:
+    """The layouts parse_smaps() keeps after reading TEXT."""
+    layouts = {}
+    ps_mem.parse_smaps(text, layouts)
+    return layouts
+
+
+def this_kernels_rollup() -> bytes:
+    try:
+        with open("/proc/self/smaps_rollup", "rb") as handle:
+            return handle.read()
+    except OSError:
+        pytest.skip("no /proc/self/smaps_rollup here")
+
+
+def read_both_ways(text: bytes, layouts: dict):
+    """(parse_smaps() with LAYOUTS, without): counters or ValueError."""
+    answers = []
+    for kept in (dict(layouts), None):
+        try:
+            answers.append(ps_mem.parse_smaps(text, kept))
+        except ValueError:
+            answers.append(ValueError)
+    return answers
+
+
+def renumbered(text: bytes, numbers) -> bytes:
+    """TEXT with its numbers replaced, each right-aligned in its old width."""
+    numbers = iter(numbers)
+
+    def replace(match):
+        number = str(next(numbers)).encode()
+        return number.rjust(len(match.group(0))) if len(number) < len(match.group(0)) else number
+    return re.sub(rb"(?<=:)[ ]*[0-9]+(?= kB)", replace, text)
+
+
+@pytest.mark.parametrize("name", ["sleep.smaps_rollup", "clone_vm.smaps_rollup"])
+def test_rollup_layout_learnt_and_read(name):
+    text = data(name)
+    layouts = learnt(text)
+    assert len(layouts) == 1
+    other = renumbered(text, range(3, 300, 7))
+    assert ps_mem._counters_by_layout(other, layouts) is not None
+    assert ps_mem.parse_smaps(other, layouts) == ps_mem.parse_smaps(other)
+
+
+def test_this_kernels_rollup_layout():
+    text = this_kernels_rollup()
+    layouts = learnt(text)
+    assert len(layouts) == 1
+    assert ps_mem._counters_by_layout(text, layouts) == ps_mem.parse_smaps(text)
+
+
+@pytest.mark.parametrize("text", [
+    data("sleep.smaps"),  # many mappings
+    data("sleep.smaps").split(b"\nVmFlags")[0] + b"\n",  # one mapping: Pss once
+    b"",  # a kernel thread's
+    b"Pss: 3 kB\n",  # no first line
+    b"x [rollup]\nPss: 3 kB\nFuture: yes\n",  # a line of another shape
+    b"x [rollup]\nPss: 3 kB\nRss 1: 4 kB\n",  # a key the regex would not see as one
+    b"x [rollup]\nPss: 3 kB\nPrivate1: 4 kB\n",  # a digit in a key: free in a layout
+    b"x [rollup]\nPss: 3 kB",  # no newline at the end
+    b"x [rollup]\nPss: 3 kB\nSwap: 4 MB\n",  # another unit: its space is free in a layout
+])
+def test_no_layout_for_other_shapes(text):
+    assert learnt(text) == {}
+
+
+def test_layouts_a_scan_keeps_are_bounded():
+    text = data("sleep.smaps_rollup")
+    layouts = {}
+    for width in range(1, 2 * ps_mem._MAX_LAYOUTS):
+        # A wider first number: another layout each time.
+        ps_mem.parse_smaps(renumbered(text, [10 ** (8 + width)] + [1] * 30), layouts)
+    assert len(layouts) == ps_mem._MAX_LAYOUTS
+
+
+@pytest.mark.parametrize("change, why", [
+    ((b"Pss:       ", b"Pss:    1 2"), "two numbers in one field"),
+    ((b"Pss:       ", b"Pss:  12345"), "a number running into the next"),
+    ((b" kB\nPss_Dirty", b"9kB\nPss_Dirty"), "a number running into its unit"),
+])
+def test_layout_declines_what_it_cannot_read_as_the_regex(change, why):
+    text = data("sleep.smaps_rollup")
+    layouts = learnt(text)
+    changed = text.replace(*change, 1)
+    assert changed != text and len(changed) == len(text), why
+    assert ps_mem._counters_by_layout(changed, layouts) is None, why
+    with_layout, without = read_both_ways(changed, layouts)
+    assert with_layout == without, why
+
+
+def test_layout_declines_a_first_line_that_counts():
+    text = data("sleep.smaps_rollup")
+    layouts = learnt(text)
+    start = text.index(b"\n")
+    changed = b"Pss:" + b" " * (start - 4) + text[start:]
+    assert ps_mem._counters_by_layout(changed, layouts) is None
+    assert read_both_ways(changed, layouts)[0] == read_both_ways(changed, layouts)[1]
+
+
+def test_layout_refuses_a_number_past_any_memory():
+    text = renumbered(data("sleep.smaps_rollup"), [7] * 30)
+    layouts = learnt(text)
+    # Pss's field is 17 wide: room for a number no kernel counts to.
+    huge = renumbered(text, [7, 10 ** 16] + [7] * 30)
+    assert len(huge) == len(text)
+    assert ps_mem._counters_by_layout(huge, layouts) is None
+    assert read_both_ways(huge, layouts) == [ValueError, ValueError]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_layout_agrees_on_altered_real_text(draw):
+    """Rollups of this layout with bytes changed (mostly digits and spaces,
+    which keep the layout): read by it as without it, or declined."""
+    text = bytearray(data(draw.draw(st.sampled_from(["sleep.smaps_rollup",
+                                                      "clone_vm.smaps_rollup"]))))
+    layouts = learnt(bytes(text))
+    for _ in range(draw.draw(st.integers(1, 6))):
+        index = draw.draw(st.integers(0, len(text) - 1))
+        text[index] = draw.draw(st.sampled_from(b"0123456789      \t\n:kBPS_-+\r"))
+    with_layout, without = read_both_ways(bytes(text), layouts)
+    assert with_layout == without
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 10 ** 12), min_size=30, max_size=30))
+def test_layout_reads_any_numbers(numbers):
+    text = data("sleep.smaps_rollup")
+    layouts = learnt(text)
+    other = renumbered(text, numbers)
+    assert read_both_ways(other, layouts)[0] == ps_mem.parse_smaps(other)
+
+
+# ----------------------------------------------------------------------------
 # parse_smaps on odd text
 # ----------------------------------------------------------------------------
 
