@@ -302,6 +302,36 @@ def test_renamed_process_with_utf8_name(procs):
     assert [name for *_, name in parse_report(result.out)[0]] == [" ".join(command_line)]
 
 
+def _children(pid: int) -> List[int]:
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+        return [int(word) for word in handle.read().split()]
+
+
+def test_renamed_child_joins_its_parents_program(procs):
+    """A forked child that renamed itself (firefox's "Web Content") is
+    named by its executable where its parent runs the same one, as in
+    3.14; a renamed process whose parent runs another keeps its name."""
+    # The child's memory must not read as its parent's: 3.14 would take
+    # the two for one address space (see test_address_spaces.py).
+    script = ("import ctypes, os, time\n"
+              "if os.fork() == 0:\n"
+              "    ctypes.CDLL(None).prctl(15, b'Web Content', 0, 0, 0)\n"
+              "    own = b'x' * (4 << 20)\n"
+              "time.sleep(600)\n")
+    family = procs.command([sys.executable, "-c", script], exe=os.path.realpath(sys.executable))
+    deadline = time.monotonic() + 10
+    while not (_children(family.pid) and
+               _status_name(_children(family.pid)[0]) == "Web Content"):
+        assert time.monotonic() < deadline, "the child did not rename itself"
+        time.sleep(0.01)
+    child = _children(family.pid)[0]
+    lonely = procs.helper("setname", b"Web Content".hex())
+    result = compare_live("-p", "%d,%d,%d" % (family.pid, child, lonely.pid))
+    python = os.path.basename(os.path.realpath(sys.executable))
+    assert sorted(name for *_, name in parse_report(result.out)[0]) == \
+        sorted([python + " (2)", "Web Content"])
+
+
 def _status_name(pid: int) -> str:
     # The kernel escapes "\n" and "\\" in status; ps_mem drops bytes that
     # are not UTF-8.

@@ -453,6 +453,21 @@ def test_parse_status_bad_ppid():
         ps_mem.parse_status(b"Name:\tx\nPPid:\tnope\n")
 
 
+def test_parse_stat_ppid_of_a_hostile_name():
+    # A process renamed (prctl) to "x) S 1 (y\n z": the parenthesis that
+    # ends the name is the last one; status says the same parent.
+    stat = data("renamed.stat")
+    assert b"(x) S 1 (y\n z) S 23170 " in stat
+    assert ps_mem.parse_stat_ppid(stat) == 23170
+    assert ps_mem.parse_status(data("renamed.status"))[1] == 23170
+
+
+@pytest.mark.parametrize("text", [b"", b"7 (x)", b"7 (x) S", b"7 (x) S nope 1\n", b"7 x S 1 2\n"])
+def test_parse_stat_ppid_odd(text):
+    with pytest.raises(ValueError):
+        ps_mem.parse_stat_ppid(text)
+
+
 def test_parse_cmdline_real():
     assert ps_mem.parse_cmdline(data("sleep.cmdline")) == ["/usr/bin/sleep", "600"]
     args = ps_mem.parse_cmdline(data("bash.cmdline"))
