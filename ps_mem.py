@@ -1152,12 +1152,16 @@ class _Forked:
             self.abandon()
             raise
 
-    def finish(self) -> None:
-        """Let the child end (a server ends when asked no more), and reap it."""
+    def hang_up(self) -> None:
+        """Let the child end: a server ends when asked no more."""
         for fd in (self._questions, self._results):
             if fd >= 0:
                 os.close(fd)
         self._questions = self._results = -1
+
+    def finish(self) -> None:
+        """Let the child end, and reap it."""
+        self.hang_up()
         if self._status is None:
             _pid, self._status = os.waitpid(self.pid, 0)
 
@@ -1272,23 +1276,31 @@ class AddressSpaces:
         processes of these groups of (pid, mem_id)."""
         from functools import cmp_to_key
 
+        said: Dict[Tuple[int, int], int] = {}  # what compare() answered
+
+        def kernel_order(left: "Tuple[int, object]", right: "Tuple[int, object]") -> int:
+            answer = said[left[0], right[0]] = self.compare(left[0], right[0])
+            return answer
+
         mm_of = {}
-        by_kernel_order = cmp_to_key(lambda a, b: self.compare(a[0], b[0]))
         for group in groups:
             try:
-                ordered = sorted(group, key=by_kernel_order)
+                ordered = sorted(group, key=cmp_to_key(kernel_order))
+                first = ordered[0][0]
+                mm_of[first] = first
+                for (previous, _), (pid, _) in zip(ordered, ordered[1:]):
+                    # Sorting compared most neighbours already.
+                    answer = said.get((previous, pid), said.get((pid, previous)))
+                    if answer is None:
+                        answer = self.compare(previous, pid)
+                    if answer != 0:
+                        first = pid
+                    mm_of[pid] = first
             except KcmpDenied:
                 # Some of these may not be compared: for them, 3.14's guess
                 # from identical memory text.
                 for pid, mem_id in group:
                     mm_of[pid] = ("same text", mem_id)
-                continue
-            first = ordered[0][0]
-            mm_of[first] = first
-            for (previous, _), (pid, _) in zip(ordered, ordered[1:]):
-                if self.compare(previous, pid) != 0:
-                    first = pid
-                mm_of[pid] = first
         return mm_of
 
 
@@ -1299,6 +1311,10 @@ class _KcmpServer:
     def prepare(self) -> None:
         try:
             self._kcmp: Optional[AddressSpaces] = AddressSpaces()
+            # A first answer, while ps_mem still reads: it brings in what
+            # answering needs, and the real question is answered sooner.
+            me = os.getpid()
+            self._kcmp.classify([[(me, 0), (me, 0)]])
         except (KcmpUnavailable, OSError, AttributeError):
             self._kcmp = None
 
@@ -1378,6 +1394,11 @@ class KcmpHelper:
         except ChildFailed:
             self._child, self._failed = None, True
             return None
+
+    def hang_up(self) -> None:
+        """No more questions: the child ends while ps_mem goes on."""
+        if self._child is not None:
+            self._child.hang_up()
 
     def close(self) -> None:
         if self._child is not None:
@@ -2158,6 +2179,8 @@ def run(options: Options, out: _Output, err) -> int:
     try:
         while True:
             scan = collect(procfs, options, kernel, self_pid, kcmp=kcmp)
+            if options.watch is None:
+                kcmp.hang_up()
             report = aggregate(scan.samples, scan.unreadable, scan.address_spaces)
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen

@@ -490,6 +490,52 @@ def pool_tree(tree):
     return t
 
 
+class FakeKernel:
+    """kcmp KCMP_VM's answers for processes whose address spaces are
+    given: an order among the spaces, 0 within one."""
+
+    def __init__(self, space_of: dict, denied=()) -> None:
+        self.space_of = space_of
+        self.denied = set(denied)
+        self.calls = 0
+
+    def compare(self, pid1: int, pid2: int) -> int:
+        self.calls += 1
+        if pid1 in self.denied or pid2 in self.denied:
+            raise ps_mem.KcmpDenied(pid1, pid2)
+        one, two = self.space_of[pid1], self.space_of[pid2]
+        return (one > two) - (one < two)
+
+
+def classified(kernel: FakeKernel, groups) -> dict:
+    spaces = object.__new__(ps_mem.AddressSpaces)  # no ctypes: the fake answers
+    spaces.compare = kernel.compare
+    return spaces.classify(groups)
+
+
+@pytest.mark.parametrize("space_of, calls", [
+    ({1: "a", 2: "b"}, 1),  # forked: two spaces, told by one call
+    ({1: "a", 2: "a"}, 1),  # CLONE_VM
+    ({1: "a", 2: "b", 3: "c"}, 2),  # sorting compared both neighbours
+    ({5: "b", 1: "a", 2: "b", 3: "a", 4: "c"}, 8),
+    ({pid: "x%d" % (pid % 4) for pid in range(1, 41)}, 160),  # n log n
+])
+def test_classify_finds_each_space_asking_little(space_of, calls):
+    kernel = FakeKernel(space_of)
+    found = classified(kernel, [[(pid, "text") for pid in space_of]])
+    assert set(found) == set(space_of)
+    # Each process's space is named by one of its processes, the same for all.
+    assert all(space_of[found[pid]] == space_of[pid] for pid in space_of)
+    assert len(set(found.values())) == len(set(space_of.values()))
+    assert kernel.calls <= calls
+
+
+def test_classify_falls_back_to_the_text_for_a_refused_group():
+    kernel = FakeKernel({1: "a", 2: "a", 3: "b", 4: "b"}, denied=[4])
+    found = classified(kernel, [[(1, "t1"), (2, "t1")], [(3, "t2"), (4, "t2")]])
+    assert found == {1: 1, 2: 1, 3: ("same text", "t2"), 4: ("same text", "t2")}
+
+
 def test_tree_uses_3_14s_rule(pool_tree):
     ours = run_ours("-d", procfs=pool_tree.root)
     if REFERENCE.exists():
