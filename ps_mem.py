@@ -33,7 +33,6 @@ import errno
 import os
 import sys
 import time
-from collections import namedtuple
 
 # Annotations name typing's types in quotes, and typing (a large module:
 # a fifth of ps_mem's start-up time and memory) is imported for type
@@ -46,16 +45,66 @@ if TYPE_CHECKING:
 VERSION = "3.14"
 
 
+try:
+    from _collections import _tuplegetter  # CPython 3.8+: what namedtuple uses
+except ImportError:  # pragma: no cover - CPython 3.6 and 3.7
+    def _tuplegetter(index: int, doc: str) -> property:  # type: ignore[no-redef]
+        return property(lambda record: record[index], doc=doc)
+
+
 def _record(cls: type) -> type:
-    """The class's annotated fields made an immutable record: a namedtuple
-    with those fields, defaults and docstring, as typing.NamedTuple would
-    make it (trailing fields only may have defaults)."""
-    fields = list(cls.__annotations__)
-    record = namedtuple(cls.__name__, fields)
-    defaults = tuple(cls.__dict__[field] for field in fields if field in cls.__dict__)
-    record.__new__.__defaults__ = defaults or None
-    record.__doc__ = cls.__doc__ or record.__doc__
-    return record
+    """The class's annotated fields made an immutable record: a tuple with
+    named items, made as a namedtuple is (trailing fields only may have
+    defaults), with its _fields, _replace() and repr.
+
+    Not collections.namedtuple itself: importing collections and making the
+    records took a fifteenth of a run's wall time.
+    """
+    fields = tuple(cls.__annotations__)
+    defaults = {field: cls.__dict__[field] for field in fields if field in cls.__dict__}
+    size = len(fields)
+    new_tuple = tuple.__new__
+
+    def __new__(record_class, *values, **named):
+        if len(values) != size or named:
+            values = _record_values(cls.__name__, fields, defaults, values, named)
+        return new_tuple(record_class, values)
+
+    def _replace(self, **changes):
+        return __new__(type(self), *[changes.pop(field, value)
+                                     for field, value in zip(fields, self)], **changes)
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (cls.__name__, ", ".join(
+            "%s=%r" % pair for pair in zip(fields, self)))
+
+    namespace = {"__slots__": (), "__doc__": cls.__doc__, "__module__": cls.__module__,
+                 "_fields": fields, "__new__": __new__, "_replace": _replace,
+                 "__repr__": __repr__, "__getnewargs__": lambda self: tuple(self)}
+    for index, field in enumerate(fields):
+        namespace[field] = _tuplegetter(index, field)
+    return type(cls.__name__, (tuple,), namespace)
+
+
+def _record_values(name: str, fields: "Tuple[str, ...]", defaults: "Dict[str, object]",
+                   values: "Tuple[object, ...]", named: "Dict[str, object]"
+                   ) -> "Tuple[object, ...]":
+    """A record's values from its arguments, as a function with those
+    parameters would take them; TypeError for arguments that do not fit."""
+    if not named and len(fields) - len(defaults) <= len(values) < len(fields):
+        return values + tuple(defaults[field] for field in fields[len(values):])
+    if len(values) > len(fields):
+        raise TypeError("%s takes %d values, not %d" % (name, len(fields), len(values)))
+    given = dict(zip(fields, values))
+    for field, value in named.items():
+        if field not in fields or field in given:
+            raise TypeError("%s: unexpected or repeated value for %r" % (name, field))
+        given[field] = value
+    missing = [field for field in fields if field not in given and field not in defaults]
+    if missing:
+        raise TypeError("%s: missing %s" % (name, ", ".join(missing)))
+    return tuple(given[field] if field in given else defaults[field] for field in fields)
+
 
 # ----------------------------------------------------------------------------
 # Errors

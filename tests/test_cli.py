@@ -132,9 +132,9 @@ def test_no_arguments_are_the_parsers_defaults():
 
 
 def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
-    """typing, argparse and re are most of what importing ps_mem would cost
-    (memory and time); a run without arguments on a kernel with
-    smaps_rollup needs none of them, nor signal."""
+    """typing, argparse, collections and re are most of what importing
+    ps_mem would cost (memory and time); a run without arguments on a
+    kernel with smaps_rollup needs none of them, nor signal."""
     import subprocess
 
     from tests.harness import REPO, child_env
@@ -143,8 +143,9 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
         "import sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
         "import ps_mem\n"
         "ps_mem.parse_options([])\n"
-        "ps_mem.parse_smaps(open(%r, 'rb').read())\n"
-        "print(sorted(name for name in ('argparse', 'typing', 'signal', 'ctypes', 're')"
+        "ps_mem.parse_smaps(open(%r, 'rb').read(), {})\n"
+        "print(sorted(name for name in ('argparse', 'typing', 'signal', 'ctypes', 're',"
+        " 'collections')"
         " if name in sys.modules))\n"
         % (str(REPO), str(REPO / "tests" / "data" / "sleep.smaps_rollup")))
     result = subprocess.run([sys.executable, "-S", "-c", program], env=child_env(),
