@@ -1486,21 +1486,32 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
     # up to the total, with -d too); where it could not, 3.14's rule.
     exact = address_spaces is not None
     mm_size: Dict[object, int] = {}
+    mapped = []
     if exact:
         for sample in samples:  # processes absent from the map are alone
             mm = address_spaces.get(sample.pid)
             if mm is not None:
                 mm_size[mm] = mm_size.get(mm, 0) + 1
+                mapped.append((mm, sample.name))
+    # The rows with a process that shares its space; in the others, each
+    # process is alone.
+    sharing_names = {name for mm, name in mapped if mm_size[mm] > 1}
     groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
-        groups.setdefault(sample.name, []).append(sample)
+        members = groups.get(sample.name)
+        if members is None:
+            groups[sample.name] = [sample]
+        else:
+            members.append(sample)
 
     programs = []
     total_ram = total_swap = 0
     for name, members in groups.items():  # first-seen order, as 3.14 sums
-        if exact:
+        if name in sharing_names:
             private, shared, swap = _sum_address_spaces(members, address_spaces, mm_size,
                                                         pss_seen)
+        elif exact:  # the usual case
+            private, shared, swap = _sums(members, pss_seen)
         else:
             private, shared, swap = _sum_processes(members, pss_seen)
         # Shared hugetlb pages are in no Pss; a program's largest mapping is
@@ -1598,8 +1609,6 @@ def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "Address
                         pss_seen: bool) -> "Tuple[float, float, float]":
     """Each address space counted once: its processes' figures are the same
     memory seen k times, so each of the k brings 1/k of it."""
-    if not any(sample.pid in address_spaces for sample in members):
-        return _sums(members, pss_seen)  # each process alone (the usual case)
     in_program: Dict[object, List[ProcessSample]] = {}
     for sample in members:
         in_program.setdefault(address_spaces.get(sample.pid, sample.pid), []).append(sample)
