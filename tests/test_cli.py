@@ -6,6 +6,8 @@ import os
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.harness import run_ours, run_reference
 
@@ -131,6 +133,36 @@ def test_no_arguments_are_the_parsers_defaults():
     assert ps_mem.parse_options([]) == ps_mem.parse_options(spelled) == ps_mem.Options()
 
 
+PLAIN_WORDS = ["-s", "-t", "-d", "-S", "-p", "-w", "1", "1,2", "07,3", "0", "-1", "1,", ",",
+               "+3", " 4", "\u0661", "x", "-x", "-ts", "-p1", "--total", "--", "-h", ""]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(PLAIN_WORDS), max_size=6))
+def test_plain_arguments_read_as_argparse_reads_them(argv):
+    """plain_options() answers only where argparse would give the same
+    options (and no error)."""
+    plain = ps_mem.plain_options(argv)
+    if plain is not None:
+        assert plain == ps_mem.parse_options_with_argparse(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["-t"], ["-S", "-d"], ["-s", "-t", "-d", "-S"], ["-p", "1,2,3"], ["-w", "5"],
+    ["-t", "-p", "4", "-p", "5"], ["-w", "08", "-S"],
+])
+def test_plain_arguments_answered_without_argparse(argv):
+    assert ps_mem.plain_options(argv) == ps_mem.parse_options_with_argparse(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["-p"], ["-p", ""], ["-p", "1,"], ["-p", "+1"], ["-p", "-1"], ["-w", "0"], ["-w", "x"],
+    ["-ts"], ["-p1"], ["--total"], ["--json"], ["-h"], ["--"], ["x"],
+])
+def test_other_arguments_left_to_argparse(argv):
+    assert ps_mem.plain_options(argv) is None
+
+
 def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
     """typing, argparse, collections and re are most of what importing
     ps_mem would cost (memory and time); a run without arguments on a
@@ -143,6 +175,7 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
         "import sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
         "import ps_mem\n"
         "ps_mem.parse_options([])\n"
+        "ps_mem.parse_options(['-t', '-S', '-d', '-p', '1,2', '-w', '3'])\n"
         "ps_mem.parse_smaps(open(%r, 'rb').read(), {})\n"
         "print(sorted(name for name in ('argparse', 'typing', 'signal', 'ctypes', 're',"
         " 'collections')"
