@@ -997,10 +997,7 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     simply reads fewer.  The chunks are joined in the proc root's order; a chunk a
     failed child took is read here instead, so nothing is lost.
     """
-    # All the numbers are written before any reader starts, and a pipe
-    # holds at least a page: 1024 numbers.
-    size = max(_CHUNK_PIDS, -(-len(pids) // 1024))
-    chunks = [pids[start:start + size] for start in range(0, len(pids), size)]
+    chunks = _chunks(pids, readers)
     readers = min(readers, len(chunks))
     tokens, tokens_end = os.pipe()
     try:
@@ -1010,6 +1007,7 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     finally:
         os.close(tokens_end)  # before any fork: the readers see the end
     children: List[_Forked] = []
+    scans: Dict[int, Scan] = {}
     try:
         for _ in range(readers - 1):
             try:
@@ -1017,15 +1015,11 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                                         chunks, tokens, stream=True))
             except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
                 break
-        scans = _read_chunks(procfs, options, kernel, chunks, tokens)
-        for child in children:
-            try:
-                for index, records, unreadable in child.items():
-                    for position, record in enumerate(records):  # in place: less memory
-                        records[position] = ProcessSample(*record)
-                    scans[index] = Scan(records, unreadable)
-            except (ChildFailed, TypeError, ValueError):
-                pass  # its chunks are read below
+        inbox = _ChunkInbox(children, scans)
+        for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
+            scans[index] = scan
+            inbox.take(wait=False)  # now, not all at the end
+        inbox.take(wait=True)
     except BaseException:
         for child in children:
             child.abandon()
@@ -1037,32 +1031,87 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     samples: List[ProcessSample] = []
     unreadable = 0
     for index, chunk in enumerate(chunks):
+        # A chunk a failed child took is read here.
         scan = scans.get(index) or _scan(procfs, options, kernel, chunk)
         samples.extend(scan.samples)
         unreadable += scan.unreadable
     return Scan(samples, unreadable)
 
 
+def _chunks(pids: "List[int]", readers: int) -> "List[List[int]]":
+    """PIDS cut into the chunks READERS take one at a time, in order.
+
+    At most 1024: their numbers are all written to a pipe before any
+    reader starts, and a pipe holds at least a page.  The last chunks are
+    a quarter of the others, so that no reader waits long for another's
+    last one.
+    """
+    size = max(_CHUNK_PIDS, -(-len(pids) // (1024 - 3 * _MAX_READERS)))
+    last = max(0, len(pids) - readers * size)
+    chunks = [pids[start:min(start + size, last)] for start in range(0, last, size)]
+    small = max(1, size // 4)
+    return chunks + [pids[start:start + small] for start in range(last, len(pids), small)]
+
+
 def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 chunks: "List[List[int]]", tokens: int) -> "Dict[int, Scan]":
-    """The chunks whose numbers this reader takes from the TOKENS pipe."""
+                 chunks: "List[List[int]]", tokens: int) -> "Iterable[Tuple[int, Scan]]":
+    """(index, scan) of each chunk whose number this reader takes from the
+    TOKENS pipe, as it is read."""
     namer = Namer(procfs, options)
     layouts: Dict[bytes, RollupLayout] = {}
-    scans = {}
     while True:
         token = os.read(tokens, _TOKEN_BYTES)  # whole: see _scan_forked()
         if len(token) < _TOKEN_BYTES:
-            return scans
+            return
         index = int.from_bytes(token, "little")
-        scans[index] = _scan(procfs, options, kernel, chunks[index], namer, layouts)
+        yield index, _scan(procfs, options, kernel, chunks[index], namer, layouts)
 
 
 def _read_chunks_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                          chunks: "List[List[int]]", tokens: int
-                         ) -> "List[Tuple[int, List[tuple], int]]":
+                         ) -> "Iterable[Tuple[int, List[tuple], int]]":
     """_read_chunks() in what marshal can carry: each sample a plain tuple."""
-    return [(index, [tuple(sample) for sample in scan.samples], scan.unreadable)
-            for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens).items()]
+    for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
+        yield index, [tuple(sample) for sample in scan.samples], scan.unreadable
+
+
+class _ChunkInbox:
+    """The chunks forked readers send (see _read_chunks_records()), taken
+    into SCANS as they come: between the chunks this process reads, the
+    work of taking them is done while the children still read."""
+
+    def __init__(self, children: "List[_Forked]", scans: "Dict[int, Scan]") -> None:
+        import select
+
+        self._scans = scans
+        self._poll = select.poll()
+        self._open: Dict[int, _Forked] = {}
+        for child in children:
+            self._poll.register(child.fileno(), select.POLLIN)
+            self._open[child.fileno()] = child
+
+    def take(self, wait: bool) -> None:
+        """Take the chunks sent so far; with WAIT, all until every child
+        has ended.  A child that fails (dies, or sends what is not a
+        chunk) is given up: its chunks are read again (see _scan_forked())."""
+        while self._open:
+            ready = self._poll.poll(None if wait else 0)
+            if not ready:
+                return
+            for fd, _event in ready:
+                child = self._open[fd]
+                try:
+                    item = child.result()
+                    if item is not None:
+                        index, records, unreadable = item  # type: ignore[misc]
+                        for position, record in enumerate(records):  # in place: less memory
+                            records[position] = ProcessSample(*record)
+                        self._scans[index] = Scan(records, unreadable)
+                        continue
+                except (ChildFailed, TypeError, ValueError):
+                    pass
+                self._poll.unregister(fd)  # it has ended, or failed
+                del self._open[fd]
 
 
 class ChildFailed(Exception):
@@ -1143,7 +1192,8 @@ class _Forked:
     """FUNCTION(*ARGS) called in a forked child, its value (anything marshal
     can carry) sent back through a pipe: result().
 
-    With STREAM, the value is a list sent an item at a time: items().
+    With STREAM, the value is an iterable sent an item at a time as the
+    child makes it, then None: each is a result().
     With SERVER, the child calls SERVER.prepare() first, and once it has
     sent its value, answers questions until the parent closes the pipe:
     ask(QUESTION) is SERVER(QUESTION) worked out in the child.  finish()
@@ -1179,15 +1229,10 @@ class _Forked:
             self.abandon()
             raise
 
-    def items(self) -> "Iterable[object]":
-        """With STREAM: the items of the child's value, each sent alone (so
-        that the whole is never in memory twice); ChildFailed if they stop
-        short of the end."""
-        while True:
-            item = self.result()
-            if item is None:
-                return
-            yield item
+    def fileno(self) -> int:
+        """The pipe the child's value comes through: readable when
+        result() has something to return."""
+        return self._results
 
     def ask(self, question: object) -> object:
         """The child server's answer to QUESTION; ChildFailed if none."""

@@ -68,10 +68,25 @@ def test_readers_scan_as_one_reader(proc_trees, name, readers, children):
     for options in OPTION_SETS.values():
         assert scan(procfs, options, readers) == scan(procfs, options, 1)
     # One reader per chunk at most, this process one of them.
-    pids = len([pid for pid in procfs.pids() if pid != procfs.self_pid()])
-    chunks = -(-pids // 2)
+    chunks = len(ps_mem._chunks([pid for pid in procfs.pids() if pid != procfs.self_pid()],
+                                readers))
     assert len(children) == len(OPTION_SETS) * max(0, min(readers, chunks) - 1)
     assert_reaped(children)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 31, 200, 1000, 5000, 40000, 100000])
+@pytest.mark.parametrize("readers", [1, 2, 8])
+def test_chunks_cover_the_pids_in_order(count, readers, monkeypatch):
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 32)
+    pids = list(range(100, 100 + count))
+    chunks = ps_mem._chunks(pids, readers)
+    assert [pid for chunk in chunks for pid in chunk] == pids
+    assert all(chunks) and len(chunks) <= 1024
+    sizes = [len(chunk) for chunk in chunks]
+    if count >= 32 * readers:
+        # The pids of the last chunk each reader may take, in quarters.
+        assert sizes[-4 * readers:] == [max(sizes) // 4] * (4 * readers)
+    assert max(sizes, default=0) <= max(32, -(-count // 1000))
 
 
 def test_more_readers_than_pids(proc_trees, children):
