@@ -58,7 +58,7 @@ def _record(cls: type) -> type:
     defaults), with its _fields, _replace() and repr.
 
     Not collections.namedtuple itself: importing collections and making the
-    records took a fifteenth of a run's wall time.
+    records took 3 ms of each start, as much as ps_mem's own import.
     """
     fields = tuple(cls.__annotations__)
     defaults = {field: cls.__dict__[field] for field in fields if field in cls.__dict__}
