@@ -40,7 +40,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Callable, Dict, Iterable, List, Optional, Tuple
+    from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 VERSION = "3.14"
 
@@ -254,12 +254,12 @@ class ProcFS:
             return str(uid)
 
     def address_spaces(self, samples: "List[ProcessSample]",
-                       ask: "Optional[Callable[[object], object]]" = None
+                       helper: "Optional[KcmpHelper]" = None
                        ) -> "Optional[AddressSpaceMap]":
         """Which of these processes share an address space, where that can
-        be known exactly; None where only 3.14's guess can be made.  ASK:
+        be known exactly; None where only 3.14's guess can be made.  HELPER:
         see exact_address_spaces()."""
-        return exact_address_spaces(samples, ask) if self.live else None
+        return exact_address_spaces(samples, helper) if self.live else None
 
     def time(self) -> float:
         """When the sample is taken (a capture answers when it was)."""
@@ -922,12 +922,17 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
         if procfs.live and (readers > 1 or options.watch) and len(pids) > 1:
             # Forked now, small, it loads what it needs while we read.
             kcmp.start()
-        if min(readers, len(pids)) > 1:
-            scan = _scan_forked(procfs, options, kernel, pids, readers)
+        if min(readers, len(pids)) > 1 and procfs.live:
+            # kcmp's helper is told of alike processes as they are read.
+            scan = _scan_forked(procfs, options, kernel, pids, readers, _Twins(kcmp).see)
+            address_spaces = kcmp.spaces()
         else:
-            scan = _scan(procfs, options, kernel, pids)
-        return Scan(scan.samples, scan.unreadable,
-                    procfs.address_spaces(scan.samples, kcmp.ask))
+            if min(readers, len(pids)) > 1:
+                scan = _scan_forked(procfs, options, kernel, pids, readers)
+            else:
+                scan = _scan(procfs, options, kernel, pids)
+            address_spaces = procfs.address_spaces(scan.samples, kcmp)
+        return Scan(scan.samples, scan.unreadable, address_spaces)
     finally:
         if own_helper:
             kcmp.close()
@@ -982,7 +987,8 @@ _TOKEN_BYTES = 4
 
 
 def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 pids: "List[int]", readers: int) -> Scan:
+                 pids: "List[int]", readers: int,
+                 seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> Scan:
     """_scan() by READERS processes at the same time: this one and forked
     children.
 
@@ -996,6 +1002,8 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     that starts late (a fork takes milliseconds) or runs on a busier CPU
     simply reads fewer.  The chunks are joined in the proc root's order; a chunk a
     failed child took is read here instead, so nothing is lost.
+
+    SEEN is given each chunk's samples as they come.
     """
     chunks = _chunks(pids, readers)
     readers = min(readers, len(chunks))
@@ -1015,9 +1023,11 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                                         chunks, tokens, stream=True))
             except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
                 break
-        inbox = _ChunkInbox(children, scans)
+        inbox = _ChunkInbox(children, scans, seen)
         for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
             scans[index] = scan
+            if seen is not None:
+                seen(scan.samples)
             inbox.take(wait=False)  # now, not all at the end
         inbox.take(wait=True)
     except BaseException:
@@ -1031,8 +1041,11 @@ def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     samples: List[ProcessSample] = []
     unreadable = 0
     for index, chunk in enumerate(chunks):
-        # A chunk a failed child took is read here.
-        scan = scans.get(index) or _scan(procfs, options, kernel, chunk)
+        scan = scans.get(index)
+        if scan is None:  # a chunk a failed child took
+            scan = _scan(procfs, options, kernel, chunk)
+            if seen is not None:
+                seen(scan.samples)
         samples.extend(scan.samples)
         unreadable += scan.unreadable
     return Scan(samples, unreadable)
@@ -1080,10 +1093,12 @@ class _ChunkInbox:
     into SCANS as they come: between the chunks this process reads, the
     work of taking them is done while the children still read."""
 
-    def __init__(self, children: "List[_Forked]", scans: "Dict[int, Scan]") -> None:
+    def __init__(self, children: "List[_Forked]", scans: "Dict[int, Scan]",
+                 seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> None:
         import select
 
         self._scans = scans
+        self._seen = seen
         self._poll = select.poll()
         self._open: Dict[int, _Forked] = {}
         for child in children:
@@ -1107,11 +1122,17 @@ class _ChunkInbox:
                         for position, record in enumerate(records):  # in place: less memory
                             records[position] = ProcessSample(*record)
                         self._scans[index] = Scan(records, unreadable)
+                        if self._seen is not None:
+                            self._seen(records)
                         continue
                 except (ChildFailed, TypeError, ValueError):
                     pass
                 self._poll.unregister(fd)  # it has ended, or failed
                 del self._open[fd]
+
+
+# What a server (see _Forked) answers to a question that wants no answer.
+_SILENT = ("no answer",)
 
 
 class ChildFailed(Exception):
@@ -1180,7 +1201,9 @@ def _child(function: "Callable[..., object]", args: "Tuple[object, ...]",
                 question = _receive(questions[0])
             except ChildFailed:
                 break  # the parent closed the pipe: no more questions
-            _send(results[1], server(question))
+            answer = server(question)
+            if answer is not _SILENT:
+                _send(results[1], answer)
         status = 0
     finally:
         # Whatever happened, the child ends here: never back into the
@@ -1233,6 +1256,15 @@ class _Forked:
         """The pipe the child's value comes through: readable when
         result() has something to return."""
         return self._results
+
+    def tell(self, message: object) -> None:
+        """Send the child server MESSAGE, to which it answers _SILENT:
+        nothing to wait for; ChildFailed if the child is gone."""
+        try:
+            _send(self._questions, message)
+        except OSError as error:  # EPIPE: the child is gone
+            self.abandon()
+            raise ChildFailed(error) from error
 
     def ask(self, question: object) -> object:
         """The child server's answer to QUESTION; ChildFailed if none."""
@@ -1325,10 +1357,12 @@ class AddressSpaces:
     3.14 guesses this from identical memory-file text, which merges
     independent processes whose maps happen to be alike (ASLR off, idle
     forked workers).  Exactly those processes, the ones 3.14 would take for
-    one, are compared, sorted by the kernel's own ordering, so the cost
-    stays near one call each; and on most machines there are none, so
-    ctypes is not even loaded.  (Like 3.14, a clone whose memory changed
-    between the reads of the two processes' files is not recognised.)
+    one, are compared: each is placed among one process of each space
+    already found for its text, kept in the kernel's own order, so that a
+    binary search finds its space or its place with few calls.  On most
+    machines there are none, so ctypes is not even loaded.  (Like 3.14, a
+    clone whose memory changed between the reads of the two processes'
+    files is not recognised.)
     """
 
     def __init__(self) -> None:
@@ -1348,6 +1382,14 @@ class AddressSpaces:
             self.compare(me, me)
         except KcmpDenied as denied:
             raise KcmpUnavailable("kcmp not permitted") from denied
+        self._forget()
+
+    def _forget(self) -> None:
+        # mem_id -> one pid of each space found, in the kernel's order
+        self._spaces: Dict[object, List[int]] = {}
+        self._members: Dict[object, List[int]] = {}  # mem_id -> pids placed
+        self._mm_of: Dict[int, object] = {}
+        self._guessed: Set[object] = set()  # mem_ids that kcmp was refused for
 
     def compare(self, pid1: int, pid2: int) -> int:
         """0 same address space, -1 or 1 different (a stable order)."""
@@ -1365,42 +1407,54 @@ class AddressSpaces:
             raise KcmpDenied(pid1, pid2)
         raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
 
-    def classify(self, groups: "Iterable[List[Tuple[int, object]]]") -> "Dict[int, object]":
+    def place(self, pid: int, mem_id: object) -> None:
+        """Find the space of process PID, whose memory text is MEM_ID."""
+        self._members.setdefault(mem_id, []).append(pid)
+        if mem_id in self._guessed:
+            return
+        found = self._spaces.setdefault(mem_id, [])
+        low, high = 0, len(found)
+        try:
+            while low < high:
+                middle = (low + high) // 2
+                order = self.compare(pid, found[middle])
+                if order == 0:
+                    self._mm_of[pid] = self._mm_of[found[middle]]
+                    return
+                if order < 0:
+                    high = middle
+                else:
+                    low = middle + 1
+        except KcmpDenied:
+            # Some of these may not be compared: for all processes of this
+            # text, 3.14's guess from identical memory text.
+            self._guessed.add(mem_id)
+            return
+        found.insert(low, pid)
+        self._mm_of[pid] = pid
+
+    def spaces(self) -> "Dict[int, object]":
         """pid -> its address space (the pid of a process in it), for the
-        processes of these groups of (pid, mem_id)."""
-        from functools import cmp_to_key
-
-        said: Dict[Tuple[int, int], int] = {}  # what compare() answered
-
-        def kernel_order(left: "Tuple[int, object]", right: "Tuple[int, object]") -> int:
-            answer = said[left[0], right[0]] = self.compare(left[0], right[0])
-            return answer
-
-        mm_of = {}
-        for group in groups:
-            try:
-                ordered = sorted(group, key=cmp_to_key(kernel_order))
-                first = ordered[0][0]
-                mm_of[first] = first
-                for (previous, _), (pid, _) in zip(ordered, ordered[1:]):
-                    # Sorting compared most neighbours already.
-                    answer = said.get((previous, pid), said.get((pid, previous)))
-                    if answer is None:
-                        answer = self.compare(previous, pid)
-                    if answer != 0:
-                        first = pid
-                    mm_of[pid] = first
-            except KcmpDenied:
-                # Some of these may not be compared: for them, 3.14's guess
-                # from identical memory text.
-                for pid, mem_id in group:
-                    mm_of[pid] = ("same text", mem_id)
+        processes placed since the last call."""
+        mm_of = self._mm_of
+        for mem_id in self._guessed:
+            for pid in self._members[mem_id]:
+                mm_of[pid] = ("same text", mem_id)
+        self._forget()
         return mm_of
+
+    def classify(self, groups: "Iterable[List[Tuple[int, object]]]") -> "Dict[int, object]":
+        """spaces() of the processes of these groups of (pid, mem_id)."""
+        for group in groups:
+            for pid, mem_id in group:
+                self.place(pid, mem_id)
+        return self.spaces()
 
 
 class _KcmpServer:
     """kcmp's answers from a forked child (see KcmpHelper): prepare() loads
-    ctypes there, and the child answers each sample's question."""
+    ctypes there; then each sample tells it of processes alike to others,
+    ("place", [(pid, mem_id), ...]), and asks for their spaces, ("spaces",)."""
 
     def prepare(self) -> None:
         try:
@@ -1412,44 +1466,76 @@ class _KcmpServer:
         except (KcmpUnavailable, OSError, AttributeError):
             self._kcmp = None
 
-    def __call__(self, groups: "List[List[Tuple[int, object]]]") -> "Optional[AddressSpaceMap]":
+    def __call__(self, message: "Tuple") -> object:
+        if message[0] == "place":
+            if self._kcmp is not None:
+                try:
+                    for pid, mem_id in message[1]:
+                        self._kcmp.place(pid, mem_id)
+                except (KcmpUnavailable, OSError, AttributeError):
+                    self._kcmp = None  # no answer this run
+            return _SILENT
         if self._kcmp is None:
             return None
-        try:
-            return self._kcmp.classify(groups)
-        except (KcmpUnavailable, OSError, AttributeError):
-            return None
+        return self._kcmp.spaces()
 
 
 def exact_address_spaces(samples: "List[ProcessSample]",
-                         ask: "Optional[Callable[[object], object]]" = None
+                         helper: "Optional[KcmpHelper]" = None
                          ) -> "Optional[AddressSpaceMap]":
     """Which processes share an address space, where the kernel can tell;
     None where it cannot (and 3.14's rule applies).  For the live /proc of
     our own pid namespace only: kcmp takes pids as we see them.
 
-    ASK answers for groups of (pid, mem_id): a KcmpHelper's ask(); without
-    it, a helper is made for this question alone.
+    HELPER: the run's KcmpHelper; without it, one is made for this
+    question alone.  Only processes whose memory text is another's are
+    asked about (see AddressSpaces): the others are alone in theirs.
     """
     # Sorted, alike processes are next to each other (and keep their order):
     # no table of every process.
     with_text = sorted((sample for sample in samples if sample.mem_id is not None),
                        key=_mem_id)
-    groups: List[List[Tuple[int, object]]] = []
+    alike: List[Tuple[int, object]] = []
     for previous, sample in zip(with_text, with_text[1:]):
         if sample.mem_id == previous.mem_id:
-            if not groups or groups[-1][-1][0] != previous.pid:
-                groups.append([(previous.pid, previous.mem_id)])
-            groups[-1].append((sample.pid, sample.mem_id))
-    if not groups:
-        return {}  # a process whose memory looks like no other's is alone
-    if ask is not None:
-        return ask(groups)
-    helper = KcmpHelper()
+            if not alike or alike[-1][0] != previous.pid:
+                alike.append((previous.pid, previous.mem_id))
+            alike.append((sample.pid, sample.mem_id))
+    own_helper = helper is None
+    if helper is None:
+        helper = KcmpHelper()
     try:
-        return helper.ask(groups)
+        helper.place(alike)
+        return helper.spaces()
     finally:
-        helper.close()
+        if own_helper:
+            helper.close()
+
+
+class _Twins:
+    """Tells the kcmp helper of each process whose memory text is another's
+    while forked readers still read (see _scan_forked()): its answer is then
+    ready soon after the scan ends."""
+
+    def __init__(self, helper: "KcmpHelper") -> None:
+        self._helper = helper
+        self._first: Dict[object, int] = {}  # mem_id -> first pid, or -1 once told
+
+    def see(self, samples: "List[ProcessSample]") -> None:
+        alike = []
+        first_of = self._first
+        for sample in samples:
+            mem_id = sample.mem_id
+            if mem_id is None:
+                continue
+            first = first_of.setdefault(mem_id, sample.pid)
+            if first == sample.pid:
+                continue
+            if first > 0:
+                alike.append((first, mem_id))
+                first_of[mem_id] = -1
+            alike.append((sample.pid, mem_id))
+        self._helper.place(alike)
 
 
 class KcmpHelper:
@@ -1464,7 +1550,7 @@ class KcmpHelper:
 
     def __init__(self) -> None:
         self._child: Optional[_Forked] = None
-        self._ready = self._failed = False
+        self._ready = self._failed = self._placed = False
 
     def start(self) -> None:
         """Fork the child now: it loads ctypes while we go on."""
@@ -1474,17 +1560,32 @@ class KcmpHelper:
             except OSError:
                 self._failed = True
 
-    def ask(self, groups: "List[List[Tuple[int, object]]]") -> "Optional[AddressSpaceMap]":
-        """The address spaces of these groups of (pid, mem_id); None where
-        the kernel cannot tell."""
+    def place(self, alike: "List[Tuple[int, object]]") -> None:
+        """Have the child find the spaces of these processes, (pid, mem_id)
+        each, whose memory texts are others' (no waiting for it)."""
+        if not alike:
+            return
+        self._placed = True
         self.start()
+        if self._child is not None:
+            try:
+                self._child.tell(("place", alike))
+            except ChildFailed:
+                self._child, self._failed = None, True
+
+    def spaces(self) -> "Optional[AddressSpaceMap]":
+        """The address spaces of the processes placed since the last call;
+        None where the kernel cannot tell."""
+        placed, self._placed = self._placed, False
+        if not placed:
+            return {}  # a process whose memory looks like no other's is alone
         if self._child is None:
             return None
         try:
             if not self._ready:
                 self._child.result()  # sent once it has loaded ctypes
                 self._ready = True
-            return self._child.ask(groups)
+            return self._child.ask(("spaces",))  # type: ignore[return-value]
         except ChildFailed:
             self._child, self._failed = None, True
             return None
@@ -1808,7 +1909,7 @@ class Snapshot(ProcFS):
         return self.manifest.get("users", {}).get(str(uid), str(uid))
 
     def address_spaces(self, samples: "List[ProcessSample]",
-                       ask: "Optional[Callable[[object], object]]" = None
+                       helper: "Optional[KcmpHelper]" = None
                        ) -> "Optional[AddressSpaceMap]":
         recorded = self.manifest.get("address_spaces")
         if recorded is None:

@@ -507,10 +507,15 @@ class FakeKernel:
         return (one > two) - (one < two)
 
 
-def classified(kernel: FakeKernel, groups) -> dict:
+def fake_spaces(kernel: FakeKernel) -> "ps_mem.AddressSpaces":
     spaces = object.__new__(ps_mem.AddressSpaces)  # no ctypes: the fake answers
+    spaces._forget()
     spaces.compare = kernel.compare
-    return spaces.classify(groups)
+    return spaces
+
+
+def classified(kernel: FakeKernel, groups) -> dict:
+    return fake_spaces(kernel).classify(groups)
 
 
 @pytest.mark.parametrize("space_of, calls", [
@@ -518,7 +523,8 @@ def classified(kernel: FakeKernel, groups) -> dict:
     ({1: "a", 2: "a"}, 1),  # CLONE_VM
     ({1: "a", 2: "b", 3: "c"}, 2),  # sorting compared both neighbours
     ({5: "b", 1: "a", 2: "b", 3: "a", 4: "c"}, 8),
-    ({pid: "x%d" % (pid % 4) for pid in range(1, 41)}, 160),  # n log n
+    ({pid: "x%d" % (pid % 4) for pid in range(1, 41)}, 80),  # among four: two calls each
+    ({pid: "x%d" % pid for pid in range(1, 41)}, 160),  # all apart: n log n
 ])
 def test_classify_finds_each_space_asking_little(space_of, calls):
     kernel = FakeKernel(space_of)
@@ -528,6 +534,45 @@ def test_classify_finds_each_space_asking_little(space_of, calls):
     assert all(space_of[found[pid]] == space_of[pid] for pid in space_of)
     assert len(set(found.values())) == len(set(space_of.values()))
     assert kernel.calls <= calls
+
+
+def test_places_told_one_at_a_time_then_forgotten():
+    """What the helper does as a scan tells it of processes alike to others
+    (see _Twins): the same spaces as classify(), then a clean slate."""
+    kernel = FakeKernel({1: "a", 2: "b", 3: "a", 7: "c", 8: "c", 9: "d"})
+    spaces = fake_spaces(kernel)
+    for pid, mem_id in [(1, "t"), (7, "u"), (2, "t"), (8, "u"), (3, "t"), (9, "u")]:
+        spaces.place(pid, mem_id)
+    assert spaces.spaces() == {1: 1, 3: 1, 2: 2, 7: 7, 8: 7, 9: 9}
+    assert spaces.spaces() == {}
+
+
+def test_refusal_after_some_places_guesses_for_the_whole_text():
+    kernel = FakeKernel({1: "a", 2: "b", 3: "a", 4: "a"}, denied=[3])
+    spaces = fake_spaces(kernel)
+    for pid in (1, 2, 3, 4):
+        spaces.place(pid, "t")
+    assert spaces.spaces() == {pid: ("same text", "t") for pid in (1, 2, 3, 4)}
+
+
+def test_twins_tell_the_helper_of_each_alike_process_once():
+    """As chunks come (out of order), _Twins tells the helper of every
+    process whose memory text another has, as soon as it is known alike,
+    and of no other."""
+    told = []
+
+    class Helper:
+        def place(self, alike):
+            told.append(list(alike))
+
+    def sample(pid, mem_id):
+        return ps_mem.ProcessSample(pid, "x", 1.0, 1.0, 0, 0, mem_id, True, True)
+
+    twins = ps_mem._Twins(Helper())
+    twins.see([sample(5, "a"), sample(6, "b"), sample(7, None)])
+    twins.see([sample(1, "c"), sample(2, "a")])
+    twins.see([sample(3, "a"), sample(4, None), sample(8, "b"), sample(9, "d")])
+    assert told == [[], [(5, "a"), (2, "a")], [(3, "a"), (6, "b"), (8, "b")]]
 
 
 def test_classify_falls_back_to_the_text_for_a_refused_group():

@@ -118,6 +118,34 @@ def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, chil
     assert_reaped(children)
 
 
+@pytest.mark.parametrize("failure", [None, "killed"])
+@pytest.mark.parametrize("readers", [2, 3])
+def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, readers, failure):
+    """_scan_forked() shows every sample to SEEN once, as its chunk is read
+    here, taken from a child, or read again for a failed child: what tells
+    kcmp's helper of alike processes (see _Twins)."""
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    pids = [pid for pid in procfs.pids() if pid != procfs.self_pid()]
+    parent = os.getpid()
+    original = ps_mem._scan
+    by_parent = []
+
+    def reading(procfs, options, kernel, pids, *rest):
+        if os.getpid() == parent:
+            by_parent.extend(pids)
+        elif failure == "killed":  # every child, once it has taken a chunk
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(procfs, options, kernel, pids, *rest)
+
+    monkeypatch.setattr(ps_mem, "_scan", reading)
+    seen = []
+    result = ps_mem._scan_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
+    assert sorted(sample.pid for sample in seen) == sorted(sample.pid for sample in result.samples)
+    assert by_parent  # the parent read some (or read again a failed child's)
+    assert_reaped(children)
+
+
 def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch, children):
     procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
     parent = os.getpid()
@@ -190,6 +218,36 @@ def test_live_readers_scan_as_one_reader(children):
 
     assert unshared(three) == unshared(one)
     assert len(children) == 2
+    assert_reaped(children)
+
+
+def spaces_of(scan: "ps_mem.Scan") -> set:
+    """The address spaces found, as sets of pids (processes alone in theirs
+    left out), however each is named."""
+    spaces = {}
+    for pid, mm in (scan.address_spaces or {}).items():
+        spaces.setdefault(mm, set()).add(pid)
+    return {frozenset(pids) for pids in spaces.values() if len(pids) > 1}
+
+
+@live
+def test_live_readers_find_the_spaces_one_reader_finds(children):
+    """Readers tell kcmp's helper of alike processes as they read them: the
+    same spaces as one reader asking at the end.  Two CLONE_VM groups and a
+    forked family (alike, each in a space of its own), in chunks of two."""
+    with Processes() as processes:
+        groups = [processes.helper("clone_vm", "2", "8").pids for _ in range(2)]
+        family = processes.helper("forkshare", "4", "3").pids
+        pids = tuple(pid for group in groups for pid in group) + tuple(family)
+        options = ps_mem.Options(pids=pids)
+        procfs = ps_mem.ProcFS("/proc", live=True)
+        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
+        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
+    assert spaces_of(one) == spaces_of(three) == {frozenset(group) for group in groups}
+    # The family's children were asked about: alike, yet each alone.
+    asked = set(three.address_spaces)
+    assert set(family[1:]) <= asked
     assert_reaped(children)
 
 
