@@ -121,6 +121,36 @@ def test_main_returns_status_in_process(empty_tree, capsys):
     assert capsys.readouterr().err.endswith("Seconds must be positive! (0)\n")
 
 
+def test_watch_lets_each_sample_go_before_the_next(proc_trees, monkeypatch, capsys):
+    """A watch holds one sample at a time: the last one is freed before
+    the next is read (kept, it doubled the memory at a watch's peak)."""
+    released = []
+    taken = []
+
+    class Samples(list):
+        def __del__(self):
+            released.append(self.number)
+
+    original = ps_mem.collect
+
+    def collect(*args, **kwargs):
+        assert released == list(range(len(taken)))  # every earlier sample is gone
+        scan = original(*args, **kwargs)
+        samples = Samples(scan.samples)
+        samples.number = len(taken)
+        taken.append(None)
+        if len(taken) == 3:
+            raise KeyboardInterrupt  # how a watch ends
+        return scan._replace(samples=samples)
+
+    monkeypatch.setattr(ps_mem, "collect", collect)
+    monkeypatch.setattr(ps_mem.time, "sleep", lambda seconds: None)
+    root = str(proc_trees.get("rollup_6_1").root)
+    assert ps_mem.main(["--procfs", root, "-w", "1"]) == 0
+    assert len(taken) == 3 and released[:2] == [0, 1]
+    assert capsys.readouterr().out.count("=\n") == 2
+
+
 # ----------------------------------------------------------------------------
 # Start-up: what a plain `ps_mem` loads
 # ----------------------------------------------------------------------------
