@@ -1491,21 +1491,11 @@ def exact_address_spaces(samples: "List[ProcessSample]",
     question alone.  Only processes whose memory text is another's are
     asked about (see AddressSpaces): the others are alone in theirs.
     """
-    # Sorted, alike processes are next to each other (and keep their order):
-    # no table of every process.
-    with_text = sorted((sample for sample in samples if sample.mem_id is not None),
-                       key=_mem_id)
-    alike: List[Tuple[int, object]] = []
-    for previous, sample in zip(with_text, with_text[1:]):
-        if sample.mem_id == previous.mem_id:
-            if not alike or alike[-1][0] != previous.pid:
-                alike.append((previous.pid, previous.mem_id))
-            alike.append((sample.pid, sample.mem_id))
     own_helper = helper is None
     if helper is None:
         helper = KcmpHelper()
     try:
-        helper.place(alike)
+        _Twins(helper).see(samples)
         return helper.spaces()
     finally:
         if own_helper:
@@ -1513,9 +1503,9 @@ def exact_address_spaces(samples: "List[ProcessSample]",
 
 
 class _Twins:
-    """Tells the kcmp helper of each process whose memory text is another's
-    while forked readers still read (see _scan_forked()): its answer is then
-    ready soon after the scan ends."""
+    """Tells the kcmp helper of each process whose memory text is another's,
+    as samples come: while forked readers still read (see _scan_forked()),
+    its answer is then ready soon after the scan ends."""
 
     def __init__(self, helper: "KcmpHelper") -> None:
         self._helper = helper
@@ -1603,10 +1593,6 @@ class KcmpHelper:
 
 def _no_value() -> None:
     return None
-
-
-def _mem_id(sample: "ProcessSample") -> object:
-    return sample.mem_id
 
 
 # ----------------------------------------------------------------------------
