@@ -922,15 +922,17 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
         if procfs.live and (readers > 1 or options.watch) and len(pids) > 1:
             # Forked now, small, it loads what it needs while we read.
             kcmp.start()
-        if min(readers, len(pids)) > 1 and procfs.live:
-            # kcmp's helper is told of alike processes as they are read.
-            scan = _scan_forked(procfs, options, kernel, pids, readers, _Twins(kcmp).see)
+        forked = min(readers, len(pids)) > 1
+        # With readers, kcmp's helper is told of alike processes as they
+        # are read, rather than all at the end.
+        twins = _Twins(kcmp) if forked and procfs.live else None
+        if forked:
+            scan = _scan_forked(procfs, options, kernel, pids, readers, twins and twins.see)
+        else:
+            scan = _scan(procfs, options, kernel, pids)
+        if twins is not None:
             address_spaces = kcmp.spaces()
         else:
-            if min(readers, len(pids)) > 1:
-                scan = _scan_forked(procfs, options, kernel, pids, readers)
-            else:
-                scan = _scan(procfs, options, kernel, pids)
             address_spaces = procfs.address_spaces(scan.samples, kcmp)
         return Scan(scan.samples, scan.unreadable, address_spaces)
     finally:
@@ -1265,13 +1267,16 @@ class _Forked:
         except OSError as error:  # EPIPE: the child is gone
             self.abandon()
             raise ChildFailed(error) from error
+        except BaseException:
+            self.abandon()
+            raise
 
     def ask(self, question: object) -> object:
         """The child server's answer to QUESTION; ChildFailed if none."""
+        self.tell(question)
         try:
-            _send(self._questions, question)
             return _receive(self._results)
-        except OSError as error:  # EPIPE: the child is gone
+        except OSError as error:
             self.abandon()
             raise ChildFailed(error) from error
         except BaseException:
