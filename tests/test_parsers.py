@@ -114,12 +114,16 @@ def test_rollup_read_without_regex(name):
     assert without_regex(text) == with_regex(text)
 
 
-def test_this_kernels_rollup_read_without_regex():
+def this_kernels_rollup() -> bytes:
     try:
         with open("/proc/self/smaps_rollup", "rb") as handle:
-            text = handle.read()
+            return handle.read()
     except OSError:
         pytest.skip("no /proc/self/smaps_rollup here")
+
+
+def test_this_kernels_rollup_read_without_regex():
+    text = this_kernels_rollup()
     assert without_regex(text) is not None, text
     assert without_regex(text) == with_regex(text)
 
@@ -192,14 +196,6 @@ def learnt(text: bytes) -> dict:
     layouts = {}
     ps_mem.parse_smaps(text, layouts)
     return layouts
-
-
-def this_kernels_rollup() -> bytes:
-    try:
-        with open("/proc/self/smaps_rollup", "rb") as handle:
-            return handle.read()
-    except OSError:
-        pytest.skip("no /proc/self/smaps_rollup here")
 
 
 def read_both_ways(text: bytes, layouts: dict):
