@@ -18,13 +18,36 @@ Accuracy depends on the kernel (see accuracy()):
     gets the largest of its processes' values: slightly over-estimated.
   * no smaps at all: statm's shared pages, over-estimated; on 2.6.1 to 2.6.9
     statm's shared column is the whole file-backed extent, so it is ignored.
-Programs that use CLONE_VM without CLONE_THREAD share one address space; a
-program all of whose processes show the same memory file is counted once.
+Programs that use CLONE_VM without CLONE_THREAD share one address space;
+where the kernel cannot say which processes do, a program all of whose
+processes show the same memory file is counted once.
 
 This is a rewrite of ps_mem 3.14 by Pádraig Brady, whose output, warnings and
-exit statuses it keeps byte for byte.  It differs in that a process which
-exits or becomes unreadable while it is being read is left out rather than
-ending the run with a traceback.
+exit statuses it keeps byte for byte when none of its own options is given.
+
+The file reads in the order data flows.  Each section uses only the
+sections above it, but for the last, which the others reach through the
+small interface its heading describes:
+
+  Preamble             the version; Record, the base of every record
+  1. Errors            ProcessGone: leave this process out
+  2. Proc access       ProcFS and its Reading (what may be done with a proc
+                       root); Snapshot, a capture read back
+  3. Parsers           text from /proc in, values out
+  4. Records           what the stages pass each other: Options,
+                       ProcessSample, Scan, ProgramUsage, Report, Accuracy
+  5. Collection        pid -> sample by one reader; which processes share an
+                       address space; accuracy; a capture taken
+  6. Aggregation       samples -> report, without reading anything: the
+                       groupings' rows, the CLONE_VM rule, sorting, totals
+  7. Output            one function per view, each returning text
+  8. Command line      arguments -> Options; main() owns stdout, stderr,
+                       signals and exit statuses
+  9. Child processes   forked readers, kcmp's helper, their messages
+
+A new grouping is a name worked out in Namer (5) and a choice of
+--group-by (8); a new view is a function in Output (7) that run() (8)
+calls.
 
 Licence: LGPL-2.1-or-later (see LICENSE).
 """
@@ -34,80 +57,87 @@ import os
 import sys
 import time
 
-# Annotations name typing's types in quotes, and typing (a large module:
-# a fifth of ps_mem's start-up time and memory) is imported for type
-# checkers only.
+VERSION = "4.0"
+
+# typing is imported for the type checker only: annotations that name its
+# types are quoted, and ps_mem pays no import of typing at each start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+    from typing import (IO, Any, Callable, Dict, Hashable, Iterable, Iterator, List,
+                        NamedTuple as Record, NoReturn, Optional, Set, Tuple)
 
-VERSION = "3.14"
+    KernelVersion = Tuple[int, int, int]  # (major, minor, patch)
+    # pid -> its address space (any hashable that is equal for the processes
+    # of one space), for processes known to share theirs; every other
+    # process is alone in its own.
+    AddressSpaceMap = Dict[int, Hashable]
+else:
+    try:
+        from _collections import _tuplegetter  # what namedtuple's fields are
+    except ImportError:  # pragma: no cover - CPython 3.6 and 3.7
+        def _tuplegetter(index, doc):
+            return property(lambda record: record[index], doc=doc)
 
+    class _RecordType(type):
+        """Makes each class derived from Record a tuple of its annotated
+        fields, as typing.NamedTuple does (which the type checker is shown
+        instead): fields by name, trailing ones with defaults, _fields,
+        _replace() and a repr.  Not NamedTuple itself, which would import
+        typing and collections at every start."""
 
-try:
-    from _collections import _tuplegetter  # CPython 3.8+: what namedtuple uses
-except ImportError:  # pragma: no cover - CPython 3.6 and 3.7
-    def _tuplegetter(index: int, doc: str) -> property:  # type: ignore[no-redef]
-        return property(lambda record: record[index], doc=doc)
+        def __new__(mcs, name, bases, namespace):
+            if not bases:
+                return super().__new__(mcs, name, bases, namespace)
+            fields = tuple(namespace.get("__annotations__", ()))
+            defaults = {field: namespace[field] for field in fields if field in namespace}
+            size = len(fields)
+            new_tuple = tuple.__new__
 
+            def __new__(record_class, *values, **named):
+                if len(values) != size or named:
+                    values = _record_values(name, fields, defaults, values, named)
+                return new_tuple(record_class, values)
 
-def _record(cls: type) -> type:
-    """The class's annotated fields made an immutable record: a tuple with
-    named items, made as a namedtuple is (trailing fields only may have
-    defaults), with its _fields, _replace() and repr.
+            def _replace(self, **changes):
+                values = [changes.pop(field, value) for field, value in zip(fields, self)]
+                return __new__(type(self), *values, **changes)
 
-    Not collections.namedtuple itself: importing collections and making the
-    records took 3 ms of each start, as much as ps_mem's own import.
-    """
-    fields = tuple(cls.__annotations__)
-    defaults = {field: cls.__dict__[field] for field in fields if field in cls.__dict__}
-    size = len(fields)
-    new_tuple = tuple.__new__
+            def __repr__(self):
+                return "%s(%s)" % (name, ", ".join("%s=%r" % pair for pair in zip(fields, self)))
 
-    def __new__(record_class, *values, **named):
-        if len(values) != size or named:
-            values = _record_values(cls.__name__, fields, defaults, values, named)
-        return new_tuple(record_class, values)
+            # The class's own methods, then what makes it a record.
+            body = {key: value for key, value in namespace.items()
+                    if key not in fields and key not in ("__annotations__", "__qualname__")}
+            body.update({"__slots__": (), "_fields": fields, "__new__": __new__,
+                         "_replace": _replace, "__repr__": __repr__, "__getnewargs__": tuple})
+            for index, field in enumerate(fields):
+                body[field] = _tuplegetter(index, field)
+            return type(name, (tuple,), body)
 
-    def _replace(self, **changes):
-        return __new__(type(self), *[changes.pop(field, value)
-                                     for field, value in zip(fields, self)], **changes)
+    class Record(metaclass=_RecordType):
+        pass
 
-    def __repr__(self) -> str:
-        return "%s(%s)" % (cls.__name__, ", ".join(
-            "%s=%r" % pair for pair in zip(fields, self)))
-
-    namespace = {"__slots__": (), "__doc__": cls.__doc__, "__module__": cls.__module__,
-                 "_fields": fields, "__new__": __new__, "_replace": _replace,
-                 "__repr__": __repr__, "__getnewargs__": lambda self: tuple(self)}
-    for index, field in enumerate(fields):
-        namespace[field] = _tuplegetter(index, field)
-    return type(cls.__name__, (tuple,), namespace)
-
-
-def _record_values(name: str, fields: "Tuple[str, ...]", defaults: "Dict[str, object]",
-                   values: "Tuple[object, ...]", named: "Dict[str, object]"
-                   ) -> "Tuple[object, ...]":
-    """A record's values from its arguments, as a function with those
-    parameters would take them; TypeError for arguments that do not fit."""
-    if not named and len(fields) - len(defaults) <= len(values) < len(fields):
-        return values + tuple(defaults[field] for field in fields[len(values):])
-    if len(values) > len(fields):
-        raise TypeError("%s takes %d values, not %d" % (name, len(fields), len(values)))
-    given = dict(zip(fields, values))
-    for field, value in named.items():
-        if field not in fields or field in given:
-            raise TypeError("%s: unexpected or repeated value for %r" % (name, field))
-        given[field] = value
-    missing = [field for field in fields if field not in given and field not in defaults]
-    if missing:
-        raise TypeError("%s: missing %s" % (name, ", ".join(missing)))
-    return tuple(given[field] if field in given else defaults[field] for field in fields)
+    def _record_values(name, fields, defaults, values, named):
+        """A record's values from its arguments, taken as a function with
+        those parameters would take them; TypeError where they do not fit."""
+        if not named and len(fields) - len(defaults) <= len(values) < len(fields):
+            return values + tuple(defaults[field] for field in fields[len(values):])
+        if len(values) > len(fields):
+            raise TypeError("%s takes %d values, not %d" % (name, len(fields), len(values)))
+        given = dict(zip(fields, values))
+        for field, value in named.items():
+            if field not in fields or field in given:
+                raise TypeError("%s: unexpected or repeated value for %r" % (name, field))
+            given[field] = value
+        missing = [field for field in fields if field not in given and field not in defaults]
+        if missing:
+            raise TypeError("%s: missing %s" % (name, ", ".join(missing)))
+        return tuple(given[field] if field in given else defaults[field] for field in fields)
 
 
 # ----------------------------------------------------------------------------
-# Errors
+# 1. Errors
 # ----------------------------------------------------------------------------
 
 
@@ -127,8 +157,54 @@ class ProcessGone(Exception):
 
 
 # ----------------------------------------------------------------------------
-# Access to the proc root
+# 2. Proc access: every read of a proc root, a directory or a capture
 # ----------------------------------------------------------------------------
+
+
+class Reading(Record):
+    """What may be done with a proc root: each field one decision, made in
+    one place (Reading.of()), for its own reason."""
+
+    # kcmp(2) may be asked which processes share an address space.  It
+    # takes pids as this process sees them, so only the live /proc of our
+    # own pid namespace names the processes it would be asked about.
+    kcmp: bool
+    # The reading may be shared by forked readers (see reader_count()): the
+    # kernel builds different processes' smaps_rollup on several CPUs at
+    # once, while a tree's files are only copied from the page cache.
+    fork_readers: bool
+    # Every file 3.14 reads is read, statm and the command line included,
+    # so that a tree lacking one leaves the process out as 3.14 does.  The
+    # kernel makes all of them for every process that has an exe link, so
+    # the live /proc needs fewer reads for the same answer.
+    as_3_14: bool
+    # status's Name is read from comm and PPid from stat, both cheaper for
+    # the kernel to make.  They are made from the same task as status, so
+    # they agree on the live /proc; a tree need not have them, or may have
+    # them disagree with its status.
+    names_from_comm: bool
+    # 3.14 wants root for the live /proc without -p: other users' memory
+    # files are unreadable.  A tree's files are whoever's they are.
+    root_only: bool
+
+    @staticmethod
+    def of(root: str) -> "Reading":
+        """How the proc root at ROOT is read: as the live /proc of this pid
+        namespace (whose `self` is this process), else as a tree."""
+        try:
+            live = os.path.samefile(root, default_proc_root())
+            ours = live and os.readlink(os.path.join(root, "self")) == str(os.getpid())
+        except OSError:
+            live = ours = False
+        if not live:
+            return TREE
+        return LIVE if ours else LIVE._replace(kcmp=False)
+
+
+LIVE = Reading(kcmp=True, fork_readers=True, as_3_14=False, names_from_comm=True,
+               root_only=True)
+TREE = Reading(kcmp=False, fork_readers=False, as_3_14=True, names_from_comm=False,
+               root_only=False)
 
 
 _CHUNK = 65536
@@ -147,7 +223,7 @@ def _read_file(path: str, one_record: bool = False) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         # A record is most often under a page: asking for more would make
-        # each read allocate (and free) 64 KiB.
+        # each read allocate (and free) a large buffer.
         first = _FIRST_READ if one_record else _CHUNK
         data = os.read(fd, first)
         if one_record and len(data) < first:
@@ -173,24 +249,19 @@ def default_proc_root() -> str:
 
 
 class ProcFS:
-    """Every read of the proc root goes through here.
+    """Every read of a proc root goes through here.
 
     The root is a directory: the live /proc, a host's /proc mounted in a
-    container, or a fixture tree.  Reads of a pid's files turn every OS error
-    into ProcessGone: the process may exit between any two reads, and on
-    some kernels smaps_rollup answers ESRCH for a pid that is still listed.
+    container, or a fixture tree; READING says how it may be read.  Reads
+    of a pid's files turn every OS error into ProcessGone: the process may
+    exit between any two reads, and on some kernels smaps_rollup answers
+    ESRCH for a pid that is still listed.
     """
 
-    def __init__(self, root: str, live: bool = False) -> None:
+    def __init__(self, root: str, reading: "Optional[Reading]" = None) -> None:
         self.root = root
         self._prefix = os.path.join(root, "")
-        # The live /proc of our own pid namespace, where the kernel can be
-        # asked more than the files say (see exact_address_spaces()) and
-        # the files agree with each other, so fewer need reading.
-        self.live = live
-        # Read every file 3.14 reads, so that a tree missing one of them
-        # leaves the process out as 3.14 does (see Namer and read_memory).
-        self.full_reads = not live
+        self.reading = Reading.of(root) if reading is None else reading
 
     def path(self, *parts: object) -> str:
         return os.path.join(self.root, *(str(part) for part in parts))
@@ -230,7 +301,7 @@ class ProcFS:
         return [int(entry) for entry in os.listdir(self.root) if entry.isdigit()]
 
     def self_pid(self) -> "Optional[int]":
-        """The pid the tree's `self` entry names: ps_mem itself on the live
+        """The pid the root's `self` entry names: ps_mem itself on the live
         /proc, the capturing process in a saved tree."""
         try:
             target = os.readlink(self.path("self"))
@@ -253,24 +324,175 @@ class ProcFS:
         except KeyError:
             return str(uid)
 
-    def address_spaces(self, samples: "List[ProcessSample]",
-                       helper: "Optional[KcmpHelper]" = None
-                       ) -> "Optional[AddressSpaceMap]":
-        """Which of these processes share an address space, where that can
-        be known exactly; None where only 3.14's guess can be made.  HELPER:
-        see exact_address_spaces()."""
-        return exact_address_spaces(samples, helper) if self.live else None
+    def recorded_address_spaces(self) -> "Optional[AddressSpaceMap]":
+        """Which processes share an address space, as recorded when the
+        root was saved; None where nothing was recorded."""
+        return None
 
     def time(self) -> float:
         """When the sample is taken (a capture answers when it was)."""
         return time.time()
 
 
-# ----------------------------------------------------------------------------
-# Parsers: text from /proc in, values out
-# ----------------------------------------------------------------------------
+# A capture (--capture FILE) is a gzip-compressed tar: this manifest, then
+# the proc root's files under proc/.  Every file any option reads, per pid,
+# and statm, which 3.14 reads too (a capture is read back as a tree is).  A
+# capture holds these, whatever the capturing run's options, so that a
+# later run with other options answers as a live run with them would have;
+# and nothing else (no environ, no memory contents).
+_CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup")
+_MANIFEST = "ps_mem-capture.json"
+_CAPTURE_FORMAT = 1
 
-KernelVersion = "Tuple[int, int, int]"  # (major, minor, patch), for annotations
+
+class Manifest(Record):
+    """What a capture says of the proc root it saved, beside its files."""
+
+    pids: "List[int]"  # in the root's order
+    self_pid: "Optional[int]"  # the capturing ps_mem, left out of reports
+    time: float  # when it was taken (seconds since the epoch)
+    errors: "Dict[str, int]"  # file -> the errno its reading failed with
+    path_exists: "Dict[str, bool]"  # deleted executables' paths then
+    users: "Dict[str, str]"  # uid -> name then
+    address_spaces: "Optional[AddressSpaceMap]"  # the kernel's word, if asked
+    version: str = VERSION  # of the ps_mem that wrote it
+
+
+class Snapshot(ProcFS):
+    """A proc root held in memory: what a capture recorded, read back
+    without unpacking it.  Answers exactly as the live /proc answered then,
+    errors included."""
+
+    def __init__(self, name: str, files: "Dict[str, bytes]", links: "Dict[str, str]",
+                 manifest: Manifest) -> None:
+        super().__init__(name, TREE)
+        self.files = files
+        self.links = links
+        self.manifest = manifest
+
+    def _error(self, relative: str) -> OSError:
+        code = self.manifest.errors.get(relative, errno.ENOENT)
+        return OSError(code, os.strerror(code), relative)
+
+    def read_global(self, name: str) -> bytes:
+        if name in self.files:
+            return self.files[name]
+        raise self._error(name)
+
+    def read(self, pid: int, name: str) -> bytes:
+        relative = "%d/%s" % (pid, name)
+        if relative in self.files:
+            return self.files[relative]
+        raise ProcessGone(pid, self._error(relative))
+
+    def read_optional(self, pid: int, name: str) -> "Optional[bytes]":
+        relative = "%d/%s" % (pid, name)
+        if relative not in self.files and relative not in self.manifest.errors:
+            return None
+        return self.read(pid, name)
+
+    def readlink(self, pid: int, name: str) -> str:
+        relative = "%d/%s" % (pid, name)
+        if relative in self.links:
+            return self.links[relative]
+        raise ProcessGone(pid, self._error(relative))
+
+    def exists(self, pid: int, name: str) -> bool:
+        return "%d/%s" % (pid, name) in self.files
+
+    def pids(self) -> "List[int]":
+        return list(self.manifest.pids)
+
+    def self_pid(self) -> "Optional[int]":
+        return self.manifest.self_pid
+
+    def path_exists(self, path: str) -> bool:
+        return self.manifest.path_exists.get(path, False)
+
+    def user_name(self, uid: int) -> str:
+        return self.manifest.users.get(str(uid), str(uid))
+
+    def recorded_address_spaces(self) -> "Optional[AddressSpaceMap]":
+        return self.manifest.address_spaces
+
+    def time(self) -> float:
+        return self.manifest.time
+
+
+def load_capture(path: str) -> Snapshot:
+    """Read a capture file; OSError or ValueError where it is not one."""
+    import json
+    import tarfile
+    import zlib
+
+    files: Dict[str, bytes] = {}
+    links: Dict[str, str] = {}
+    manifest: Any = None
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                content = archive.extractfile(member) if member.isfile() else None
+                if member.name == _MANIFEST and content is not None:
+                    manifest = json.loads(content.read().decode("utf-8"))
+                elif member.name.startswith("proc/"):
+                    relative = member.name[len("proc/"):]
+                    if member.issym():
+                        links[relative] = member.linkname
+                    elif content is not None:
+                        files[relative] = content.read()
+    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as error:
+        raise ValueError("not a ps_mem capture: %s" % error) from error
+    if not _valid_manifest(manifest):
+        raise ValueError("not a ps_mem capture (no valid %s of format %d)"
+                         % (_MANIFEST, _CAPTURE_FORMAT))
+    recorded = manifest.get("address_spaces")
+    return Snapshot(path, files, links, Manifest(
+        pids=manifest["pids"], self_pid=manifest.get("self"),
+        time=float(manifest.get("time", 0)), errors=manifest.get("errors", {}),
+        path_exists=manifest.get("path_exists", {}), users=manifest.get("users", {}),
+        address_spaces=None if recorded is None else {
+            int(pid): _json_mm(mm) for pid, mm in recorded.items()},
+        version=str(manifest.get("ps_mem", ""))))
+
+
+def _manifest_json(manifest: Manifest) -> bytes:
+    """MANIFEST as a capture holds it (see load_capture())."""
+    import json
+
+    recorded = manifest.address_spaces
+    return json.dumps({
+        "format": _CAPTURE_FORMAT, "ps_mem": manifest.version, "time": manifest.time,
+        "self": manifest.self_pid, "pids": manifest.pids, "errors": manifest.errors,
+        "path_exists": manifest.path_exists, "users": manifest.users,
+        "address_spaces": None if recorded is None else {
+            str(pid): mm for pid, mm in recorded.items()},
+    }, indent=1, sort_keys=True).encode("utf-8")
+
+
+def _json_mm(value: object) -> "Hashable":
+    # JSON turns tuples into lists; an address space id must be hashable.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _valid_manifest(manifest: "Any") -> bool:
+    def ints(values: "Iterable[object]") -> bool:
+        return all(type(value) is int for value in values)
+
+    return (isinstance(manifest, dict)
+            and manifest.get("format") == _CAPTURE_FORMAT
+            and isinstance(manifest.get("pids"), list) and ints(manifest["pids"])
+            and type(manifest.get("self")) in (int, type(None))
+            and isinstance(manifest.get("errors", {}), dict)
+            and ints(manifest.get("errors", {}).values())
+            and isinstance(manifest.get("path_exists", {}), dict)
+            and isinstance(manifest.get("users", {}), dict)
+            and isinstance(manifest.get("address_spaces") or {}, dict)
+            and isinstance(manifest.get("time", 0), (int, float)))
+
+
+# ----------------------------------------------------------------------------
+# 3. Parsers: text from /proc in, values out
+# ----------------------------------------------------------------------------
 
 
 def kernel_version(osrelease: bytes) -> "KernelVersion":
@@ -292,8 +514,7 @@ def kernel_version(osrelease: bytes) -> "KernelVersion":
     return numbers[0], numbers[1], numbers[2]
 
 
-@_record
-class MemoryCounters:
+class MemoryCounters(Record):
     """Sums over a process's smaps (or smaps_rollup) lines, in KiB."""
 
     private: int  # Private_Clean + Private_Dirty (+ any other Private*)
@@ -330,71 +551,28 @@ _KNOWN_KEYS = {
 # under re.M, so that the regex engine skips from one newline to the next.
 _COUNTER = rb"\n(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)"
 
-# The counted keys of smaps_rollup, as found in the text (after a newline).
-_ROLLUP_KEYS = tuple((b"\n" + key + b":", len(key) + 2, kind) for key, kind in _KNOWN_KEYS.items())
-
-
 # No kernel counts past this (8 ZiB in KiB); a float holds any integer
 # below it exactly, so a larger number is garbage, not memory.
 _MAX_KIB = 2 ** 53
+# Longer numbers are refused before int() reads them: a number no kernel
+# writes, and which an old CPython would take quadratic time to convert.
+_MAX_DIGITS = 32
 
 
-def _smaps_kind(key: bytes) -> int:
-    if key.startswith(b"Shared"):
-        return _SHARED
-    return _PRIVATE
+def _number(text: bytes) -> int:
+    """int() of a field of /proc text; ValueError for what no kernel writes."""
+    if len(text) > _MAX_DIGITS:
+        raise ValueError("number too long")
+    return int(text)
 
 
-def _line_sums(text: bytes) -> "List[int]":
-    """The sums of any smaps text (after a newline), a counted line at a
-    time."""
-    import re  # only here: see _rollup_sums()
-
-    sums = [0, 0, 0, 0, 0, 0, 0]
-    known = _KNOWN_KEYS
-    for key, number in re.findall(_COUNTER, text):
-        kind = known.get(key)
-        if kind is None:
-            kind = _smaps_kind(key)
-        sums[kind] += int(number)
-    return sums
-
-
-def _rollup_sums(text: bytes) -> "Optional[List[int]]":
-    """The sums of smaps_rollup text (after a newline) as the kernel makes
-    it, found without a regex; None for any other text, which only
-    _line_sums() can read.
-
-    Importing re costs a fresh interpreter 9 ms and 0.8 MiB, more than the
-    regex saves on a thousand rollups, and on every kernel since 4.14 the
-    rollup is all there is to read.  As made: each counted key once, on a
-    line "Key:   NUMBER kB".  The counts of the keys' prefixes make sure that
-    the regex would find exactly those lines, and int() reads the number
-    as the regex reads it, but for whitespace other than spaces and tabs,
-    which int() would skip: text with any is left to the regex.
-    """
-    if b"\r" in text or b"\x0b" in text or b"\x0c" in text:
-        return None
-    sums = [0, 0, 0, 0, 0, 0, 0]
-    found = [0, 0, 0, 0, 0, 0, 0]
-    find = text.find
-    try:
-        for key, length, kind in _ROLLUP_KEYS:
-            start = find(key)
-            if start >= 0:
-                end = find(b"\n", start + 1)  # of the key's line
-                if end < 0 or text[end - 3:end] != b" kB":
-                    return None
-                sums[kind] += int(text[start + length:end - 3])
-                found[kind] += 1
-    except ValueError:  # no number there (or not only one)
-        return None
-    if (text.count(b"\nPrivate") != found[_PRIVATE] + found[_PRIVATE_HUGE]
-            or text.count(b"\nShared") != found[_SHARED] + found[_SHARED_HUGE]
-            or text.count(b"\nPss:") != found[_PSS]
-            or text.count(b"\nSwap") != found[_SWAP] + found[_SWAP_PSS]):
-        return None
-    return sums
+def _key_kind(key: bytes) -> "Optional[int]":
+    """The kind of a counted line's key, as the regex above finds keys;
+    None for a key that does not count."""
+    kind = _KNOWN_KEYS.get(key)
+    if kind is None and key.startswith((b"Private", b"Shared")):
+        kind = _SHARED if key.startswith(b"Shared") else _PRIVATE
+    return kind
 
 
 def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int) -> MemoryCounters:
@@ -405,16 +583,39 @@ def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int) -> MemoryC
                           sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0)
 
 
-# A rollup's layout is its text from the first newline on (its lines, less
-# the address range) with every digit and space made "#".  The kernel pads
-# each number to a fixed width, so the rollups of one kernel share a few
-# layouts, and the texts of one layout differ only where the "#"s are.
+def _smaps_by_lines(text: bytes) -> MemoryCounters:
+    """The counters of any smaps text, a counted line at a time: the
+    general reading, which every other must agree with."""
+    import re  # only here: a kernel that makes smaps_rollup never needs it
+
+    whole = b"\n" + text  # the first line too starts after a newline
+    sums = [0, 0, 0, 0, 0, 0, 0]
+    pss_lines = swap_pss_lines = 0
+    for match in re.finditer(_COUNTER, whole):  # one line at a time: no list of them all
+        key, number = match.groups()
+        kind = _key_kind(key)
+        assert kind is not None  # every key the regex finds counts
+        sums[kind] += _number(number)
+        if kind == _PSS:
+            pss_lines += 1
+        elif kind == _SWAP_PSS:
+            swap_pss_lines += 1
+    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
+        raise ValueError("smaps counter out of range")
+    return _counters(sums, pss_lines, swap_pss_lines)
+
+
+# The fast path, for smaps_rollup.  A rollup's layout is its text from the
+# first newline on (its lines, less the address range) with every digit and
+# space made "#".  The kernel pads each number to a fixed width, so the
+# rollups of one kernel share a few layouts, and the texts of one layout
+# differ only where the "#"s are: a rollup of a known layout is read by
+# slicing its numbers out, with no search for its lines.
 _NUMBER_OR_SPACE = bytes(35 if byte in b"0123456789 " else byte for byte in range(256))
 _MAX_LAYOUTS = 32  # a scan's; more than a kernel makes
 
 
-@_record
-class RollupLayout:
+class RollupLayout(Record):
     """Where the counted numbers of a rollup layout are."""
 
     fields: "Tuple[Tuple[int, int, int], ...]"  # (start, end, kind) in the lines
@@ -423,24 +624,66 @@ class RollupLayout:
     swap_pss_lines: int
 
 
-def _counters_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
-                        ) -> "Optional[MemoryCounters]":
-    """The counters of smaps_rollup TEXT from its layout, if one of LAYOUTS,
-    exactly as the regex would read them; else None.
+def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
+    """TEXT's layout, if TEXT is a rollup as the kernel makes it: after the
+    first line, only lines "Key:", a number padded with spaces, " kB", of
+    keys made of letters and "_".  None for any other text.
+
+    For such a text, slicing the numbers out reads exactly what the regex
+    reads: a key of letters only is matched by the regex's `Private\\w*:`
+    (or the other alternatives) exactly when _key_kind() counts it, and
+    the field after the colon holds the number and the padding before it.
+    Digits may run into a key only where the layout would then differ.
+    """
+    start = text.find(b"\n")
+    if start < 0 or not text.endswith(b"\n") or text[:1] in (b"P", b"S"):
+        return None  # the first line, the one a layout leaves free, must not count
+    lines = text[start:]
+    fields = []
+    pss_lines = swap_pss_lines = 0
+    line_start = 1
+    for line in lines[1:-1].split(b"\n"):
+        key, colon, number = line.partition(b":")
+        if not colon or not number.endswith(b" kB") or not key.replace(b"_", b"").isalpha():
+            return None
+        kind = _key_kind(key)
+        if kind is not None:
+            if len(number) - 3 > _MAX_DIGITS:
+                return None  # the general reading refuses the longer numbers
+            fields.append((line_start + len(key) + 1, line_start + len(line) - 3, kind))
+            pss_lines += kind == _PSS
+            swap_pss_lines += kind == _SWAP_PSS
+        line_start += len(line) + 1
+    layout = RollupLayout(tuple(fields), lines.count(b" kB\n"), pss_lines, swap_pss_lines)
+    return lines.translate(_NUMBER_OR_SPACE), layout
+
+
+def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
+                      ) -> "Optional[MemoryCounters]":
+    """The counters of TEXT if it is a rollup whose layout is in LAYOUTS
+    (or can be learnt, see _learn_layout(), and is then added); else None,
+    for the general reading.
 
     A layout fixes every byte but the digits and spaces, so the same keys
     start the same lines, and a counted number's field holds only digits
     and spaces: int() reads it as the regex does when it is one run of
     digits, and refuses it otherwise.  All lines still ending " kB" means
-    no number ran into its unit; and the first line, the one line a layout
-    leaves free, must not start with a counted key.
+    no number ran into its unit; and the first line must not start with a
+    counted key.
     """
     start = text.find(b"\n")
     if start < 0 or text[:1] in (b"P", b"S"):
         return None
     lines = text[start:]
     layout = layouts.get(lines.translate(_NUMBER_OR_SPACE))
-    if layout is None or lines.count(b" kB\n") != layout.line_ends:
+    if layout is None:
+        if len(layouts) >= _MAX_LAYOUTS:
+            return None
+        learnt = _learn_layout(text)
+        if learnt is None:
+            return None
+        layouts[learnt[0]] = layout = learnt[1]
+    if lines.count(b" kB\n") != layout.line_ends:
         return None
     sums = [0, 0, 0, 0, 0, 0, 0]
     try:
@@ -448,38 +691,9 @@ def _counters_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
             sums[kind] += int(lines[field_start:field_end])
     except ValueError:
         return None
-    if max(sums) > _MAX_KIB:  # for parse_smaps() to refuse
-        return None
+    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
+        return None  # for the general reading to refuse
     return _counters(sums, layout.pss_lines, layout.swap_pss_lines)
-
-
-def _learn_layout(text: bytes, counters: MemoryCounters, pss_lines: int, swap_pss_lines: int,
-                  layouts: "Dict[bytes, RollupLayout]") -> None:
-    """Add TEXT's layout to LAYOUTS if every line after the first is "Key:",
-    a number padded with spaces and " kB", and reading TEXT by it gives
-    COUNTERS, as read without it."""
-    start = text.find(b"\n")
-    if start < 0 or not text.endswith(b"\n"):
-        return
-    lines = text[start:]
-    fields = []
-    line_start = 1
-    for line in lines[1:-1].split(b"\n"):
-        key, colon, number = line.partition(b":")
-        # Keys of letters and "_" only: a layout leaves digits free, and
-        # the regex's \w* would see "Private1" but not "Private ".
-        if not colon or not number.endswith(b" kB") or not key.replace(b"_", b"").isalpha():
-            return
-        kind = _KNOWN_KEYS.get(key)
-        if kind is None and key.startswith((b"Private", b"Shared")):
-            kind = _smaps_kind(key)
-        if kind is not None:
-            fields.append((line_start + len(key) + 1, line_start + len(line) - 3, kind))
-        line_start += len(line) + 1
-    layout = RollupLayout(tuple(fields), lines.count(b" kB\n"), pss_lines, swap_pss_lines)
-    key = lines.translate(_NUMBER_OR_SPACE)
-    if _counters_by_layout(text, {key: layout}) == counters:
-        layouts[key] = layout
 
 
 def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = None
@@ -489,29 +703,15 @@ def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = No
     Lines that do not count are ignored, so new kernel fields do no harm; a
     counted line without a number raises ValueError.
 
-    LAYOUTS, kept by the caller from one text to the next, makes reading
-    the rollups of one kernel three times faster (see
-    _counters_by_layout()); the answers are the same without it.
+    LAYOUTS, kept by the caller from one text to the next, lets a rollup be
+    read by its layout (see _rollup_by_layout()); the text alone decides
+    whether it can be, and the answer is the same either way.
     """
-    if layouts:
-        counters = _counters_by_layout(text, layouts)
+    if layouts is not None:
+        counters = _rollup_by_layout(text, layouts)
         if counters is not None:
             return counters
-    whole = b"\n" + text  # the first line too starts after a newline
-    # Once re is loaded (argparse loads it for any run with arguments, some
-    # sites at start-up), the regex is the faster reading of a rollup too.
-    sums = None if "re" in sys.modules else _rollup_sums(whole)
-    if sums is None:
-        sums = _line_sums(whole)
-    if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
-        raise ValueError("smaps counter out of range")
-    pss_lines = whole.count(b"\nPss:")
-    swap_pss_lines = whole.count(b"\nSwapPss:")
-    counters = _counters(sums, pss_lines, swap_pss_lines)
-    # One Pss line: a rollup, or smaps of one mapping.
-    if layouts is not None and pss_lines == 1 and len(layouts) < _MAX_LAYOUTS:
-        _learn_layout(text, counters, pss_lines, swap_pss_lines, layouts)
-    return counters
+    return _smaps_by_lines(text)
 
 
 def parse_statm(text: bytes) -> "Tuple[int, int]":
@@ -519,7 +719,7 @@ def parse_statm(text: bytes) -> "Tuple[int, int]":
     fields = text.split()
     if len(fields) < 3:
         raise ValueError("statm has fewer than 3 fields")
-    resident, shared = int(fields[1]), int(fields[2])
+    resident, shared = _number(fields[1]), _number(fields[2])
     if max(abs(resident), abs(shared)) > _MAX_KIB:
         raise ValueError("statm counter out of range")
     return resident, shared
@@ -532,6 +732,19 @@ def _proc_text(data: bytes) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+# Control characters from /proc (C0 including tab and newline, DEL, C1)
+# print as "?", as ps does: whoever starts a process chooses its name, and
+# ps_mem is run as root on a terminal that would obey escape sequences.
+_UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    # Most names hold no character of any kind Python will not print, and
+    # the check is much cheaper than the translation.
+    return text if text.isprintable() else text.translate(_UNPRINTABLE)
+
 
 
 def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
@@ -554,7 +767,7 @@ def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     name = lines[0][6:-1].decode("utf-8", "ignore")
     for line in lines[:10]:
         if line.startswith(b"PPid:"):
-            return name, int(line[6:-1])
+            return name, _number(line[6:-1].strip())
     return name, 0 if len(lines) >= 10 else None
 
 
@@ -562,7 +775,7 @@ def parse_stat_ppid(stat: bytes) -> int:
     """The parent's pid from /proc/PID/stat: the second field after the
     name's closing parenthesis (the name itself may hold any byte)."""
     try:
-        return int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
+        return _number(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
     except IndexError as error:
         raise ValueError("stat too short") from error
 
@@ -573,7 +786,7 @@ def parse_uid(status: bytes) -> int:
     fields = status[start:status.index(b"\n", start)].split()
     if not fields:
         raise ValueError("status has an empty Uid line")
-    return int(fields[0])
+    return _number(fields[0])
 
 
 def parse_cgroup(data: bytes) -> str:
@@ -606,12 +819,13 @@ def parse_cmdline(data: bytes) -> "List[str]":
 
 
 # ----------------------------------------------------------------------------
-# Model
+# 4. Records: what the stages pass each other
 # ----------------------------------------------------------------------------
 
 
-@_record
-class Options:
+class Options(Record):
+    """What the command line asked for (see parse_options())."""
+
     split_args: bool = False  # -s, --group-by cmdline
     only_total: bool = False
     by_pid: bool = False  # -d, --group-by pid
@@ -628,8 +842,7 @@ class Options:
     capture: "Optional[str]" = None
 
 
-@_record
-class ProcessSample:
+class ProcessSample(Record):
     """One process's memory, in KiB, under the name it is grouped by."""
 
     pid: int
@@ -648,15 +861,21 @@ class ProcessSample:
     program: "Optional[str]" = None
 
 
-# pid -> its address space (the pid of one process in it), for processes
-# known to share theirs; every other process has its own.
-AddressSpaceMap = "Dict[int, object]"
+class Scan(Record):
+    """One sample of the processes to report."""
+
+    samples: "List[ProcessSample]"  # in the proc root's order
+    unreadable: int  # processes we were not allowed to read
+    # Which share an address space; None where only 3.14's rule can tell
+    # (see shared_address_spaces()).
+    address_spaces: "Optional[AddressSpaceMap]" = None
 
 
-@_record
-class ProgramUsage:
+class ProgramUsage(Record):
+    """One row of a report."""
+
     name: str  # without the " (N)" count
-    count: int
+    processes: int
     pids: "Tuple[int, ...]"
     private_kib: float
     shared_kib: float  # hugetlb included
@@ -664,8 +883,7 @@ class ProgramUsage:
     swap_kib: float
 
 
-@_record
-class Report:
+class Report(Record):
     programs: "List[ProgramUsage]"  # rows to print, ascending by RAM
     total_ram_kib: float
     total_swap_kib: float
@@ -674,8 +892,7 @@ class Report:
     unreadable: int = 0  # processes left out because reading them was denied
 
 
-@_record
-class Accuracy:
+class Accuracy(Record):
     """2 accurate, can total; 1 over-estimated per program; 0 shared memory
     not reported accurately; -1 not reported at all."""
 
@@ -684,20 +901,21 @@ class Accuracy:
 
 
 # ----------------------------------------------------------------------------
-# Collection: pid -> sample, skipping what vanished
+# 5. Collection: pid -> sample, skipping what vanished
 # ----------------------------------------------------------------------------
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
 def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
-                layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> "Tuple":
+                layouts: "Optional[Dict[bytes, RollupLayout]]" = None
+                ) -> "Tuple[float, float, float, float, Optional[int], bool, bool]":
     """The memory fields of a ProcessSample (all after `name`) for one
     process, from the best memory file its kernel offers.
 
     LAYOUTS: kept from one process to the next (see parse_smaps())."""
     statm = None
-    if procfs.full_reads:
+    if procfs.reading.as_3_14:
         # 3.14 reads statm first, whatever it uses: without it, no process.
         statm = _statm_pages(procfs, pid)
     text = procfs.read_optional(pid, "smaps_rollup")  # Linux 4.14+, cheapest
@@ -715,7 +933,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         swap = counters.swap_pss if counters.has_swap_pss else counters.swap
         # The text identifies the address space for 3.14's CLONE_VM rule
         # (compared as 3.14 decodes it, undecodable bytes dropped) and picks
-        # the processes worth asking the kernel about (see AddressSpaces).
+        # the processes worth asking the kernel about (see _Twins).
         return (
             counters.private + counters.private_hugetlb,
             shared,
@@ -727,14 +945,12 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         )
     resident, shared_pages = statm or _statm_pages(procfs, pid)
     resident_kib = resident * PAGE_KIB
-    shared = shared_pages * PAGE_KIB
+    shared_kib = shared_pages * PAGE_KIB
     if (2, 6, 1) <= kernel <= (2, 6, 9):
         # statm's shared column is the whole file-backed extent here:
         # ignore it and over-estimate instead (the accuracy warning says so).
-        private, shared = resident_kib, 0
-    else:
-        private = resident_kib - shared
-    return private, shared, 0, 0, None, False, False
+        return resident_kib, 0, 0, 0, None, False, False
+    return resident_kib - shared_kib, shared_kib, 0, 0, None, False, False
 
 
 def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
@@ -748,24 +964,25 @@ class Namer:
     """Works out the name a process is grouped under, for one sample.
 
     Parents' executables are looked up once per sample, however many
-    children ask for them.  On the live /proc, files are read only as far
-    as the name needs them (see name()); a tree is read as 3.14 reads it.
+    children ask for them.  Files are read only as far as the name needs
+    them, unless the proc root is read as 3.14 reads it (see Reading).
     """
 
     def __init__(self, procfs: ProcFS, options: Options) -> None:
         self.procfs = procfs
         self.options = options
+        self._reading = procfs.reading
         self._parent_exe: Dict[int, Optional[str]] = {}
         self._copies: Dict[str, str] = {}
-        # The name is the program, read from exe and comm alone: the
-        # common case, which names() takes the shortest way.
-        self._program_only = (procfs.live and not options.split_args and not options.by_pid
-                              and options.group_by == "program")
+        # The name is the program, read from exe and the status name alone:
+        # the common case, which names() takes the shortest way.
+        self._program_only = (not self._reading.as_3_14 and not options.split_args
+                              and not options.by_pid and options.group_by == "program")
 
     def one_copy(self, text: str) -> str:
         """The one copy of TEXT kept for the scan: the many processes of a
-        program share one name.  (Not sys.intern(): growing the
-        interpreter's table of interned strings costs 0.2 MiB.)"""
+        program share one name.  (Not sys.intern(), whose table would grow
+        with every name ps_mem ever saw.)"""
         return self._copies.setdefault(text, text)
 
     def _cmdline(self, pid: int) -> "List[str]":
@@ -791,13 +1008,13 @@ class Namer:
                     path = cmdline[0] + " [updated]"
                 else:
                     path += " [deleted]"
-        return path[path.rfind("/") + 1:]  # os.path.basename(), for less
+        return path[path.rfind("/") + 1:]  # os.path.basename(), without posixpath
 
     def parent_exe(self, ppid: int) -> "Optional[str]":
         if ppid not in self._parent_exe:
             try:
-                cmdline = self._cmdline(ppid) if self.procfs.full_reads else None
-                exe = self._exe(ppid, cmdline)
+                cmdline = self._cmdline(ppid) if self._reading.as_3_14 else None
+                exe: Optional[str] = self._exe(ppid, cmdline)
             except ProcessGone:
                 exe = None
             self._parent_exe[ppid] = exe
@@ -813,20 +1030,21 @@ class Namer:
         # to a process whose exe link cannot be read either, so there the
         # command line is read only where it is needed.
         cmdline = None
-        if self.options.split_args or self.procfs.full_reads:
+        if self.options.split_args or self._reading.as_3_14:
             cmdline = self._cmdline(pid)
         # Read even for -s: a process without an exe link (a kernel thread,
         # or one that just exited) is never shown.
         exe = self._exe(pid, cmdline)
         if self.options.split_args:
+            assert cmdline is not None
             return " ".join(cmdline).replace("\n", " "), None
-        program = self._program(pid, exe)
+        program: Optional[str] = self._program(pid, exe)
         if self.options.group_by == "user":
             name = self._user(pid)
         elif self.options.group_by == "cgroup":
             name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
         else:
-            name, program = program, None
+            name, program = program, None  # type: ignore[assignment]
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
         return name, program
@@ -845,9 +1063,9 @@ class Namer:
             raise ProcessGone(pid) from error
 
     def _comm(self, pid: int) -> "Optional[str]":
-        """status's Name, from the much cheaper comm file, where the two
-        are sure to agree: status escapes a backslash or newline in the
-        name, and a carriage return would end 3.14's line early."""
+        """status's Name, from the comm file, where the two are sure to
+        agree: status escapes a backslash or newline in the name, and a
+        carriage return would end 3.14's line early."""
         comm = self.procfs.read_optional(pid, "comm")
         if not comm or comm[-1:] != b"\n":
             return None
@@ -859,9 +1077,7 @@ class Namer:
     def _ppid(self, pid: int, status: "Optional[Tuple[str, Optional[int]]]") -> "Optional[int]":
         if status is not None:
             return status[1]
-        if self.procfs.live:
-            # stat costs the kernel a third less than status, and on the
-            # live /proc the two always agree.
+        if self._reading.names_from_comm:
             try:
                 return parse_stat_ppid(self.procfs.read(pid, "stat"))
             except ValueError as error:
@@ -870,7 +1086,7 @@ class Namer:
 
     def _program(self, pid: int, exe: str) -> str:
         status = None
-        name = self._comm(pid) if self.procfs.live else None
+        name = self._comm(pid) if self._reading.names_from_comm else None
         if name is None:
             status = self._status(pid)
             name = status[0]
@@ -887,16 +1103,6 @@ class Namer:
         return exe.encode("utf-8", "replace").decode("utf-8")
 
 
-@_record
-class Scan:
-    samples: "List[ProcessSample]"  # in the proc root's order
-    unreadable: int  # processes we were not allowed to read
-    # Which share an address space (see ProcFS.address_spaces()).
-    address_spaces: "Optional[AddressSpaceMap]" = None
-
-
-
-
 def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
             self_pid: "Optional[int]", readers: "Optional[int]" = None,
             kcmp: "Optional[KcmpHelper]" = None) -> Scan:
@@ -908,43 +1114,39 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     telling that needs its exe link and comm, which is all a name costs.
 
     READERS processes share the reading (default: see reader_count()).
-    KCMP: the run's helper for kcmp (see exact_address_spaces()).
+    KCMP: the run's helper for kcmp (see shared_address_spaces()).
     """
     wanted = set(options.pids)
     pids = [pid for pid in procfs.pids()
             if pid != self_pid and (not wanted or pid in wanted)]
     if readers is None:
         readers = reader_count(procfs, len(pids), options)
-    own_helper = kcmp is None
-    if own_helper:
-        kcmp = KcmpHelper()
+    helper = KcmpHelper() if kcmp is None else kcmp
     try:
-        if procfs.live and (readers > 1 or options.watch) and len(pids) > 1:
-            # Forked now, small, it loads what it needs while we read.
-            kcmp.start()
-        forked = min(readers, len(pids)) > 1
-        # With readers, kcmp's helper is told of alike processes as they
-        # are read, rather than all at the end.
-        twins = _Twins(kcmp) if forked and procfs.live else None
-        if forked:
-            scan = _scan_forked(procfs, options, kernel, pids, readers, twins and twins.see)
+        asks_kcmp = procfs.reading.kcmp
+        if asks_kcmp and (readers > 1 or options.watch) and len(pids) > 1:
+            helper.start()  # forked now, it loads what it needs while we read
+        twins = None
+        if min(readers, len(pids)) > 1:
+            # Readers tell kcmp's helper of alike processes as they are
+            # read, rather than all at the end.
+            twins = _Twins(helper) if asks_kcmp else None
+            scan = read_forked(procfs, options, kernel, pids, readers,
+                               twins.see if twins is not None else None)
         else:
             scan = _scan(procfs, options, kernel, pids)
-        if twins is not None:
-            address_spaces = kcmp.spaces()
-        else:
-            address_spaces = procfs.address_spaces(scan.samples, kcmp)
-        return Scan(scan.samples, scan.unreadable, address_spaces)
+        return scan._replace(address_spaces=shared_address_spaces(
+            procfs, scan.samples, helper, twins))
     finally:
-        if own_helper:
-            kcmp.close()
+        if kcmp is None:
+            helper.close()
 
 
 def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List[int]",
           namer: "Optional[Namer]" = None,
           layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> Scan:
-    """The samples of PIDS; NAMER and LAYOUTS are kept by a caller that
-    scans more pids of the same sample."""
+    """The samples of PIDS, read by this process; NAMER and LAYOUTS are kept
+    by a caller that scans more pids of the same sample."""
     if namer is None:
         namer = Namer(procfs, options)
     if layouts is None:
@@ -971,10 +1173,10 @@ _MAX_READERS = 8
 
 def reader_count(procfs: ProcFS, pid_count: int, options: "Optional[Options]" = None) -> int:
     """How many processes should read this many pids: one per CPU we may
-    run on, on the live /proc only (a tree is read as 3.14 reads it), and
-    one in a watch, which runs for hours: there CPU time counts, and
-    readers spend some to save wall time."""
-    if not procfs.live or not hasattr(os, "fork") or (options and options.watch):
+    run on where the proc root allows it (see Reading), and one in a
+    watch, which runs for hours: there CPU time counts, and readers spend
+    some to save wall time."""
+    if not procfs.reading.fork_readers or not hasattr(os, "fork") or (options and options.watch):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -983,533 +1185,38 @@ def reader_count(procfs: ProcFS, pid_count: int, options: "Optional[Options]" = 
     return max(1, min(cpus, _MAX_READERS, pid_count // _PIDS_PER_READER))
 
 
-# Pids a reader takes at a time (see _scan_forked()).
-_CHUNK_PIDS = 32
-_TOKEN_BYTES = 4
+def shared_address_spaces(procfs: ProcFS, samples: "List[ProcessSample]",
+                          kcmp: "KcmpHelper", twins: "Optional[_Twins]" = None
+                          ) -> "Optional[AddressSpaceMap]":
+    """Which processes share an address space: the kernel's answer where it
+    may be asked (see Reading), what a capture recorded, or None: then
+    3.14's rule applies (see aggregate()).
 
-
-def _scan_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 pids: "List[int]", readers: int,
-                 seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> Scan:
-    """_scan() by READERS processes at the same time: this one and forked
-    children.
-
-    Most of a run is the kernel making smaps_rollup, and for different
-    processes it can do that on several CPUs at once.  Threads cannot use
-    them: a name takes several short reads, and threads spent on passing
-    the GIL what they saved (measured).  Forked readers share nothing.
-
-    The pids are cut into chunks, whose numbers wait in a pipe; each reader
-    takes the next number from it until there are none, so that a reader
-    that starts late (a fork takes milliseconds) or runs on a busier CPU
-    simply reads fewer.  The chunks are joined in the proc root's order; a chunk a
-    failed child took is read here instead, so nothing is lost.
-
-    SEEN is given each chunk's samples as they come.
+    Only processes whose memory text is another's are asked about (see
+    AddressSpaces): the others are alone in theirs.  TWINS: the processes
+    already told to KCMP as they were read; else all are told now.
     """
-    chunks = _chunks(pids, readers)
-    readers = min(readers, len(chunks))
-    tokens, tokens_end = os.pipe()
-    try:
-        numbers = b"".join(index.to_bytes(_TOKEN_BYTES, "little") for index in range(len(chunks)))
-        while numbers:
-            numbers = numbers[os.write(tokens_end, numbers):]
-    finally:
-        os.close(tokens_end)  # before any fork: the readers see the end
-    children: List[_Forked] = []
-    scans: Dict[int, Scan] = {}
-    try:
-        for _ in range(readers - 1):
-            try:
-                children.append(_Forked(_read_chunks_records, procfs, options, kernel,
-                                        chunks, tokens, stream=True))
-            except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
-                break
-        inbox = _ChunkInbox(children, scans, seen)
-        for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
-            scans[index] = scan
-            if seen is not None:
-                seen(scan.samples)
-            inbox.take(wait=False)  # now, not all at the end
-        inbox.take(wait=True)
-    except BaseException:
-        for child in children:
-            child.abandon()
-        raise
-    finally:
-        os.close(tokens)
-    for child in children:
-        child.finish()
-    samples: List[ProcessSample] = []
-    unreadable = 0
-    for index, chunk in enumerate(chunks):
-        scan = scans.get(index)
-        if scan is None:  # a chunk a failed child took
-            scan = _scan(procfs, options, kernel, chunk)
-            if seen is not None:
-                seen(scan.samples)
-        samples.extend(scan.samples)
-        unreadable += scan.unreadable
-    return Scan(samples, unreadable)
-
-
-def _chunks(pids: "List[int]", readers: int) -> "List[List[int]]":
-    """PIDS cut into the chunks READERS take one at a time, in order.
-
-    At most 1024: their numbers are all written to a pipe before any
-    reader starts, and a pipe holds at least a page.  The last chunks are
-    a quarter of the others, so that no reader waits long for another's
-    last one.
-    """
-    size = max(_CHUNK_PIDS, -(-len(pids) // (1024 - 3 * _MAX_READERS)))
-    last = max(0, len(pids) - readers * size)
-    chunks = [pids[start:min(start + size, last)] for start in range(0, last, size)]
-    small = max(1, size // 4)
-    return chunks + [pids[start:start + small] for start in range(last, len(pids), small)]
-
-
-def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 chunks: "List[List[int]]", tokens: int) -> "Iterable[Tuple[int, Scan]]":
-    """(index, scan) of each chunk whose number this reader takes from the
-    TOKENS pipe, as it is read."""
-    namer = Namer(procfs, options)
-    layouts: Dict[bytes, RollupLayout] = {}
-    while True:
-        token = os.read(tokens, _TOKEN_BYTES)  # whole: see _scan_forked()
-        if len(token) < _TOKEN_BYTES:
-            return
-        index = int.from_bytes(token, "little")
-        yield index, _scan(procfs, options, kernel, chunks[index], namer, layouts)
-
-
-def _read_chunks_records(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                         chunks: "List[List[int]]", tokens: int
-                         ) -> "Iterable[Tuple[int, List[tuple], int]]":
-    """_read_chunks() in what marshal can carry: each sample a plain tuple."""
-    for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
-        yield index, [tuple(sample) for sample in scan.samples], scan.unreadable
-
-
-class _ChunkInbox:
-    """The chunks forked readers send (see _read_chunks_records()), taken
-    into SCANS as they come: between the chunks this process reads, the
-    work of taking them is done while the children still read."""
-
-    def __init__(self, children: "List[_Forked]", scans: "Dict[int, Scan]",
-                 seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> None:
-        import select
-
-        self._scans = scans
-        self._seen = seen
-        self._poll = select.poll()
-        self._open: Dict[int, _Forked] = {}
-        for child in children:
-            self._poll.register(child.fileno(), select.POLLIN)
-            self._open[child.fileno()] = child
-
-    def take(self, wait: bool) -> None:
-        """Take the chunks sent so far; with WAIT, all until every child
-        has ended.  A child that fails (dies, or sends what is not a
-        chunk) is given up: its chunks are read again (see _scan_forked())."""
-        while self._open:
-            ready = self._poll.poll(None if wait else 0)
-            if not ready:
-                return
-            for fd, _event in ready:
-                child = self._open[fd]
-                try:
-                    item = child.result()
-                    if item is not None:
-                        index, records, unreadable = item  # type: ignore[misc]
-                        for position, record in enumerate(records):  # in place: less memory
-                            records[position] = ProcessSample(*record)
-                        self._scans[index] = Scan(records, unreadable)
-                        if self._seen is not None:
-                            self._seen(records)
-                        continue
-                except (ChildFailed, TypeError, ValueError):
-                    pass
-                self._poll.unregister(fd)  # it has ended, or failed
-                del self._open[fd]
-
-
-# What a server (see _Forked) answers to a question that wants no answer.
-_SILENT = ("no answer",)
-
-
-class ChildFailed(Exception):
-    """A forked child gave no value: it raised, was killed, or sent garbage."""
-
-
-# A message between a forked child and its parent: its length, then that
-# many bytes of marshal data.
-_LENGTH_BYTES = 8
-
-
-def _send(fd: int, value: object) -> None:
-    import marshal
-
-    data = marshal.dumps(value)
-    message = memoryview(len(data).to_bytes(_LENGTH_BYTES, "little") + data)
-    while message:
-        message = message[os.write(fd, message):]
-
-
-def _receive(fd: int) -> object:
-    """The next message's value; ChildFailed at the end of the pipe or on
-    anything but a whole message."""
-    import marshal
-
-    length = int.from_bytes(_read_exactly(fd, _LENGTH_BYTES), "little")
-    try:
-        return marshal.loads(_read_exactly(fd, length))
-    except (ValueError, EOFError, TypeError) as error:
-        raise ChildFailed(error) from error
-
-
-def _read_exactly(fd: int, size: int) -> bytearray:
-    received = bytearray()  # grown in place: no second copy to join
-    while len(received) < size:
-        data = os.read(fd, min(size - len(received), 1 << 20))
-        if not data:
-            raise ChildFailed("the pipe ended after %d of %d bytes" % (len(received), size))
-        received += data
-    return received
-
-
-def _child(function: "Callable[..., object]", args: "Tuple[object, ...]",
-           server: "Optional[Callable[[object], object]]", stream: bool,
-           results: "Tuple[int, int]", questions: "Tuple[int, int]") -> None:
-    """The forked child's whole life (see _Forked); never returns."""
-    status = 1
-    try:
-        # Ctrl-C reaches the whole process group: here it raises
-        # KeyboardInterrupt, which ends the child quietly (finally), and the
-        # parent reports it.  (Not the signal module to reset it: its
-        # import costs a forked child up to 10 ms.)
-        os.close(results[0])
-        if questions[1] >= 0:
-            os.close(questions[1])
-        if server is not None:
-            server.prepare()
-        if stream:
-            for item in function(*args):
-                _send(results[1], item)
-            _send(results[1], None)
-        else:
-            _send(results[1], function(*args))
-        while server is not None:
-            try:
-                question = _receive(questions[0])
-            except ChildFailed:
-                break  # the parent closed the pipe: no more questions
-            answer = server(question)
-            if answer is not _SILENT:
-                _send(results[1], answer)
-        status = 0
-    finally:
-        # Whatever happened, the child ends here: never back into the
-        # parent's code, never flushing the parent's buffered output.
-        os._exit(status)
-
-
-class _Forked:
-    """FUNCTION(*ARGS) called in a forked child, its value (anything marshal
-    can carry) sent back through a pipe: result().
-
-    With STREAM, the value is an iterable sent an item at a time as the
-    child makes it, then None: each is a result().
-    With SERVER, the child calls SERVER.prepare() first, and once it has
-    sent its value, answers questions until the parent closes the pipe:
-    ask(QUESTION) is SERVER(QUESTION) worked out in the child.  finish()
-    ends the child.
-    """
-
-    def __init__(self, function: "Callable[..., object]", *args: object,
-                 server: "Optional[Callable[[object], object]]" = None,
-                 stream: bool = False) -> None:
-        results = os.pipe()
-        questions = os.pipe() if server is not None else (-1, -1)
-        try:
-            self.pid = os.fork()
-        except OSError:
-            for fd in results + questions:
-                if fd >= 0:
-                    os.close(fd)
-            raise
-        if self.pid:
-            os.close(results[1])
-            if questions[0] >= 0:
-                os.close(questions[0])
-            self._results, self._questions = results[0], questions[1]
-            self._status: Optional[int] = None
-            return
-        _child(function, args, server, stream, results, questions)
-
-    def result(self) -> object:
-        """The child's value; ChildFailed if there is none."""
-        try:
-            return _receive(self._results)
-        except BaseException:
-            self.abandon()
-            raise
-
-    def fileno(self) -> int:
-        """The pipe the child's value comes through: readable when
-        result() has something to return."""
-        return self._results
-
-    def tell(self, message: object) -> None:
-        """Send the child server MESSAGE, to which it answers _SILENT:
-        nothing to wait for; ChildFailed if the child is gone."""
-        try:
-            _send(self._questions, message)
-        except OSError as error:  # EPIPE: the child is gone
-            self.abandon()
-            raise ChildFailed(error) from error
-        except BaseException:
-            self.abandon()
-            raise
-
-    def ask(self, question: object) -> object:
-        """The child server's answer to QUESTION; ChildFailed if none."""
-        self.tell(question)
-        try:
-            return _receive(self._results)
-        except OSError as error:
-            self.abandon()
-            raise ChildFailed(error) from error
-        except BaseException:
-            self.abandon()
-            raise
-
-    def hang_up(self) -> None:
-        """Let the child end: a server ends when asked no more."""
-        for fd in (self._questions, self._results):
-            if fd >= 0:
-                os.close(fd)
-        self._questions = self._results = -1
-
-    def finish(self) -> None:
-        """Let the child end, and reap it."""
-        self.hang_up()
-        if self._status is None:
-            _pid, self._status = os.waitpid(self.pid, 0)
-
-    def abandon(self) -> None:
-        """Stop the child now (the parent is being interrupted)."""
-        if self._status is None:
-            import signal
-
-            os.kill(self.pid, signal.SIGKILL)  # not yet reaped: cannot fail
-        self.finish()
-
-
-# ----------------------------------------------------------------------------
-# Address spaces shared without threads (CLONE_VM without CLONE_THREAD)
-# ----------------------------------------------------------------------------
-
-# kcmp(2)'s number in each Linux syscall table (arch/*/syscall*.tbl; the
-# generic table of arm64, riscv, loongarch and others has 272).  Keyed by
-# platform.machine() and the width of this Python's pointers, since a 32-bit
-# process on a 64-bit kernel uses the 32-bit table.
-_KCMP_SYSCALL = {
-    ("x86_64", 64): 312, ("x86_64", 32): 349, ("i386", 32): 349, ("i486", 32): 349,
-    ("i586", 32): 349, ("i686", 32): 349,
-    ("aarch64", 64): 272, ("aarch64", 32): 378, ("aarch64_be", 64): 272,
-    ("riscv64", 64): 272, ("riscv32", 32): 272, ("loongarch64", 64): 272,
-    ("ppc", 32): 354, ("ppc64", 64): 354, ("ppc64", 32): 354, ("ppc64le", 64): 354,
-    ("s390", 32): 343, ("s390x", 64): 343, ("s390x", 32): 343,
-    ("sparc", 32): 341, ("sparc64", 64): 341, ("sparc64", 32): 341,
-    ("parisc", 32): 332, ("parisc64", 64): 332, ("parisc64", 32): 332,
-    ("mips", 32): 4347, ("mips64", 64): 5306, ("alpha", 64): 506, ("m68k", 32): 347,
-    ("microblaze", 32): 379, ("xtensa", 32): 331,
-}
-_KCMP_VM = 1
-
-
-def _kcmp_number() -> "Optional[int]":
-    machine = os.uname().machine
-    bits = 64 if sys.maxsize > 2**32 else 32
-    # The ABI this Python was built for, e.g. "x86_64-linux-gnux32" (what
-    # sysconfig's MULTIARCH says, without importing sysconfig).
-    multiarch = getattr(sys.implementation, "_multiarch", "") or ""
-    if machine == "x86_64" and multiarch.endswith("gnux32"):
-        return 0x40000000 + 312  # x32: the 64-bit table, flagged
-    if machine == "mips64" and "gnuabin32" in multiarch:
-        return 6311  # n32
-    if machine == "mips64" and bits == 32:
-        return 4347  # o32
-    if machine.startswith("arm") and bits == 32:
-        return 378
-    if machine.startswith("sh"):
-        return 367
-    return _KCMP_SYSCALL.get((machine, bits))
-
-
-class KcmpUnavailable(Exception):
-    """The kernel cannot tell us (no kcmp, not permitted, not Linux)."""
-
-
-class KcmpDenied(Exception):
-    """Not permitted for one of these processes (not dumpable, say)."""
-
-
-class AddressSpaces:
-    """Tells exactly which processes share one address space, by asking the
-    kernel with kcmp(2) KCMP_VM.
-
-    3.14 guesses this from identical memory-file text, which merges
-    independent processes whose maps happen to be alike (ASLR off, idle
-    forked workers).  Exactly those processes, the ones 3.14 would take for
-    one, are compared: each is placed among one process of each space
-    already found for its text, kept in the kernel's own order, so that a
-    binary search finds its space or its place with few calls.  On most
-    machines there are none, so ctypes is not even loaded.  (Like 3.14, a
-    clone whose memory changed between the reads of the two processes'
-    files is not recognised.)
-    """
-
-    def __init__(self) -> None:
-        import ctypes  # only here: most runs never need it
-
-        number = _kcmp_number()
-        if number is None:
-            raise KcmpUnavailable("no kcmp number known for this machine")
-        self._number = number
-        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
-        self._syscall.restype = ctypes.c_long
-        self._get_errno = ctypes.get_errno
-        # Seccomp filters (container defaults) and kernels built without
-        # kcmp refuse every call: find out once, on ourselves.
-        me = os.getpid()
-        try:
-            self.compare(me, me)
-        except KcmpDenied as denied:
-            raise KcmpUnavailable("kcmp not permitted") from denied
-        self._forget()
-
-    def _forget(self) -> None:
-        # mem_id -> one pid of each space found, in the kernel's order
-        self._spaces: Dict[object, List[int]] = {}
-        self._members: Dict[object, List[int]] = {}  # mem_id -> pids placed
-        self._mm_of: Dict[int, object] = {}
-        self._guessed: Set[object] = set()  # mem_ids that kcmp was refused for
-
-    def compare(self, pid1: int, pid2: int) -> int:
-        """0 same address space, -1 or 1 different (a stable order)."""
-        result = self._syscall(self._number, pid1, pid2, _KCMP_VM, 0, 0)
-        if result == 0:
-            return 0
-        if result == 1:
-            return -1
-        if result == 2:
-            return 1
-        error = self._get_errno()
-        if result == -1 and error == errno.ESRCH:
-            return -1 if pid1 < pid2 else 1  # gone: on its own
-        if result == -1 and error in (errno.EPERM, errno.EACCES):
-            raise KcmpDenied(pid1, pid2)
-        raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
-
-    def place(self, pid: int, mem_id: object) -> None:
-        """Find the space of process PID, whose memory text is MEM_ID."""
-        self._members.setdefault(mem_id, []).append(pid)
-        if mem_id in self._guessed:
-            return
-        found = self._spaces.setdefault(mem_id, [])
-        low, high = 0, len(found)
-        try:
-            while low < high:
-                middle = (low + high) // 2
-                order = self.compare(pid, found[middle])
-                if order == 0:
-                    self._mm_of[pid] = self._mm_of[found[middle]]
-                    return
-                if order < 0:
-                    high = middle
-                else:
-                    low = middle + 1
-        except KcmpDenied:
-            # Some of these may not be compared: for all processes of this
-            # text, 3.14's guess from identical memory text.
-            self._guessed.add(mem_id)
-            return
-        found.insert(low, pid)
-        self._mm_of[pid] = pid
-
-    def spaces(self) -> "Dict[int, object]":
-        """pid -> its address space (the pid of a process in it), for the
-        processes placed since the last call."""
-        mm_of = self._mm_of
-        for mem_id in self._guessed:
-            for pid in self._members[mem_id]:
-                mm_of[pid] = ("same text", mem_id)
-        self._forget()
-        return mm_of
-
-    def classify(self, groups: "Iterable[List[Tuple[int, object]]]") -> "Dict[int, object]":
-        """spaces() of the processes of these groups of (pid, mem_id)."""
-        for group in groups:
-            for pid, mem_id in group:
-                self.place(pid, mem_id)
-        return self.spaces()
-
-
-class _KcmpServer:
-    """kcmp's answers from a forked child (see KcmpHelper): prepare() loads
-    ctypes there; then each sample tells it of processes alike to others,
-    ("place", [(pid, mem_id), ...]), and asks for their spaces, ("spaces",)."""
-
-    def prepare(self) -> None:
-        try:
-            self._kcmp: Optional[AddressSpaces] = AddressSpaces()
-            # A first answer, while ps_mem still reads: it brings in what
-            # answering needs, and the real question is answered sooner.
-            me = os.getpid()
-            self._kcmp.classify([[(me, 0), (me, 0)]])
-        except (KcmpUnavailable, OSError, AttributeError):
-            self._kcmp = None
-
-    def __call__(self, message: "Tuple") -> object:
-        if message[0] == "place":
-            if self._kcmp is not None:
-                try:
-                    for pid, mem_id in message[1]:
-                        self._kcmp.place(pid, mem_id)
-                except (KcmpUnavailable, OSError, AttributeError):
-                    self._kcmp = None  # no answer this run
-            return _SILENT
-        if self._kcmp is None:
-            return None
-        return self._kcmp.spaces()
-
-
-def exact_address_spaces(samples: "List[ProcessSample]",
-                         helper: "Optional[KcmpHelper]" = None
-                         ) -> "Optional[AddressSpaceMap]":
-    """Which processes share an address space, where the kernel can tell;
-    None where it cannot (and 3.14's rule applies).  For the live /proc of
-    our own pid namespace only: kcmp takes pids as we see them.
-
-    HELPER: the run's KcmpHelper; without it, one is made for this
-    question alone.  Only processes whose memory text is another's are
-    asked about (see AddressSpaces): the others are alone in theirs.
-    """
-    own_helper = helper is None
-    if helper is None:
-        helper = KcmpHelper()
+    if not procfs.reading.kcmp:
+        return procfs.recorded_address_spaces()
+    if twins is None:
+        _Twins(kcmp).see(samples)
+    return kcmp.spaces()
+
+
+def exact_address_spaces(samples: "List[ProcessSample]") -> "Optional[AddressSpaceMap]":
+    """shared_address_spaces() of the live /proc, asked with a helper made
+    for this question alone."""
+    helper = KcmpHelper()
     try:
         _Twins(helper).see(samples)
         return helper.spaces()
     finally:
-        if own_helper:
-            helper.close()
+        helper.close()
 
 
 class _Twins:
     """Tells the kcmp helper of each process whose memory text is another's,
-    as samples come: while forked readers still read (see _scan_forked()),
+    as samples come: while forked readers still read (see read_forked()),
     its answer is then ready soon after the scan ends."""
 
     def __init__(self, helper: "KcmpHelper") -> None:
@@ -1517,7 +1224,7 @@ class _Twins:
         self._first: Dict[object, int] = {}  # mem_id -> first pid, or -1 once told
 
     def see(self, samples: "List[ProcessSample]") -> None:
-        alike = []
+        alike: List[Tuple[int, object]] = []
         first_of = self._first
         for sample in samples:
             mem_id = sample.mem_id
@@ -1533,75 +1240,93 @@ class _Twins:
         self._helper.place(alike)
 
 
-class KcmpHelper:
-    """kcmp's answers, from a child forked for them and kept for the run.
+def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]",
+             show_swap: bool) -> Accuracy:
+    """How far this system's numbers can be trusted, judged from ps_mem's own
+    smaps (the `self` of the proc root)."""
+    has_smaps = probe_pid is not None and procfs.exists(probe_pid, "smaps")
 
-    In a child: a seccomp filter that kills on kcmp (as systemd's
-    SystemCallFilter= does by default) kills only the child, and ps_mem
-    goes on with 3.14's rule; and ctypes, which ps_mem needs for nothing
-    else, is never loaded in ps_mem itself (it would be a third of its own
-    memory).  Kept for the run: a watch loads ctypes once, not each sample.
-    """
-
-    def __init__(self) -> None:
-        self._child: Optional[_Forked] = None
-        self._ready = self._failed = self._placed = False
-
-    def start(self) -> None:
-        """Fork the child now: it loads ctypes while we go on."""
-        if self._child is None and not self._failed:
-            try:
-                self._child = _Forked(_no_value, server=_KcmpServer())
-            except OSError:
-                self._failed = True
-
-    def place(self, alike: "List[Tuple[int, object]]") -> None:
-        """Have the child find the spaces of these processes, (pid, mem_id)
-        each, whose memory texts are others' (no waiting for it)."""
-        if not alike:
-            return
-        self._placed = True
-        self.start()
-        if self._child is not None:
-            try:
-                self._child.tell(("place", alike))
-            except ChildFailed:
-                self._child, self._failed = None, True
-
-    def spaces(self) -> "Optional[AddressSpaceMap]":
-        """The address spaces of the processes placed since the last call;
-        None where the kernel cannot tell."""
-        placed, self._placed = self._placed, False
-        if not placed:
-            return {}  # a process whose memory looks like no other's is alone
-        if self._child is None:
-            return None
+    def probe_has(marker: bytes) -> bool:
         try:
-            if not self._ready:
-                self._child.result()  # sent once it has loaded ctypes
-                self._ready = True
-            return self._child.ask(("spaces",))  # type: ignore[return-value]
-        except ChildFailed:
-            self._child, self._failed = None, True
+            return probe_pid is not None and marker in procfs.read(probe_pid, "smaps")
+        except ProcessGone:
+            return False
+
+    if kernel[:2] == (2, 4):
+        try:
+            meminfo = procfs.read_global("meminfo")
+        except OSError:
+            meminfo = b""
+        # rmap 2.4 kernels (Red Hat's) have Inact_ lines; there shared pages
+        # cannot be told apart at all.
+        return Accuracy(0 if b"Inact_" in meminfo else 1, -1)
+    if kernel[:2] == (2, 6):
+        if has_smaps:
+            return Accuracy(2 if probe_has(b"Pss:") else 1, 1)
+        if (2, 6, 1) <= kernel <= (2, 6, 9):
+            return Accuracy(-1, -1)
+        return Accuracy(0, -1)
+    if kernel[0] > 2 and has_smaps:
+        return Accuracy(2, 2 if show_swap and probe_has(b"SwapPss:") else 1)
+    return Accuracy(1, -1)
+
+
+def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
+    """Everything any run would read from PROCFS now, held in memory."""
+    if isinstance(procfs, Snapshot):
+        return procfs  # a capture of a capture is the same capture
+    files: Dict[str, bytes] = {}
+    links: Dict[str, str] = {}
+    errors: Dict[str, int] = {}
+    path_exists: Dict[str, bool] = {}
+    users: Dict[str, str] = {}
+
+    def keep(relative: str, reader: "Callable[[str], object]", table: "Dict[str, Any]"
+             ) -> object:
+        try:
+            table[relative] = value = reader(os.path.join(procfs.root, relative))
+            return value
+        except OSError as error:
+            if error.errno is not None and error.errno != errno.ENOENT:
+                errors[relative] = error.errno
             return None
 
-    def hang_up(self) -> None:
-        """No more questions: the child ends while ps_mem goes on."""
-        if self._child is not None:
-            self._child.hang_up()
-
-    def close(self) -> None:
-        if self._child is not None:
-            self._child.finish()
-            self._child = None
-
-
-def _no_value() -> None:
-    return None
+    for name in ("sys/kernel/osrelease", "meminfo"):
+        keep(name, _read_file, files)
+    pids = procfs.pids()
+    for pid in pids:
+        target = keep("%d/exe" % pid, os.readlink, links)
+        # Without an exe link (kernel threads) a process is left out once
+        # its cmdline is read: nothing more of it is needed.
+        for name in _CAPTURED_FILES if target is not None else ("cmdline",):
+            if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
+                continue  # smaps is read only where there is no smaps_rollup
+            keep("%d/%s" % (pid, name), _read_file, files)
+        cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
+        if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
+            path = target.split("\0")[0][: -len(" (deleted)")]
+            for candidate in (path, cmdline[0]):
+                path_exists[candidate] = procfs.path_exists(candidate)
+        status = files.get("%d/status" % pid)
+        if status:
+            try:
+                uid = parse_uid(status)
+                users[str(uid)] = procfs.user_name(uid)
+            except ValueError:
+                pass
+    manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None)
+    snapshot = Snapshot(procfs.root, files, links, manifest)
+    if procfs.reading.kcmp:
+        # What the kernel says of shared address spaces cannot be read back
+        # from files: ask it now, for every process, and keep the answer.
+        kernel = kernel_version(files.get("sys/kernel/osrelease", b""))
+        samples = collect(snapshot, Options(), kernel, self_pid).samples
+        snapshot.manifest = manifest._replace(address_spaces=exact_address_spaces(samples))
+    return snapshot
 
 
 # ----------------------------------------------------------------------------
-# Aggregation: samples -> report
+# 6. Aggregation: samples -> report, reading nothing
 # ----------------------------------------------------------------------------
 
 
@@ -1624,7 +1349,7 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
     exact = address_spaces is not None
     mm_size: Dict[object, int] = {}
     mapped = []
-    if exact:
+    if address_spaces is not None:
         for sample in samples:  # processes absent from the map are alone
             mm = address_spaces.get(sample.pid)
             if mm is not None:
@@ -1642,9 +1367,11 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
             members.append(sample)
 
     programs = []
-    total_ram = total_swap = 0
+    total_ram: float = 0
+    total_swap: float = 0
     for name, members in groups.items():  # first-seen order, as 3.14 sums
         if name in sharing_names:
+            assert address_spaces is not None  # a name shares a space only by the map
             private, shared, swap = _sum_address_spaces(members, address_spaces, mm_size,
                                                         pss_seen)
         elif exact:  # the usual case
@@ -1653,10 +1380,10 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
             private, shared, swap = _sum_processes(members, pss_seen)
         # Shared hugetlb pages are in no Pss; a program's largest mapping is
         # added (each of its processes shows the whole of it).
+        shared_huge: float = 0
         if regroup:
             shared_huge = sum(hugetlb.get(sample.pid, 0) for sample in members)
         else:
-            shared_huge = 0
             for sample in members:
                 if not shared_huge or sample.shared_hugetlb_kib > shared_huge:
                     shared_huge = sample.shared_hugetlb_kib
@@ -1672,8 +1399,8 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
     return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable)
 
 
-def _by_program(samples: "List[ProcessSample]") -> "Dict[str, List[ProcessSample]]":
-    programs: Dict[str, List[ProcessSample]] = {}
+def _by_program(samples: "List[ProcessSample]") -> "Dict[Optional[str], List[ProcessSample]]":
+    programs: Dict[Optional[str], List[ProcessSample]] = {}
     for sample in samples:
         programs.setdefault(sample.program, []).append(sample)
     return programs
@@ -1714,7 +1441,9 @@ def _sums(members: "List[ProcessSample]", pss_seen: bool) -> "Tuple[float, float
     """Private, shared and swap of processes as if each had its own address
     space, summed in their order (as 3.14 sums, so that every float is the
     same to the last bit)."""
-    private = shared = swap = 0
+    private: float = 0
+    shared: float = 0
+    swap: float = 0
     if pss_seen:
         for sample in members:  # _add_shared(), made cheap for the usual case
             private += sample.private_kib
@@ -1749,7 +1478,9 @@ def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "Address
     in_program: Dict[object, List[ProcessSample]] = {}
     for sample in members:
         in_program.setdefault(address_spaces.get(sample.pid, sample.pid), []).append(sample)
-    private = shared = swap = 0
+    private: float = 0
+    shared: float = 0
+    swap: float = 0
     for mm, sharing in in_program.items():
         part_private, part_shared, part_swap = _sums(sharing, pss_seen)
         size = mm_size.get(mm, 1)
@@ -1770,7 +1501,7 @@ _SORT_KEYS = {
     "private": lambda program: program.private_kib,
     "shared": lambda program: program.shared_kib,
     "swap": lambda program: program.swap_kib,
-    "count": lambda program: program.count,
+    "count": lambda program: program.processes,
     "name": lambda program: printable(program.name),
 }
 
@@ -1799,260 +1530,8 @@ def select(report: Report, options: Options) -> Report:
     return report._replace(programs=programs)
 
 
-def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]",
-             show_swap: bool) -> Accuracy:
-    """How far this system's numbers can be trusted, judged from ps_mem's own
-    smaps (the `self` of the proc root)."""
-    has_smaps = probe_pid is not None and procfs.exists(probe_pid, "smaps")
-
-    def probe_has(marker: bytes) -> bool:
-        try:
-            return marker in procfs.read(probe_pid, "smaps")
-        except ProcessGone:
-            return False
-
-    if kernel[:2] == (2, 4):
-        try:
-            meminfo = procfs.read_global("meminfo")
-        except OSError:
-            meminfo = b""
-        # rmap 2.4 kernels (Red Hat's) have Inact_ lines; there shared pages
-        # cannot be told apart at all.
-        return Accuracy(0 if b"Inact_" in meminfo else 1, -1)
-    if kernel[:2] == (2, 6):
-        if has_smaps:
-            return Accuracy(2 if probe_has(b"Pss:") else 1, 1)
-        if (2, 6, 1) <= kernel <= (2, 6, 9):
-            return Accuracy(-1, -1)
-        return Accuracy(0, -1)
-    if kernel[0] > 2 and has_smaps:
-        return Accuracy(2, 2 if show_swap and probe_has(b"SwapPss:") else 1)
-    return Accuracy(1, -1)
-
-
 # ----------------------------------------------------------------------------
-# Captures: a whole proc root in one file, for offline analysis
-# ----------------------------------------------------------------------------
-
-# Every file any option reads, per pid, and statm, which 3.14 reads too (a
-# capture is read back as a tree is: see ProcFS.full_reads).  A capture
-# holds these, whatever the capturing run's options, so that a later run with other options answers
-# as a live run with them would have; and nothing else (no environ, no
-# memory contents).
-_CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup")
-_MANIFEST = "ps_mem-capture.json"
-_CAPTURE_FORMAT = 1
-
-
-class Snapshot(ProcFS):
-    """A proc root held in memory: what a capture recorded, read back
-    without unpacking it.  Answers exactly as the live /proc answered then,
-    errors included."""
-
-    def __init__(self, name: str, files: "Dict[str, bytes]", links: "Dict[str, str]",
-                 manifest: dict) -> None:
-        super().__init__(name)
-        self.files = files
-        self.links = links
-        self.errors = manifest.get("errors", {})
-        self.manifest = manifest
-
-    def _lookup(self, table: dict, relative: str):
-        if relative in table:
-            return table[relative]
-        code = self.errors.get(relative, errno.ENOENT)
-        raise OSError(code, os.strerror(code), relative)
-
-    def read_global(self, name: str) -> bytes:
-        return self._lookup(self.files, name)
-
-    def _pid_lookup(self, table: dict, pid: int, name: str):
-        try:
-            return self._lookup(table, "%d/%s" % (pid, name))
-        except OSError as error:
-            raise ProcessGone(pid, error) from error
-
-    def read(self, pid: int, name: str) -> bytes:
-        return self._pid_lookup(self.files, pid, name)
-
-    def read_optional(self, pid: int, name: str) -> "Optional[bytes]":
-        relative = "%d/%s" % (pid, name)
-        if relative not in self.files and relative not in self.errors:
-            return None
-        return self.read(pid, name)
-
-    def readlink(self, pid: int, name: str) -> str:
-        return self._pid_lookup(self.links, pid, name)
-
-    def exists(self, pid: int, name: str) -> bool:
-        return "%d/%s" % (pid, name) in self.files
-
-    def pids(self) -> "List[int]":
-        return list(self.manifest["pids"])
-
-    def self_pid(self) -> "Optional[int]":
-        return self.manifest.get("self")
-
-    def path_exists(self, path: str) -> bool:
-        return bool(self.manifest.get("path_exists", {}).get(path, False))
-
-    def user_name(self, uid: int) -> str:
-        return self.manifest.get("users", {}).get(str(uid), str(uid))
-
-    def address_spaces(self, samples: "List[ProcessSample]",
-                       helper: "Optional[KcmpHelper]" = None
-                       ) -> "Optional[AddressSpaceMap]":
-        recorded = self.manifest.get("address_spaces")
-        if recorded is None:
-            return None
-        return {int(pid): _json_mm(mm) for pid, mm in recorded.items()}
-
-    def time(self) -> float:
-        return float(self.manifest.get("time", 0))
-
-
-def _json_mm(value) -> object:
-    # JSON turns tuples into lists; an address space id must be hashable.
-    return tuple(value) if isinstance(value, list) else value
-
-
-def load_capture(path: str) -> Snapshot:
-    """Read a capture file; OSError or ValueError where it is not one."""
-    import json
-    import tarfile
-    import zlib
-
-    files: Dict[str, bytes] = {}
-    links: Dict[str, str] = {}
-    manifest = None
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                if member.name == _MANIFEST:
-                    manifest = json.loads(archive.extractfile(member).read().decode("utf-8"))
-                elif member.name.startswith("proc/"):
-                    relative = member.name[len("proc/"):]
-                    if member.issym():
-                        links[relative] = member.linkname
-                    elif member.isfile():
-                        files[relative] = archive.extractfile(member).read()
-    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as error:
-        raise ValueError("not a ps_mem capture: %s" % error) from error
-    if not _valid_manifest(manifest):
-        raise ValueError("not a ps_mem capture (no valid %s of format %d)"
-                         % (_MANIFEST, _CAPTURE_FORMAT))
-    return Snapshot(path, files, links, manifest)
-
-
-def _valid_manifest(manifest: object) -> bool:
-    def ints(values) -> bool:
-        return all(type(value) is int for value in values)
-
-    return (isinstance(manifest, dict)
-            and manifest.get("format") == _CAPTURE_FORMAT
-            and isinstance(manifest.get("pids"), list) and ints(manifest["pids"])
-            and type(manifest.get("self")) in (int, type(None))
-            and isinstance(manifest.get("errors", {}), dict)
-            and ints(manifest.get("errors", {}).values())
-            and isinstance(manifest.get("path_exists", {}), dict)
-            and isinstance(manifest.get("users", {}), dict)
-            and isinstance(manifest.get("address_spaces") or {}, dict)
-            and isinstance(manifest.get("time", 0), (int, float)))
-
-
-def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
-    """Everything any run would read from PROCFS now, held in memory."""
-    if isinstance(procfs, Snapshot):
-        return procfs  # a capture of a capture is the same capture
-    files: Dict[str, bytes] = {}
-    links: Dict[str, str] = {}
-    errors: Dict[str, int] = {}
-    path_exists: Dict[str, bool] = {}
-    users: Dict[str, str] = {}
-
-    def keep(relative: str, reader: "Callable[[str], object]", table: dict) -> object:
-        try:
-            table[relative] = value = reader(os.path.join(procfs.root, relative))
-            return value
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                errors[relative] = error.errno
-            return None
-
-    for name in ("sys/kernel/osrelease", "meminfo"):
-        keep(name, _read_file, files)
-    pids = procfs.pids()
-    for pid in pids:
-        target = keep("%d/exe" % pid, os.readlink, links)
-        # Without an exe link (kernel threads) a process is left out once
-        # its cmdline is read: nothing more of it is needed.
-        for name in _CAPTURED_FILES if target is not None else ("cmdline",):
-            if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
-                continue  # smaps is read only where there is no smaps_rollup
-            keep("%d/%s" % (pid, name), _read_file, files)
-        cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
-        if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
-            path = target.split("\0")[0][: -len(" (deleted)")]
-            for candidate in (path, cmdline[0]):
-                path_exists[candidate] = procfs.path_exists(candidate)
-        status = files.get("%d/status" % pid)
-        if status:
-            try:
-                uid = parse_uid(status)
-                users[str(uid)] = procfs.user_name(uid)
-            except ValueError:
-                pass
-    manifest = {
-        "format": _CAPTURE_FORMAT, "ps_mem": VERSION, "time": procfs.time(),
-        "self": self_pid, "pids": pids, "errors": errors, "path_exists": path_exists,
-        "users": users, "address_spaces": None,
-    }
-    snapshot = Snapshot(procfs.root, files, links, manifest)
-    if procfs.live:
-        # What the kernel says of shared address spaces cannot be read back
-        # from files: ask it now, for every process, and keep the answer.
-        kernel = kernel_version(files.get("sys/kernel/osrelease", b""))
-        samples = collect(snapshot, Options(), kernel, self_pid).samples
-        exact = exact_address_spaces(samples)
-        if exact is not None:
-            manifest["address_spaces"] = {str(pid): mm for pid, mm in exact.items()}
-    return snapshot
-
-
-def write_capture(snapshot: Snapshot, path: str) -> int:
-    """Write SNAPSHOT as a gzip-compressed tar; its size in bytes.  Unpacked,
-    its proc/ folder is itself a proc root for --procfs (not for 3.14, which
-    wants smaps beside smaps_rollup, where a capture keeps only the one it
-    reads)."""
-    import io
-    import json
-    import tarfile
-
-    def add(archive, name, data=None, link=None):
-        member = tarfile.TarInfo(name)
-        member.mtime = int(snapshot.time())
-        if link is not None:
-            member.type = tarfile.SYMTYPE
-            member.linkname = link
-            archive.addfile(member)
-        else:
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-
-    manifest = json.dumps(snapshot.manifest, indent=1, sort_keys=True).encode("utf-8")
-    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as archive:
-        add(archive, _MANIFEST, manifest)
-        if snapshot.self_pid() is not None:
-            add(archive, "proc/self", link=str(snapshot.self_pid()))
-        for relative, data in sorted(snapshot.files.items()):
-            add(archive, "proc/" + relative, data)
-        for relative, target in sorted(snapshot.links.items()):
-            add(archive, "proc/" + relative, link=target)
-    return os.path.getsize(path)
-
-
-# ----------------------------------------------------------------------------
-# Output
+# 7. Output: one function per view, each returning text
 # ----------------------------------------------------------------------------
 
 
@@ -2080,22 +1559,10 @@ def header(options: Options) -> str:
     return text + "\n\n"
 
 
-# Control characters from /proc (C0 including tab and newline, DEL, C1)
-# print as "?", as ps does: whoever starts a process chooses its name, and
-# ps_mem is run as root on a terminal that would obey escape sequences.
-_UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
-def printable(text: str) -> str:
-    # Most names hold no character of any kind Python will not print, and
-    # the check is much cheaper than the translation.
-    return text if text.isprintable() else text.translate(_UNPRINTABLE)
-
-
 def display_name(program: ProgramUsage) -> str:
     name = printable(program.name)
-    if program.count > 1:
-        return "%s (%d)" % (name, program.count)
+    if program.processes > 1:
+        return "%s (%d)" % (name, program.processes)
     return name
 
 
@@ -2177,7 +1644,7 @@ def json_document(report: Report, options: Options, acc: Accuracy, pss_seen: boo
         "kernel": release,
         "programs": [{
             "name": printable(program.name),
-            "count": program.count,
+            "count": program.processes,
             "pids": list(program.pids),
             "private": in_bytes(program.private_kib),
             "shared": in_bytes(program.shared_kib),
@@ -2201,8 +1668,42 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
+def write_capture(snapshot: Snapshot, path: str) -> int:
+    """Write SNAPSHOT as a gzip-compressed tar; its size in bytes.  Unpacked,
+    its proc/ folder is itself a proc root for --procfs (not for 3.14, which
+    wants smaps beside smaps_rollup, where a capture keeps only the one it
+    reads)."""
+    import io
+    import tarfile
+
+    mtime = int(snapshot.time())
+
+    def add(archive: "tarfile.TarFile", name: str, data: bytes = b"",
+            link: "Optional[str]" = None) -> None:
+        member = tarfile.TarInfo(name)
+        member.mtime = mtime
+        if link is not None:
+            member.type = tarfile.SYMTYPE
+            member.linkname = link
+            archive.addfile(member)
+        else:
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+        add(archive, _MANIFEST, _manifest_json(snapshot.manifest))
+        self_pid = snapshot.self_pid()
+        if self_pid is not None:
+            add(archive, "proc/self", link=str(self_pid))
+        for relative, data in sorted(snapshot.files.items()):
+            add(archive, "proc/" + relative, data)
+        for relative, target in sorted(snapshot.links.items()):
+            add(archive, "proc/" + relative, link=target)
+    return os.path.getsize(path)
+
+
 # ----------------------------------------------------------------------------
-# Command line
+# 8. Command line
 # ----------------------------------------------------------------------------
 
 # Long options as 3.14 has them.  An abbreviation that matches any of these
@@ -2210,20 +1711,11 @@ def exit_status(acc: Accuracy, options: Options) -> int:
 # --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
+_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup")
 
 
-def build_parser() -> "argparse.ArgumentParser":
-    # Imported here: a run without arguments does not need it, and it is a
-    # quarter of the start-up's time and memory.
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        def _get_option_tuples(self, option_string):  # argparse's prefix matching
-            matches = super()._get_option_tuples(option_string)
-            legacy = [match for match in matches if match[1] in _LEGACY_LONG]
-            return legacy or matches
-
-    parser = Parser(prog="ps_mem", description="Show program core memory usage.")
+def _add_legacy_options(parser: "argparse.ArgumentParser") -> None:
+    """3.14's options, in its order and its words."""
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("-s", "--split-args", action="store_true",
                         help="Show and separate by, all command line arguments")
@@ -2237,19 +1729,49 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="Only show memory usage PIDs in the specified list")
     parser.add_argument("-w", dest="watch", metavar="<N>", type=int,
                         help="Measure and show process memory every N seconds")
-    # Additions since 3.14 stay out of --help and the usage line, which
-    # scripts and habits rely on; README.md and the man page document them.
-    parser.add_argument("--show-cmdline", dest="split_args", action="store_true",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--procfs", metavar="PATH", help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--reverse", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--top", metavar="N", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--group-by", choices=("program", "pid", "cmdline", "user", "cgroup"),
-                        default="program", help=argparse.SUPPRESS)
-    parser.add_argument("--capture", metavar="FILE", help=argparse.SUPPRESS)
+
+
+def build_parser() -> "argparse.ArgumentParser":
+    """The whole command line.  -h lists 3.14's options first, in its
+    words, then those added since; the usage line is 3.14's, so that its
+    usage errors read as they did."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def _get_option_tuples(self, option_string: str) -> "List[Any]":
+            # argparse's prefix matching, with 3.14's abbreviations first.
+            matches = super()._get_option_tuples(option_string)
+            legacy = [match for match in matches if match[1] in _LEGACY_LONG]
+            return legacy or matches
+
+    description = "Show program core memory usage."
+    legacy = argparse.ArgumentParser(prog="ps_mem", description=description)
+    _add_legacy_options(legacy)
+    usage = legacy.format_usage()
+    parser = Parser(prog="ps_mem", description=description,
+                    usage=usage[len("usage: "):].rstrip("\n"))
+    _add_legacy_options(parser)
+
+    shown = parser.add_argument_group("what to show (since 3.14)")
+    shown.add_argument("--group-by", choices=_GROUPINGS, default="program", metavar="KEY",
+                       help="rows per program (the default), pid (as -d), cmdline (as -s),"
+                            " user or cgroup")
+    shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
+                       help="order rows by ram (the default), private, shared, swap,"
+                            " count or name")
+    shown.add_argument("--reverse", action="store_true", help="largest first")
+    shown.add_argument("--top", metavar="N", type=int,
+                       help="only the N rows with the largest sort key; totals cover them")
+    shown.add_argument("--show-cmdline", dest="split_args", action="store_true",
+                       help="the same as -s")
+    printed = parser.add_argument_group("how to print it (since 3.14)")
+    printed.add_argument("--json", action="store_true",
+                         help="one JSON document instead of the table (JSON Lines with -w)")
+    source = parser.add_argument_group("what to read (since 3.14)")
+    source.add_argument("--procfs", metavar="PATH",
+                        help="read this proc root or capture file instead of /proc")
+    source.add_argument("--capture", metavar="FILE",
+                        help="also save everything read, for --procfs FILE later")
     return parser
 
 
@@ -2262,11 +1784,11 @@ def plain_options(argv: "List[str]") -> "Optional[Options]":
     flags, each alone; -p and -w with a valid value as the next argument),
     read as argparse reads them; None for any others.
 
-    argparse (with re, gettext and enum, which it loads) is 2 MiB and 7 ms
-    of a run: more than 3.14's whole lead on us in memory.  It still reads
-    everything else, and answers help, usage and every error.
+    Not importing argparse (and the modules it loads) for these keeps a
+    run with them as small and quick as a run without arguments.  argparse
+    still reads everything else, and answers help, usage and every error.
     """
-    fields: Dict[str, object] = {}
+    fields: Dict[str, Any] = {}
     position = 0
     while position < len(argv):
         arg = argv[position]
@@ -2289,7 +1811,7 @@ def plain_options(argv: "List[str]") -> "Optional[Options]":
         else:
             return None
         position += 1
-    return Options(**fields)  # type: ignore[arg-type]
+    return Options(**fields)
 
 
 def parse_options(argv: "List[str]") -> Options:
@@ -2334,13 +1856,6 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
     )
 
 
-def _is_live_proc(root: str) -> bool:
-    try:
-        return os.path.samefile(root, default_proc_root())
-    except OSError:
-        return False
-
-
 # A shell's status for a process that died by SIGINT (2 on every Linux).
 EXIT_SIGINT = 128 + 2
 
@@ -2350,9 +1865,9 @@ class _Output:
     watching reader sees each sample as it is made.  A character the
     stream's encoding lacks becomes "?" instead of an error."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: "IO[str]") -> None:
         self.stream = stream
-        self.binary = getattr(stream, "buffer", None)
+        self.binary: Optional[IO[bytes]] = getattr(stream, "buffer", None)
         self.encoding = getattr(stream, "encoding", None) or "utf-8"
 
     def write(self, text: str) -> None:
@@ -2375,19 +1890,19 @@ class _Output:
 def open_procfs(path: "Optional[str]") -> ProcFS:
     """The proc root to read: the live one, a directory, or a capture file."""
     if path is None:
-        return ProcFS(default_proc_root(), live=True)
+        return ProcFS(default_proc_root())
     if os.path.isfile(path):
         return load_capture(path)
-    return ProcFS(path, live=_is_live_proc(path))
+    return ProcFS(path)
 
 
-def run(options: Options, out: _Output, err) -> int:
+def run(options: Options, out: _Output, err: "IO[str]") -> int:
     try:
         procfs = open_procfs(options.procfs)
     except (OSError, ValueError) as error:
         err.write("ps_mem: cannot read %s: %s\n" % (options.procfs, error))
         return 2
-    if procfs.live and os.geteuid() != 0 and not options.pids:
+    if procfs.reading.root_only and os.geteuid() != 0 and not options.pids:
         err.write("Sorry, root permission required, or specify pids with -p\n")
         return 1
     try:
@@ -2399,7 +1914,7 @@ def run(options: Options, out: _Output, err) -> int:
         return 2
     kernel = kernel_version(release)
     release_text = release.decode("utf-8", "replace").strip()
-    self_pid = os.getpid() if procfs.live else procfs.self_pid()
+    self_pid = procfs.self_pid()
     if options.capture is not None:
         procfs = capture(procfs, self_pid)
         try:
@@ -2418,10 +1933,13 @@ def run(options: Options, out: _Output, err) -> int:
     kcmp = KcmpHelper()
     try:
         while True:
-            scan = collect(procfs, options, kernel, self_pid, kcmp=kcmp)
+            scan: Optional[Scan] = collect(procfs, options, kernel, self_pid, kcmp=kcmp)
+            assert scan is not None
             if options.watch is None:
                 kcmp.hang_up()
-            report = aggregate(scan.samples, scan.unreadable, scan.address_spaces)
+            report: Optional[Report] = aggregate(scan.samples, scan.unreadable,
+                                                 scan.address_spaces)
+            assert report is not None
             unreadable = report.unreadable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
@@ -2446,7 +1964,7 @@ def run(options: Options, out: _Output, err) -> int:
                 break
             # Let this sample go before the next is taken: kept, it would
             # double a watch's memory at its peak.
-            scan = report = None  # type: ignore[assignment]
+            scan = report = None
             time.sleep(options.watch)
     except KeyboardInterrupt:
         if options.watch is None:
@@ -2497,12 +2015,603 @@ def main(argv: "Optional[List[str]]" = None) -> int:
 def _entry_point() -> None:
     status = main()
     if status == EXIT_SIGINT:
-        import signal  # only now: its import is a twentieth of the start-up
+        import signal  # only now: most runs never need it
 
         sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     raise SystemExit(status)
+
+
+# ----------------------------------------------------------------------------
+# 9. Work in child processes
+# ----------------------------------------------------------------------------
+#
+# The sections above use two things of this one:
+#
+#   read_forked(procfs, options, kernel, pids, readers, seen) -> Scan
+#       The samples _scan() would take of PIDS, read by READERS processes
+#       at once: this one and forked readers.  SEEN, if given, is called
+#       with each chunk's samples as they come.
+#
+#   KcmpHelper()
+#       kcmp(2)'s answers on which processes share an address space, from
+#       a child kept for the run: start() forks it early, place(alike)
+#       tells it of processes whose memory looks alike, spaces() asks for
+#       their address spaces, hang_up() lets it go, close() reaps it.
+#
+# Below them: one forked child and its two pipes (_Child), the messages on
+# them (_send, _receive), the two roles (_Reader; KcmpHelper and the
+# server it runs), and kcmp itself (AddressSpaces).
+
+
+class ChildFailed(Exception):
+    """A child gave no (more) answers: it raised, was killed, or sent
+    garbage."""
+
+
+# A message between a child and its parent: its length, then that many
+# bytes of marshal data.
+_LENGTH_BYTES = 8
+
+
+def _send(fd: int, value: "Any") -> None:
+    import marshal
+
+    data = marshal.dumps(value)
+    message = memoryview(len(data).to_bytes(_LENGTH_BYTES, "little") + data)
+    while message:
+        message = message[os.write(fd, message):]
+
+
+def _receive(fd: int) -> object:
+    """The next message's value; ChildFailed at the end of the pipe or on
+    anything but a whole message."""
+    import marshal
+
+    length = int.from_bytes(_read_exactly(fd, _LENGTH_BYTES), "little")
+    try:
+        return marshal.loads(_read_exactly(fd, length))
+    except (ValueError, EOFError, TypeError) as error:
+        raise ChildFailed(error) from error
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    received = bytearray()  # grown in place: no second copy to join
+    while len(received) < size:
+        data = os.read(fd, min(size - len(received), 1 << 20))
+        if not data:
+            raise ChildFailed("the pipe ended after %d of %d bytes" % (len(received), size))
+        received += data
+    return received
+
+
+# This process's ends of the pipes of every child it has.  A child closes
+# all of them as soon as it is forked, so that it keeps no other child's
+# pipe open: each child then sees its own pipes end the moment its parent
+# is gone, killed or not, and ends too.
+_PARENT_ENDS: "Set[int]" = set()
+
+
+class _Child:
+    """A forked child that runs LIFE(questions, answers): it reads the
+    parent's messages from QUESTIONS (-1 without ASKS) and sends its own to
+    ANSWERS, then ends with os._exit(); it never returns into the parent's
+    code, nor flushes the parent's buffered output.
+
+    end() is the one place where a child ends, whichever way its life
+    went: it is done, it died, it sent garbage, or the parent was
+    interrupted while talking to it.
+    """
+
+    def __init__(self, life: "Callable[[int, int], None]", asks: bool = False) -> None:
+        answers = os.pipe()
+        questions = os.pipe() if asks else (-1, -1)
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in answers + questions:
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        if pid == 0:
+            _child_life(life, questions[0], answers[1], (answers[0], questions[1]))
+        os.close(answers[1])
+        if questions[0] >= 0:
+            os.close(questions[0])
+        self.pid = pid
+        self._answers, self._questions = answers[0], questions[1]
+        _PARENT_ENDS.update(fd for fd in (self._answers, self._questions) if fd >= 0)
+        self._reaped = False
+
+    def fileno(self) -> int:
+        """The pipe the child's messages come through."""
+        return self._answers
+
+    def receive(self) -> object:
+        """The child's next message; ChildFailed, the child ended, if none
+        comes."""
+        try:
+            return _receive(self._answers)
+        except BaseException:
+            self.end(kill=True)
+            raise
+
+    def send(self, message: object) -> None:
+        """ChildFailed, the child ended, if it is gone."""
+        try:
+            _send(self._questions, message)
+        except OSError as error:  # EPIPE: the child is gone
+            self.end(kill=True)
+            raise ChildFailed(error) from error
+        except BaseException:
+            self.end(kill=True)
+            raise
+
+    def hang_up(self) -> None:
+        """Close this process's ends: the child sees its pipes end, and
+        ends by itself."""
+        for fd in (self._questions, self._answers):
+            if fd >= 0:
+                os.close(fd)
+                _PARENT_ENDS.discard(fd)
+        self._questions = self._answers = -1
+
+    def end(self, kill: bool = False) -> None:
+        """Hang up and reap the child; with KILL, stop it first, wherever
+        it is in its life."""
+        self.hang_up()
+        if self._reaped:
+            return
+        if kill:
+            import signal
+
+            os.kill(self.pid, signal.SIGKILL)  # not yet reaped: still our child
+        os.waitpid(self.pid, 0)
+        self._reaped = True
+
+
+def _child_life(life: "Callable[[int, int], None]", questions: int, answers: int,
+                parent_ends: "Tuple[int, int]") -> "NoReturn":
+    """A forked child's whole life (see _Child); never returns.
+
+    Ctrl-C reaches the whole process group: here it raises
+    KeyboardInterrupt, which ends the child quietly, and the parent says
+    so.  A parent that is gone ends the pipes: the child's next read or
+    write fails, and it ends the same way.
+    """
+    status = 1
+    try:
+        for fd in _PARENT_ENDS.union(parent_ends):
+            if fd >= 0:
+                os.close(fd)
+        _PARENT_ENDS.clear()
+        life(questions, answers)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+# Pids a reader takes at a time (see read_forked()).
+_CHUNK_PIDS = 32
+_TOKEN_BYTES = 4
+
+
+def read_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                pids: "List[int]", readers: int,
+                seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> Scan:
+    """_scan() by READERS processes at the same time: this one and forked
+    children.
+
+    Most of a run is the kernel making smaps_rollup, and for different
+    processes it can do that on several CPUs at once.  Threads cannot use
+    them: a name takes several short reads, and threads would spend on
+    passing the GIL what they saved.  Forked readers share nothing.
+
+    The pids are cut into chunks, whose numbers wait in a pipe; each reader
+    takes the next number from it until there are none, so that a reader
+    that starts late or runs on a busier CPU simply reads fewer.  The
+    chunks are joined in the proc root's order; a chunk a failed child took
+    is read here instead, so nothing is lost.
+    """
+    chunks = _chunks(pids, readers)
+    readers = min(readers, len(chunks))
+    tokens, tokens_end = os.pipe()
+    try:
+        numbers = b"".join(index.to_bytes(_TOKEN_BYTES, "little") for index in range(len(chunks)))
+        while numbers:
+            numbers = numbers[os.write(tokens_end, numbers):]
+    finally:
+        os.close(tokens_end)  # before any fork: the readers see the end
+    children: List[_Reader] = []
+    scans: Dict[int, Scan] = {}
+    try:
+        for _ in range(readers - 1):
+            try:
+                children.append(_Reader(procfs, options, kernel, chunks, tokens))
+            except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
+                break
+        inbox = _ChunkInbox(children, scans, seen)
+        for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
+            scans[index] = scan
+            if seen is not None:
+                seen(scan.samples)
+            inbox.take(wait=False)  # now, not all at the end
+        inbox.take(wait=True)
+    except BaseException:
+        for child in children:
+            child.end(kill=True)
+        raise
+    finally:
+        os.close(tokens)
+    for child in children:
+        child.end()
+    samples: List[ProcessSample] = []
+    unreadable = 0
+    for index, chunk in enumerate(chunks):
+        taken = scans.get(index)
+        if taken is None:  # a chunk a failed child took
+            taken = _scan(procfs, options, kernel, chunk)
+            if seen is not None:
+                seen(taken.samples)
+        samples.extend(taken.samples)
+        unreadable += taken.unreadable
+    return Scan(samples, unreadable)
+
+
+def _chunks(pids: "List[int]", readers: int) -> "List[List[int]]":
+    """PIDS cut into the chunks READERS take one at a time, in order.
+
+    At most 1024: their numbers are all written to a pipe before any
+    reader starts, and a pipe holds at least a page.  The last chunks are
+    a quarter of the others, so that no reader waits long for another's
+    last one.
+    """
+    size = max(_CHUNK_PIDS, -(-len(pids) // (1024 - 3 * _MAX_READERS)))
+    last = max(0, len(pids) - readers * size)
+    chunks = [pids[start:min(start + size, last)] for start in range(0, last, size)]
+    small = max(1, size // 4)
+    return chunks + [pids[start:start + small] for start in range(last, len(pids), small)]
+
+
+def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                 chunks: "List[List[int]]", tokens: int) -> "Iterator[Tuple[int, Scan]]":
+    """(index, scan) of each chunk whose number this reader takes from the
+    TOKENS pipe, as it is read."""
+    namer = Namer(procfs, options)
+    layouts: Dict[bytes, RollupLayout] = {}
+    while True:
+        token = os.read(tokens, _TOKEN_BYTES)  # whole: see read_forked()
+        if len(token) < _TOKEN_BYTES:
+            return
+        index = int.from_bytes(token, "little")
+        yield index, _scan(procfs, options, kernel, chunks[index], namer, layouts)
+
+
+class _Reader:
+    """A forked reader (see read_forked()): it sends each chunk it reads
+    as (index, samples as plain tuples, unreadable), then None."""
+
+    def __init__(self, procfs: ProcFS, options: Options, kernel: "KernelVersion",
+                 chunks: "List[List[int]]", tokens: int) -> None:
+        def life(_questions: int, answers: int) -> None:
+            for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
+                _send(answers, (index, [tuple(sample) for sample in scan.samples],
+                                scan.unreadable))
+            _send(answers, None)
+
+        self._child = _Child(life)
+
+    def fileno(self) -> int:
+        return self._child.fileno()
+
+    def next_chunk(self) -> "Optional[Tuple[int, Scan]]":
+        """The next chunk it read; None once it has read all it will;
+        ChildFailed, the child ended, if it sends what is not a chunk."""
+        item = self._child.receive()
+        if item is None:
+            return None
+        try:
+            if not isinstance(item, tuple):
+                raise TypeError("not a chunk: %r" % type(item))
+            index, records, unreadable = item
+            for position, record in enumerate(records):  # in place: less memory
+                records[position] = ProcessSample(*record)
+            return index, Scan(records, unreadable)
+        except (TypeError, ValueError) as error:  # not a chunk
+            self._child.end(kill=True)
+            raise ChildFailed(error) from error
+
+    def end(self, kill: bool = False) -> None:
+        self._child.end(kill)
+
+
+class _ChunkInbox:
+    """The chunks forked readers send, taken into SCANS as they come:
+    between the chunks this process reads, the work of taking them is done
+    while the children still read."""
+
+    def __init__(self, children: "List[_Reader]", scans: "Dict[int, Scan]",
+                 seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> None:
+        import select
+
+        self._scans = scans
+        self._seen = seen
+        self._poll = select.poll()
+        self._open: Dict[int, _Reader] = {}
+        for child in children:
+            self._poll.register(child.fileno(), select.POLLIN)
+            self._open[child.fileno()] = child
+
+    def take(self, wait: bool) -> None:
+        """Take the chunks sent so far; with WAIT, all until every child
+        has ended.  A child that fails is given up: its chunks are read
+        again (see read_forked())."""
+        while self._open:
+            ready = self._poll.poll(None if wait else 0)
+            if not ready:
+                return
+            for fd, _event in ready:
+                child = self._open[fd]
+                try:
+                    chunk = child.next_chunk()
+                except ChildFailed:
+                    chunk = None
+                if chunk is None:
+                    self._poll.unregister(fd)  # it has ended, or failed
+                    del self._open[fd]
+                    continue
+                index, scan = chunk
+                self._scans[index] = scan
+                if self._seen is not None:
+                    self._seen(scan.samples)
+
+
+class KcmpHelper:
+    """kcmp's answers, from a child forked for them and kept for the run.
+
+    In a child: a seccomp filter that kills on kcmp (as systemd's
+    SystemCallFilter= does by default) kills only the child, and ps_mem
+    goes on with 3.14's rule; and ctypes, which ps_mem needs for nothing
+    else, is never loaded in ps_mem itself.  Kept for the run: a watch
+    loads ctypes once, not each sample.
+    """
+
+    def __init__(self) -> None:
+        self._child: Optional[_Child] = None
+        self._ready = self._failed = self._placed = False
+
+    def start(self) -> None:
+        """Fork the child now: it loads ctypes while we go on."""
+        if self._child is None and not self._failed:
+            try:
+                self._child = _Child(_serve_kcmp, asks=True)
+            except OSError:
+                self._failed = True
+
+    def place(self, alike: "List[Tuple[int, object]]") -> None:
+        """Have the child find the spaces of these processes, (pid, mem_id)
+        each, whose memory texts are others' (no waiting for it)."""
+        if not alike:
+            return
+        self._placed = True
+        self.start()
+        if self._child is not None:
+            try:
+                self._child.send(("place", alike))
+            except ChildFailed:
+                self._child, self._failed = None, True
+
+    def spaces(self) -> "Optional[AddressSpaceMap]":
+        """The address spaces of the processes placed since the last call;
+        None where the kernel cannot tell."""
+        placed, self._placed = self._placed, False
+        if not placed:
+            return {}  # a process whose memory looks like no other's is alone
+        if self._child is None:
+            return None
+        try:
+            if not self._ready:
+                self._child.receive()  # sent once it has loaded ctypes
+                self._ready = True
+            self._child.send(("spaces",))
+            answer = self._child.receive()
+            if answer is None or isinstance(answer, dict):
+                return answer
+            self._child.end(kill=True)  # not an answer
+        except ChildFailed:
+            pass
+        self._child, self._failed = None, True
+        return None
+
+    def hang_up(self) -> None:
+        """No more questions: the child ends while ps_mem goes on."""
+        if self._child is not None:
+            self._child.hang_up()
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.end()
+            self._child = None
+
+
+def _serve_kcmp(questions: int, answers: int) -> None:
+    """The kcmp helper's life: load ctypes, say so, then answer until the
+    parent hangs up.  ("place", [(pid, mem_id), ...]) wants no answer;
+    ("spaces",) is answered with AddressSpaces.spaces(), or None where
+    kcmp cannot be used."""
+    kcmp: Optional[AddressSpaces]
+    try:
+        kcmp = AddressSpaces()
+        # A first answer, while ps_mem still reads: it brings in what
+        # answering needs, and the real question is answered sooner.
+        me = os.getpid()
+        kcmp.classify([[(me, 0), (me, 0)]])
+    except (KcmpUnavailable, OSError, AttributeError):
+        kcmp = None
+    _send(answers, None)
+    while True:
+        try:
+            message = _receive(questions)
+        except ChildFailed:
+            return  # the parent hung up: no more questions
+        if not isinstance(message, tuple) or not message:
+            return  # not from ps_mem: end, and the parent learns no more
+        if message[0] == "place":
+            if kcmp is not None:
+                try:
+                    for pid, mem_id in message[1]:
+                        kcmp.place(pid, mem_id)
+                except (KcmpUnavailable, OSError, AttributeError):
+                    kcmp = None  # no answer this run
+        else:
+            _send(answers, None if kcmp is None else kcmp.spaces())
+
+
+# kcmp(2)'s number in each Linux syscall table (arch/*/syscall*.tbl; the
+# generic table of arm64, riscv, loongarch and others has 272).  Keyed by
+# platform.machine() and the width of this Python's pointers, since a 32-bit
+# process on a 64-bit kernel uses the 32-bit table.
+_KCMP_SYSCALL = {
+    ("x86_64", 64): 312, ("x86_64", 32): 349, ("i386", 32): 349, ("i486", 32): 349,
+    ("i586", 32): 349, ("i686", 32): 349,
+    ("aarch64", 64): 272, ("aarch64", 32): 378, ("aarch64_be", 64): 272,
+    ("riscv64", 64): 272, ("riscv32", 32): 272, ("loongarch64", 64): 272,
+    ("ppc", 32): 354, ("ppc64", 64): 354, ("ppc64", 32): 354, ("ppc64le", 64): 354,
+    ("s390", 32): 343, ("s390x", 64): 343, ("s390x", 32): 343,
+    ("sparc", 32): 341, ("sparc64", 64): 341, ("sparc64", 32): 341,
+    ("parisc", 32): 332, ("parisc64", 64): 332, ("parisc64", 32): 332,
+    ("mips", 32): 4347, ("mips64", 64): 5306, ("alpha", 64): 506, ("m68k", 32): 347,
+    ("microblaze", 32): 379, ("xtensa", 32): 331,
+}
+_KCMP_VM = 1
+
+
+def _kcmp_number() -> "Optional[int]":
+    machine = os.uname().machine
+    bits = 64 if sys.maxsize > 2**32 else 32
+    # The ABI this Python was built for, e.g. "x86_64-linux-gnux32" (what
+    # sysconfig's MULTIARCH says, without importing sysconfig).
+    multiarch = getattr(sys.implementation, "_multiarch", "") or ""
+    if machine == "x86_64" and multiarch.endswith("gnux32"):
+        return 0x40000000 + 312  # x32: the 64-bit table, flagged
+    if machine == "mips64" and "gnuabin32" in multiarch:
+        return 6311  # n32
+    if machine == "mips64" and bits == 32:
+        return 4347  # o32
+    if machine.startswith("arm") and bits == 32:
+        return 378
+    if machine.startswith("sh"):
+        return 367
+    return _KCMP_SYSCALL.get((machine, bits))
+
+
+class KcmpUnavailable(Exception):
+    """The kernel cannot tell us (no kcmp, not permitted, not Linux)."""
+
+
+class KcmpDenied(Exception):
+    """Not permitted for one of these processes (not dumpable, say)."""
+
+
+class AddressSpaces:
+    """Tells exactly which processes share one address space, by asking the
+    kernel with kcmp(2) KCMP_VM (in kcmp's helper: see KcmpHelper).
+
+    3.14 guesses this from identical memory-file text, which merges
+    independent processes whose maps happen to be alike (ASLR off, idle
+    forked workers).  Exactly those processes, the ones 3.14 would take for
+    one, are compared: each is placed among one process of each space
+    already found for its text, kept in the kernel's own order, so that a
+    binary search finds its space or its place with few calls.  (Like
+    3.14, a clone whose memory changed between the reads of the two
+    processes' files is not recognised.)
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+
+        number = _kcmp_number()
+        if number is None:
+            raise KcmpUnavailable("no kcmp number known for this machine")
+        self._number = number
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self._syscall.restype = ctypes.c_long
+        self._get_errno = ctypes.get_errno
+        # Seccomp filters (container defaults) and kernels built without
+        # kcmp refuse every call: find out once, on ourselves.
+        me = os.getpid()
+        try:
+            self.compare(me, me)
+        except KcmpDenied as denied:
+            raise KcmpUnavailable("kcmp not permitted") from denied
+        self._forget()
+
+    def _forget(self) -> None:
+        # mem_id -> one pid of each space found, in the kernel's order
+        self._spaces: Dict[object, List[int]] = {}
+        self._members: Dict[object, List[int]] = {}  # mem_id -> pids placed
+        self._mm_of: Dict[int, Hashable] = {}
+        self._guessed: Set[object] = set()  # mem_ids that kcmp was refused for
+
+    def compare(self, pid1: int, pid2: int) -> int:
+        """0 same address space, -1 or 1 different (a stable order)."""
+        result = self._syscall(self._number, pid1, pid2, _KCMP_VM, 0, 0)
+        if result == 0:
+            return 0
+        if result == 1:
+            return -1
+        if result == 2:
+            return 1
+        error = self._get_errno()
+        if result == -1 and error == errno.ESRCH:
+            return -1 if pid1 < pid2 else 1  # gone: on its own
+        if result == -1 and error in (errno.EPERM, errno.EACCES):
+            raise KcmpDenied(pid1, pid2)
+        raise KcmpUnavailable(os.strerror(error) if result == -1 else result)
+
+    def place(self, pid: int, mem_id: object) -> None:
+        """Find the space of process PID, whose memory text is MEM_ID."""
+        self._members.setdefault(mem_id, []).append(pid)
+        if mem_id in self._guessed:
+            return
+        found = self._spaces.setdefault(mem_id, [])
+        low, high = 0, len(found)
+        try:
+            while low < high:
+                middle = (low + high) // 2
+                order = self.compare(pid, found[middle])
+                if order == 0:
+                    self._mm_of[pid] = self._mm_of[found[middle]]
+                    return
+                if order < 0:
+                    high = middle
+                else:
+                    low = middle + 1
+        except KcmpDenied:
+            # Some of these may not be compared: for all processes of this
+            # text, 3.14's guess from identical memory text.
+            self._guessed.add(mem_id)
+            return
+        found.insert(low, pid)
+        self._mm_of[pid] = pid
+
+    def spaces(self) -> "AddressSpaceMap":
+        """pid -> its address space (the pid of a process in it), for the
+        processes placed since the last call."""
+        mm_of = self._mm_of
+        for mem_id in self._guessed:
+            for pid in self._members[mem_id]:
+                mm_of[pid] = ("same text", mem_id)
+        self._forget()
+        return mm_of
+
+    def classify(self, groups: "Iterable[List[Tuple[int, object]]]") -> "AddressSpaceMap":
+        """spaces() of the processes of these groups of (pid, mem_id)."""
+        for group in groups:
+            for pid, mem_id in group:
+                self.place(pid, mem_id)
+        return self.spaces()
 
 
 if __name__ == "__main__":

@@ -591,8 +591,7 @@ def test_tree_uses_3_14s_rule(pool_tree):
 def _capture_with_spaces(tree_root: Path, spaces: Optional[Dict[int, int]], path: Path) -> Path:
     procfs = ps_mem.ProcFS(str(tree_root))
     snapshot = ps_mem.capture(procfs, procfs.self_pid())
-    snapshot.manifest["address_spaces"] = (
-        None if spaces is None else {str(pid): mm for pid, mm in spaces.items()})
+    snapshot.manifest = snapshot.manifest._replace(address_spaces=spaces)
     ps_mem.write_capture(snapshot, str(path))
     return path
 

@@ -389,8 +389,8 @@ def test_rows_are_one_line_each_whatever_the_names(names):
             sizes, tab, name = line.partition("\t")
             assert tab and "\t" not in name
             shown = printable(program.name)
-            assert name == (shown if program.count == 1
-                            else "%s (%d)" % (shown, program.count))
+            assert name == (shown if program.processes == 1
+                            else "%s (%d)" % (shown, program.processes))
             assert not any(0x7F <= ord(char) < 0xA0 or ord(char) < 0x20 for char in name)
 
 

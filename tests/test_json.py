@@ -46,7 +46,7 @@ def is_int(value) -> bool:
 
 def assert_schema(doc: dict, release: str) -> None:
     assert set(doc) == TOP_KEYS
-    assert doc["ps_mem_version"] == ps_mem.VERSION == "3.14"
+    assert doc["ps_mem_version"] == ps_mem.VERSION == "4.0"
     assert TIME.fullmatch(doc["time"]), doc["time"]
     assert doc["kernel"] == release
     assert isinstance(doc["programs"], list)
@@ -251,7 +251,7 @@ def test_watch_of_missing_pid_prints_one_empty_document(proc_trees, name, accura
     result = run_ours("--json", "-S", "-w", "1", "-p", "99999", procfs=tree.root)
     assert time.monotonic() - started < 5
     release = tree.kernel.osrelease
-    expected = ('{"ps_mem_version": "3.14", "time": "TIME", "kernel": "%s", "programs": [], '
+    expected = ('{"ps_mem_version": "4.0", "time": "TIME", "kernel": "%s", "programs": [], '
                 '"total": {"ram": null, "swap": null}, "accuracy": %s, "warnings": %s}\n'
                 % (release, accuracy, json.dumps(warnings)))
     assert re.sub(r'"time": "[^"]*"', '"time": "TIME"', result.out) == expected

@@ -461,7 +461,7 @@ def test_denied_in_a_capture(three, tmp_path):
     for pid in (300, 302):
         for name in ("smaps_rollup", "smaps"):
             snapshot.files.pop("%d/%s" % (pid, name), None)
-        snapshot.manifest["errors"]["%d/smaps_rollup" % pid] = errno.EACCES
+        snapshot.manifest.errors["%d/smaps_rollup" % pid] = errno.EACCES
     archive = tmp_path / "denied.tar.gz"
     ps_mem.write_capture(snapshot, str(archive))
     result = run_ours(procfs=archive)

@@ -1,7 +1,7 @@
 """Forked readers: collect() with the pids shared among several processes.
 
 On the live /proc with many pids, ps_mem forks one reader per CPU (see
-reader_count() and _scan_forked()).  Whatever the readers do, the scan must
+reader_count() and read_forked()).  Whatever the readers do, the scan must
 be the one a single reader makes: the same samples in the proc root's
 order, the same count of unreadable processes; a reader that fails has its
 share read by the parent; an interrupted parent leaves no child behind.
@@ -44,14 +44,13 @@ def small_chunks(monkeypatch):
 def children(monkeypatch) -> List[int]:
     """The pids of the readers forked during the test (not kcmp's helper)."""
     forked: List[int] = []
-    original = ps_mem._Forked.__init__
+    original = ps_mem._Reader.__init__
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        if kwargs.get("server") is None:
-            forked.append(self.pid)
+        forked.append(self._child.pid)
 
-    monkeypatch.setattr(ps_mem._Forked, "__init__", record)
+    monkeypatch.setattr(ps_mem._Reader, "__init__", record)
     return forked
 
 
@@ -121,7 +120,7 @@ def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, chil
 @pytest.mark.parametrize("failure", [None, "killed"])
 @pytest.mark.parametrize("readers", [2, 3])
 def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, readers, failure):
-    """_scan_forked() shows every sample to SEEN once, as its chunk is read
+    """read_forked() shows every sample to SEEN once, as its chunk is read
     here, taken from a child, or read again for a failed child: what tells
     kcmp's helper of alike processes (see _Twins)."""
     procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
@@ -140,7 +139,7 @@ def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, re
 
     monkeypatch.setattr(ps_mem, "_scan", reading)
     seen = []
-    result = ps_mem._scan_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
+    result = ps_mem.read_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
     assert sorted(sample.pid for sample in seen) == sorted(sample.pid for sample in result.samples)
     assert by_parent  # the parent read some (or read again a failed child's)
     assert_reaped(children)
@@ -172,7 +171,7 @@ def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch,
 
 def test_reader_count(proc_trees, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    live_proc = ps_mem.ProcFS("/proc", live=True)
+    live_proc = ps_mem.ProcFS("/proc", ps_mem.LIVE)
     assert ps_mem.reader_count(live_proc, 2000) == 4
     assert ps_mem.reader_count(live_proc, 600) == 2  # at least 250 pids each
     assert ps_mem.reader_count(live_proc, 499) == 1
@@ -190,7 +189,7 @@ def test_reader_count(proc_trees, monkeypatch):
 def test_reader_count_without_affinity(monkeypatch):
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert ps_mem.reader_count(ps_mem.ProcFS("/proc", live=True), 2000) == 2
+    assert ps_mem.reader_count(ps_mem.ProcFS("/proc", ps_mem.LIVE), 2000) == 2
 
 
 # ----------------------------------------------------------------------------
@@ -204,7 +203,7 @@ def test_live_readers_scan_as_one_reader(children):
     with Processes() as processes:
         started = [processes.sleep_named(b"reader-%d" % index) for index in range(7)]
         options = ps_mem.Options(pids=tuple(process.pid for process in started))
-        procfs = ps_mem.ProcFS("/proc", live=True)
+        procfs = ps_mem.ProcFS("/proc", ps_mem.LIVE)
         kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
         one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
         three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
@@ -240,7 +239,7 @@ def test_live_readers_find_the_spaces_one_reader_finds(children):
         family = processes.helper("forkshare", "4", "3").pids
         pids = tuple(pid for group in groups for pid in group) + tuple(family)
         options = ps_mem.Options(pids=pids)
-        procfs = ps_mem.ProcFS("/proc", live=True)
+        procfs = ps_mem.ProcFS("/proc", ps_mem.LIVE)
         kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
         one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
         three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)

@@ -1,5 +1,6 @@
-"""The records ps_mem's stages pass each other (ps_mem._record): tuples
-with named items, made as collections.namedtuple makes them."""
+"""The records ps_mem's stages pass each other (classes derived from
+ps_mem.Record): tuples with named items, made as collections.namedtuple
+makes them, which the type checker is shown instead."""
 
 import marshal
 import sys
@@ -15,14 +16,20 @@ if str(REPO) not in sys.path:
 import ps_mem  # noqa: E402  (after the path is set)
 
 
-@ps_mem._record
-class Point:
+class Point(ps_mem.Record):
     """A point, maybe labelled."""
 
     x: int
     y: int
     label: str = "origin"
     weight: float = 1.0
+
+    def norm(self) -> int:
+        return abs(self.x) + abs(self.y)
+
+    @staticmethod
+    def origin() -> "Point":
+        return Point(0, 0)
 
 
 # What namedtuple makes of the same class: the yardstick.
@@ -70,6 +77,11 @@ def test_replace_fields_and_docstring():
     assert Point.__doc__ == "A point, maybe labelled."
 
 
+def test_methods_of_the_class_are_kept():
+    assert Point(3, -4).norm() == 7
+    assert Point.origin() == (0, 0, "origin", 1.0) and type(Point.origin()) is Point
+
+
 def test_immutable_and_slotted():
     point = Point(1, 2)
     with pytest.raises(AttributeError):
@@ -79,6 +91,6 @@ def test_immutable_and_slotted():
 
 
 def test_carried_by_marshal_as_a_plain_tuple():
-    # How forked readers send their samples (see _read_chunks_records()).
+    # How forked readers send their samples (see _Reader).
     sample = ps_mem.ProcessSample(7, "x", 1.0, 2.0, 0, 0, 5, True, True)
     assert ps_mem.ProcessSample(*marshal.loads(marshal.dumps(tuple(sample)))) == sample
