@@ -13,6 +13,8 @@ A tree is a directory laid out like the part of /proc that ps_mem reads:
     ROOT/PID/statm               pages: size resident shared text lib data dt
     ROOT/PID/smaps               one block per mapping
     ROOT/PID/smaps_rollup        Linux 4.14+: the blocks summed into one
+    ROOT/PID/comm                the name, raw (2.6.33+: "modern" kernels)
+    ROOT/PID/stat                pid, (name), state, ppid, ... start time
 
 Everything is real files and symlinks, written as bytes, so a test can put
 non-UTF-8 bytes anywhere.  Which files exist and which fields smaps has
@@ -372,7 +374,26 @@ def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map]
 # The tree
 # ----------------------------------------------------------------------------
 
-PER_PID_FILES = ("cmdline", "exe", "status", "statm", "smaps", "smaps_rollup")
+PER_PID_FILES = ("cmdline", "exe", "status", "statm", "smaps", "smaps_rollup", "comm", "stat")
+
+
+def comm_text(name: Text) -> bytes:
+    """/proc/PID/comm: the task's name, raw, with a newline (status shows
+    it with "\\n" and "\\\\" escaped, as the test wrote it for status)."""
+    raw = name if isinstance(name, bytes) else name.encode()
+    return raw.replace(b"\\n", b"\n").replace(b"\\\\", b"\\") + b"\n"
+
+
+def stat_text(pid: int, name: Text, ppid: int, maps: Sequence[Map], start: int) -> bytes:
+    """/proc/PID/stat as Linux 6.x writes it: 52 fields, the name raw in
+    parentheses; START is field 22, in clock ticks since boot."""
+    raw = comm_text(name)[:-1]
+    size = sum(int(item["Size"]) for item in maps) * 1024
+    rss = sum(int(item["Rss"]) for item in maps) // 4
+    fields = [ppid, pid, pid, 0, -1, 4194560, 120, 0, 0, 0, 2, 1, 0, 0, 20, 0, 1, 0,
+              start, size, rss, 18446744073709551615] + [0] * 19 + [0, 0, 0, 0, 0, 0, 0, 0]
+    rest = " ".join(str(field) for field in fields[:49])
+    return b"%d (%s) S %s\n" % (pid, raw, rest.encode())
 
 
 def cmdline_bytes(args: Sequence[Text]) -> bytes:
@@ -424,7 +445,7 @@ class ProcTree:
             omit: Iterable[str] = (), empty: Iterable[str] = (),
             truncate: Optional[Mapping[str, int]] = None,
             replace: Optional[Mapping[str, bytes]] = None,
-            status_style: Optional[str] = None) -> int:
+            status_style: Optional[str] = None, start: Optional[int] = None) -> int:
         """Add process `pid` and return it.
 
         name:     status's Name (the kernel's comm, at most 15 bytes there)
@@ -438,10 +459,12 @@ class ProcTree:
         empty:    files to write empty
         truncate: {file: n}: keep only the first n bytes
         replace:  {file: bytes}: write exactly this
+        start:    when it started (stat's field 22, clock ticks since boot);
+                  default 1000 + pid
         """
         self._write_process(pid, name, exe, cmdline=cmdline, ppid=ppid, maps=maps,
                             statm=statm, omit=omit, empty=empty, truncate=truncate,
-                            replace=replace, status_style=status_style)
+                            replace=replace, status_style=status_style, start=start)
         self.pids.append(pid)
         return pid
 
@@ -450,7 +473,7 @@ class ProcTree:
                        statm: Optional[Sequence[int]] = None, omit: Iterable[str] = (),
                        empty: Iterable[str] = (), truncate: Optional[Mapping[str, int]] = None,
                        replace: Optional[Mapping[str, bytes]] = None,
-                       status_style: Optional[str] = None) -> None:
+                       status_style: Optional[str] = None, start: Optional[int] = None) -> None:
         kernel = self.kernel
         if cmdline is None:
             cmdline = [exe] if exe is not None else []
@@ -461,6 +484,9 @@ class ProcTree:
             else statm_text(maps),
             "smaps": smaps_text(maps, kernel.smaps) if kernel.smaps else None,
             "smaps_rollup": rollup_text(maps, kernel.rollup) if kernel.rollup else None,
+            # comm came in 2.6.33: the "modern" kernels have it.
+            "comm": comm_text(name) if (status_style or kernel.status) == "modern" else None,
+            "stat": stat_text(pid, name, ppid, maps, start if start is not None else 1000 + pid),
         }
         if not maps:
             # No address space (a kernel thread): smaps is empty, and the
