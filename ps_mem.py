@@ -638,6 +638,8 @@ def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
     start = text.find(b"\n")
     if start < 0 or not text.endswith(b"\n") or text[:1] in (b"P", b"S"):
         return None  # the first line, the one a layout leaves free, must not count
+    if b"\r" in text or b"\x0b" in text or b"\x0c" in text:
+        return None  # whitespace int() skips before a number, and the regex does not
     lines = text[start:]
     fields = []
     pss_lines = swap_pss_lines = 0

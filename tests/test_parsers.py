@@ -213,6 +213,9 @@ def test_fast_path_answers_for_any_numbers_the_kernel_writes(text, numbers, know
     b"x [rollup]\nPss: 3 kB",  # no newline at the end
     b"x [rollup]\nPss: 3 kB\nSwap: 4 MB\n",  # another unit: its space is free in a layout
     b"x [rollup]\nPss: " + b"1" * 40 + b" kB\n",  # a number no kernel writes
+    b"x [rollup]\nPss: \r12 kB\n",  # whitespace int() skips and the regex does not
+    b"x [rollup]\nPss: \x0b12 kB\n",
+    b"x [rollup]\nPss:    12 kB\nRss:\x0c 3 kB\n",
 ])
 def test_fast_path_declines_other_shapes(text):
     assert fast(text) is None

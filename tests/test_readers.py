@@ -141,7 +141,8 @@ def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, re
     seen = []
     result = ps_mem.read_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
     assert sorted(sample.pid for sample in seen) == sorted(sample.pid for sample in result.samples)
-    assert by_parent  # the parent read some (or read again a failed child's)
+    if failure == "killed":
+        assert by_parent  # it read again what the killed children had taken
     assert_reaped(children)
 
 
