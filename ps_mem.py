@@ -1040,16 +1040,17 @@ class Namer:
         if self.options.split_args:
             assert cmdline is not None
             return " ".join(cmdline).replace("\n", " "), None
-        program: Optional[str] = self._program(pid, exe)
+        program = self._program(pid, exe)
+        also: Optional[str] = program
         if self.options.group_by == "user":
             name = self._user(pid)
         elif self.options.group_by == "cgroup":
             name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
         else:
-            name, program = program, None  # type: ignore[assignment]
+            name, also = program, None
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
-        return name, program
+        return name, also
 
     def _user(self, pid: int) -> str:
         try:
