@@ -463,27 +463,8 @@ def test_fish_live_pids(sleeper, place):
     check_live([line.split("\t")[0] for line in candidates], sleeper, threads)
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A prefix that `pip install` filled from a copy of the project."""
-    base = tmp_path_factory.mktemp("install")
-    source = base / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "setup.cfg", "ps_mem.py", "ps_mem.1", "README.md",
-                 "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    shutil.copytree(COMPLETION, source / "contrib" / "completion")
-    prefix = base / "prefix"
-    # The test's Python already has setuptools: nothing is downloaded.
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                           "--no-build-isolation", "--disable-pip-version-check",
-                           "--prefix", str(prefix), str(source)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return prefix
-
-
-def test_pip_install_puts_each_script_where_its_shell_looks(installed):
+def test_pip_install_puts_each_script_where_its_shell_looks(installed_root):
+    installed = installed_root / "usr" / "local"
     share = sorted(str(path.relative_to(installed)) for path in (installed / "share").rglob("*")
                    if path.is_file())
     assert share == ["share/bash-completion/completions/ps_mem",
@@ -517,7 +498,8 @@ BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 @needs_bash
 @pytest.mark.skipif(not BASH_COMPLETION.exists(),
                     reason="bash-completion is not installed (apt-get install bash-completion)")
-def test_bash_completion_loads_the_installed_script(installed, place, tmp_path):
+def test_bash_completion_loads_the_installed_script(installed_root, place, tmp_path):
+    installed = installed_root / "usr" / "local"
     rc = tmp_path / "bashrc"
     rc.write_text("source %s\n" % BASH_COMPLETION)
     env = shell_env(place, XDG_DATA_DIRS=str(installed / "share"))
@@ -527,7 +509,8 @@ def test_bash_completion_loads_the_installed_script(installed, place, tmp_path):
 
 
 @needs_zsh
-def test_zsh_loads_the_installed_script(installed, place, tmp_path):
+def test_zsh_loads_the_installed_script(installed_root, place, tmp_path):
+    installed = installed_root / "usr" / "local"
     zdotdir = tmp_path / "zdotdir"
     zdotdir.mkdir()
     (zdotdir / ".zshrc").write_text(
@@ -539,7 +522,8 @@ def test_zsh_loads_the_installed_script(installed, place, tmp_path):
 
 
 @needs_fish
-def test_fish_loads_the_installed_script(installed, place):
+def test_fish_loads_the_installed_script(installed_root, place):
+    installed = installed_root / "usr" / "local"
     # fish looks in DIR/fish/vendor_completions.d for each DIR of
     # XDG_DATA_DIRS; the installed console script is the command completed.
     env = shell_env(place, XDG_DATA_DIRS=str(installed / "share"),
