@@ -8,6 +8,8 @@
                  t = tree("2.6.18", omit=("smaps",)); t.add(...)
     installed_root  (session) a directory holding ROOT/usr/local as
                  `pip install .` fills it from a copy of the project
+    node_exporter  Debian's node_exporter on loopback, reading the textfile
+                 directory node_exporter.directory (see prometheus_harness)
 """
 
 import shutil
@@ -18,7 +20,7 @@ from typing import Dict
 
 import pytest
 
-from tests import trees
+from tests import prometheus_harness, trees
 from tests.harness import REPO
 from tests.procfs_builder import ProcTree
 
@@ -80,3 +82,15 @@ def installed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return root
+
+
+@pytest.fixture
+def node_exporter(tmp_path: Path):
+    reason = prometheus_harness.missing()
+    if reason:
+        pytest.skip(reason)
+    directory = tmp_path / "textfiles"
+    directory.mkdir()
+    exporter = prometheus_harness.NodeExporter(directory, log=tmp_path / "node_exporter.log")
+    yield exporter
+    exporter.stop()
