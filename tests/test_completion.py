@@ -435,7 +435,8 @@ def check_live(candidates: List[str], pid: int, threads: Set[str]) -> None:
     assert all(candidate.isdigit() for candidate in candidates)
     # Those that were kernel threads before and after the completion.
     threads &= kernel_threads()
-    assert threads, "no kernel thread to leave out"
+    if not threads:  # a pid namespace (a container) shows none
+        pytest.skip("no kernel thread is visible here to be left out")
     assert not threads & set(candidates)
 
 
