@@ -1,0 +1,172 @@
+"""Prometheus textfiles, served by Debian's node_exporter and scraped.
+
+The harness is tested on hand-written textfiles in the format README.md's
+"Prometheus" section proposes; the test of ps_mem's own file runs once
+ps_mem.py has --prometheus and --output.
+"""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from tests.harness import run_ours, run_reference
+from tests.procfs_builder import ProcTree, program_maps
+from tests.prometheus_harness import families, series
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ps_mem  # noqa: E402
+
+# A program name with each character a label value must escape.
+HOSTILE = 'we"ird\\na\nme'
+TEXTFILE = """\
+# HELP ps_mem_ram_bytes RAM used by the row's processes: Private + Shared.
+# TYPE ps_mem_ram_bytes gauge
+ps_mem_ram_bytes{program="nginx"} 13631488
+ps_mem_ram_bytes{program="we\\"ird\\\\na\\nme"} 1138176
+# HELP ps_mem_processes Processes in the row.
+# TYPE ps_mem_processes gauge
+ps_mem_processes{program="nginx"} 5
+ps_mem_processes{program="we\\"ird\\\\na\\nme"} 1
+# HELP ps_mem_total_ram_bytes RAM used by all rows.
+# TYPE ps_mem_total_ram_bytes gauge
+ps_mem_total_ram_bytes 14769664
+"""
+SERIES = {
+    ("ps_mem_ram_bytes", (("program", "nginx"),)): 13631488,
+    ("ps_mem_ram_bytes", (("program", HOSTILE),)): 1138176,
+    ("ps_mem_processes", (("program", "nginx"),)): 5,
+    ("ps_mem_processes", (("program", HOSTILE),)): 1,
+    ("ps_mem_total_ram_bytes", ()): 14769664,
+}
+
+
+def scrape_error(text: str) -> float:
+    return families(text)["node_textfile_scrape_error"].samples[()]
+
+
+# ----------------------------------------------------------------------------
+# The parser helpers
+# ----------------------------------------------------------------------------
+
+
+def test_families_unescape_label_values():
+    found = families(TEXTFILE)
+    assert found["ps_mem_ram_bytes"].help == "RAM used by the row's processes: Private + Shared."
+    assert found["ps_mem_ram_bytes"].type == "gauge"
+    assert series(TEXTFILE) == SERIES
+
+
+def test_a_series_given_twice_is_refused():
+    # node_exporter serves the first and drops the second, saying nothing
+    # in node_textfile_scrape_error: ps_mem's rows must have distinct labels.
+    twice = TEXTFILE.replace('ps_mem_processes{program="nginx"} 5\n',
+                             'ps_mem_processes{program="nginx"} 5\n'
+                             'ps_mem_processes{program="nginx"} 6\n')
+    with pytest.raises(ValueError, match="appears twice"):
+        families(twice)
+
+
+def test_series_keep_only_the_prefix():
+    assert series(TEXTFILE, "ps_mem_total_") == {("ps_mem_total_ram_bytes", ()): 14769664}
+
+
+# ----------------------------------------------------------------------------
+# node_exporter serving a textfile
+# ----------------------------------------------------------------------------
+
+
+def test_exporter_serves_a_textfile_escaped(node_exporter):
+    (node_exporter.directory / "ps_mem.prom").write_text(TEXTFILE)
+    text = node_exporter.scrape()
+    assert series(text, "ps_mem_") == SERIES
+    assert scrape_error(text) == 0
+    assert families(text)["ps_mem_processes"].help == "Processes in the row."
+    # As written: the exporter escapes the value again, as the format wants.
+    assert 'ps_mem_ram_bytes{program="we\\"ird\\\\na\\nme"} 1.138176e+06\n' in text
+
+
+def test_exporter_reports_a_file_it_cannot_parse(node_exporter):
+    """The check of node_textfile_scrape_error can fail: a label value that
+    is not UTF-8 makes node_exporter drop the whole file."""
+    (node_exporter.directory / "ps_mem.prom").write_bytes(
+        TEXTFILE.encode().replace(b"nginx", b"ngin\xff"))
+    text = node_exporter.scrape()
+    assert scrape_error(text) == 1
+    assert series(text, "ps_mem_") == {}
+    assert "invalid label value" in node_exporter.log()
+
+
+def test_exporter_reads_only_prom_files(node_exporter):
+    # Where --output writes its temp file before the rename: not *.prom.
+    (node_exporter.directory / ".ps_mem.prom.tmp").write_text(TEXTFILE)
+    text = node_exporter.scrape()
+    assert (series(text, "ps_mem_"), scrape_error(text)) == ({}, 0)
+
+
+# ----------------------------------------------------------------------------
+# ps_mem's own textfile
+# ----------------------------------------------------------------------------
+
+
+def has_option(option: str) -> bool:
+    return any(option in action.option_strings for action in ps_mem.build_parser()._actions)
+
+
+needs_prometheus = pytest.mark.skipif(
+    not (has_option("--prometheus") and has_option("--output")),
+    reason="ps_mem.py has no --prometheus and --output yet (issue 14)")
+
+# status Name as the kernel escapes it (a quote, two backslashes, a
+# backslash-n), and one with a control character, shown as "?".
+QUOTED = 'q"uo\\\\te\\nnl'
+ESCAPE = "\x1b[2Jevil"
+
+
+def hostile_tree(root) -> ProcTree:
+    t = ProcTree(root)
+    t.add(1, "systemd", "/usr/lib/systemd/systemd", ppid=0,
+          maps=program_maps("/usr/lib/systemd/systemd", heap_kib=5000))
+    # Heaps apart: alike maps would be taken for one address space.
+    t.add(812, "nginx", "/usr/sbin/nginx", maps=program_maps("/usr/sbin/nginx", heap_kib=2000))
+    t.add(813, "nginx", "/usr/sbin/nginx", ppid=812,
+          maps=program_maps("/usr/sbin/nginx", heap_kib=1500))
+    t.add(4242, QUOTED, "/opt/bin/" + QUOTED, maps=program_maps("/opt/bin/q", heap_kib=3000))
+    t.add(4243, ESCAPE, "/opt/bin/" + ESCAPE, maps=program_maps("/opt/bin/e", heap_kib=700))
+    return t
+
+
+@needs_prometheus
+def test_exporter_serves_ps_mem_textfile(node_exporter, tmp_path):
+    tree = hostile_tree(tmp_path / "proc")
+    target = node_exporter.directory / "ps_mem.prom"
+    done = run_ours("--prometheus", "--output", str(target), procfs=tree.root)
+    assert (done.status, done.out, done.err) == (0, "", "")
+    assert os.listdir(node_exporter.directory) == ["ps_mem.prom"]
+    assert stat.S_IMODE(os.stat(target).st_mode) & 0o044 == 0o044  # the exporter's user reads it
+    written = target.read_text()
+    text = node_exporter.scrape()
+    assert scrape_error(text) == 0
+    # What ps_mem wrote is what the exporter serves.
+    assert series(text, "ps_mem_") == series(written, "ps_mem_")
+    report = json.loads(run_ours("--json", procfs=tree.root).out)
+    assert [program["name"] for program in report["programs"]] == [
+        "?[2Jevil", QUOTED, "nginx", "systemd"]  # as the table shows them
+    served = families(text)
+    for program in report["programs"]:
+        labels = (("program", program["name"]),)
+        for family, field in (("ps_mem_private_bytes", "private"),
+                              ("ps_mem_shared_bytes", "shared"), ("ps_mem_ram_bytes", "ram"),
+                              ("ps_mem_swap_bytes", "swap"), ("ps_mem_processes", "count")):
+            assert served[family].type == "gauge"
+            assert served[family].samples[labels] == program[field], (family, labels)
+    # The total as 3.14 gives it for the same tree.
+    total = int(run_reference("-t", procfs=tree.root).out)
+    assert served["ps_mem_total_ram_bytes"].samples[()] == total
+    # Escaped as the format requires, in the file and in the scrape.
+    for raw in (written, text):
+        assert 'program="q\\"uo\\\\\\\\te\\\\nnl"' in raw
+        assert 'program="?[2Jevil"' in raw
+        assert "\x1b" not in raw
