@@ -64,7 +64,7 @@ VERSION = "4.0"
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import (IO, Any, Callable, Dict, Hashable, Iterable, Iterator, List,
+    from typing import (IO, Any, Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List,
                         NamedTuple as Record, NoReturn, Optional, Set, Tuple)
 
     KernelVersion = Tuple[int, int, int]  # (major, minor, patch)
@@ -137,8 +137,13 @@ else:
 
 
 # ----------------------------------------------------------------------------
-# 1. Errors
+# 1. Errors: what leaves a process out, and how a message quotes a value
 # ----------------------------------------------------------------------------
+
+
+class NotData(OSError):
+    """A file of a tree that is not data to read: a link, a FIFO, a device
+    or a directory where a file should be, or one past the size bound."""
 
 
 class ProcessGone(Exception):
@@ -148,12 +153,42 @@ class ProcessGone(Exception):
     Raised only while reading one pid's files; nothing outside a pid's
     directory is ever skipped this way.  `denied` tells a process we were
     not allowed to read (hidepid, another user's process, a container's
-    pid 1) from one that is simply gone: only the former is reported.
+    pid 1) from one that is simply gone, and `unparsable` one whose files
+    are not what the kernel writes: only those two are reported.
     """
 
-    def __init__(self, pid: int, error: "Optional[OSError]" = None) -> None:
+    def __init__(self, pid: int, error: "Optional[OSError]" = None,
+                 unparsable: bool = False) -> None:
         super().__init__(pid)
         self.denied = error is not None and error.errno in (errno.EACCES, errno.EPERM)
+        self.unparsable = unparsable or isinstance(error, NotData)
+
+
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
+
+
+def escaped(text: str) -> str:
+    """TEXT for a message: one line, showing what it holds.  Control and
+    format characters become escapes (\\n, \\x1b, \\u202e), and so do
+    bytes that were not UTF-8 (\\xff); a backslash is doubled only where
+    something is escaped, so that a plain value reads as it was typed."""
+    if text.isprintable():
+        return text
+    import unicodedata
+
+    pieces = []
+    for char in text:
+        code = ord(char)
+        category = unicodedata.category(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode() could not decode
+            pieces.append("\\x%02x" % (code - 0xDC00))
+        elif category in ("Cc", "Cf", "Cs") or char == "\\":
+            pieces.append(_ESCAPES.get(char) or
+                          ("\\x%02x" % code if code < 0x100 else "\\u%04x" % code))
+        else:
+            pieces.append(char)
+    return "".join(pieces)
+
 
 
 # ----------------------------------------------------------------------------
@@ -186,6 +221,12 @@ class Reading(Record):
     # 3.14 wants root for the live /proc without -p: other users' memory
     # files are unreadable.  A tree's files are whoever's they are.
     root_only: bool
+    # The root's files are data, from whoever made the tree: each is opened
+    # without following links, read only if it is a regular file, up to a
+    # bound, and a process whose files cannot be parsed is reported.  The
+    # live /proc's files are the kernel's, and one that cannot be parsed
+    # is a process that exited while it was read.
+    as_data: bool = True
 
     @staticmethod
     def of(root: str) -> "Reading":
@@ -202,9 +243,9 @@ class Reading(Record):
 
 
 LIVE = Reading(kcmp=True, fork_readers=True, as_3_14=False, names_from_comm=True,
-               root_only=True)
+               root_only=True, as_data=False)
 TREE = Reading(kcmp=False, fork_readers=False, as_3_14=True, names_from_comm=False,
-               root_only=False)
+               root_only=False, as_data=True)
 
 
 _CHUNK = 65536
@@ -240,6 +281,88 @@ def _read_file(path: str, one_record: bool = False) -> bytes:
 # Files the kernel makes as a single record (see _read_file).
 _ONE_RECORD = frozenset(("status", "statm", "cmdline", "smaps_rollup", "cgroup", "stat", "comm"))
 
+# The largest file of a tree that is read.  Far above any file a kernel
+# makes for a process but smaps of one with tens of thousands of mappings.
+_MAX_TREE_FILE = 64 << 20
+
+# O_PATH: a directory is walked through, as a path would be, with no need
+# to read it (Linux; elsewhere it must be readable).
+_DIRECTORY_FLAGS = (getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW
+                    | os.O_CLOEXEC)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_in_tree(root: str, relative: str, flags: int) -> int:
+    """ROOT/RELATIVE opened with FLAGS, no part of RELATIVE a symbolic link
+    (ROOT itself may be one: the user named it).  OSError as os.open()."""
+    *directories, last = relative.split("/")
+    fd = os.open(root, _DIRECTORY_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for directory in directories:
+            inner = os.open(directory, _DIRECTORY_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(last, flags, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _read_tree_file(root: str, relative: str) -> bytes:
+    """A tree's file as data (see Reading.as_data); NotData where it is not
+    a regular file of at most _MAX_TREE_FILE bytes."""
+    import stat
+
+    try:
+        fd = _open_in_tree(root, relative, _FILE_FLAGS)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
+            raise NotData(error.errno, "not a file ps_mem reads", relative) from error
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise NotData(errno.EINVAL, "not a regular file", relative)
+        # A file's size, where it has one (a proc file says 0), is asked for
+        # at once, and one byte more, to see the end.
+        ask = min(status.st_size, _MAX_TREE_FILE) + 1 if status.st_size else _CHUNK
+        chunks: List[bytes] = []
+        total = 0
+        while True:
+            data = os.read(fd, ask)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+            total += len(data)
+            if total > _MAX_TREE_FILE:
+                raise NotData(errno.EFBIG, "larger than %d MiB" % (_MAX_TREE_FILE >> 20),
+                              relative)
+            ask = _CHUNK
+    finally:
+        os.close(fd)
+
+
+def _unescape_mount_path(field: bytes) -> str:
+    """A mount point as mountinfo writes it: space, tab, newline and
+    backslash as octal escapes ("\\040")."""
+    if b"\\" not in field:
+        return os.fsdecode(field)
+    parts = field.split(b"\\")
+    unescaped = [parts[0]]
+    for part in parts[1:]:
+        code = part[:3]
+        if len(code) == 3 and not code.strip(b"01234567") and int(code, 8) < 256:
+            unescaped.append(bytes([int(code, 8)]) + part[3:])
+        else:
+            unescaped.append(b"\\" + part)
+    return os.fsdecode(b"".join(unescaped))
+
+
+def _pid_entries(names: "Iterable[str]") -> "List[int]":
+    """The entries of a proc root that are pids: ASCII digits, as the
+    kernel writes a pid (str.isdigit() is true for "²" too)."""
+    return [int(name) for name in names
+            if 0 < len(name) <= 10 and not name.strip("0123456789")]
+
 
 def default_proc_root() -> str:
     # FreeBSD's linprocfs mounts a Linux-like /proc here.
@@ -266,20 +389,25 @@ class ProcFS:
     def path(self, *parts: object) -> str:
         return os.path.join(self.root, *(str(part) for part in parts))
 
+    def _read(self, relative: str, one_record: bool = False) -> bytes:
+        if self.reading.as_data:
+            return _read_tree_file(self.root, relative)
+        return _read_file(self._prefix + relative, one_record)
+
     def read_global(self, name: str) -> bytes:
         """A file outside any pid directory; OSError propagates."""
-        return _read_file(self._prefix + name)
+        return self._read(name)
 
     def read(self, pid: int, name: str) -> bytes:
         try:
-            return _read_file("%s%d/%s" % (self._prefix, pid, name), name in _ONE_RECORD)
+            return self._read("%d/%s" % (pid, name), name in _ONE_RECORD)
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
     def read_optional(self, pid: int, name: str) -> "Optional[bytes]":
         """Like read(), but None when the file does not exist at all."""
         try:
-            return _read_file("%s%d/%s" % (self._prefix, pid, name), name in _ONE_RECORD)
+            return self._read("%d/%s" % (pid, name), name in _ONE_RECORD)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -288,17 +416,37 @@ class ProcFS:
     def readlink(self, pid: int, name: str) -> str:
         # ENOENT here is how a kernel thread (no exe) or a gone pid answers.
         try:
+            if self.reading.as_data:
+                directory = _open_in_tree(self.root, str(pid), _DIRECTORY_FLAGS)
+                try:
+                    return os.readlink(name, dir_fd=directory)
+                finally:
+                    os.close(directory)
             return os.readlink("%s%d/%s" % (self._prefix, pid, name))
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
     def exists(self, pid: int, name: str) -> bool:
-        return os.path.exists(self.path(pid, name))
+        """Whether the pid has a file NAME (a regular one, in a tree)."""
+        if not self.reading.as_data:
+            return os.path.exists(self.path(pid, name))
+        import stat
+
+        try:
+            directory = _open_in_tree(self.root, str(pid), _DIRECTORY_FLAGS)
+        except OSError:
+            return False
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
+        finally:
+            os.close(directory)
 
     def pids(self) -> "List[int]":
-        """The numeric entries, in the directory's own order (which decides
-        the order of rows with equal RAM, as in 3.14)."""
-        return [int(entry) for entry in os.listdir(self.root) if entry.isdigit()]
+        """The pid entries, in the directory's own order (which decides the
+        order of rows with equal RAM, as in 3.14)."""
+        return _pid_entries(os.listdir(self.root))
 
     def self_pid(self) -> "Optional[int]":
         """The pid the root's `self` entry names: ps_mem itself on the live
@@ -329,20 +477,60 @@ class ProcFS:
         root was saved; None where nothing was recorded."""
         return None
 
+    def hiding_option(self) -> "Optional[Tuple[str, str]]":
+        """(root, option) where the root is a proc mount whose options hide
+        other users' processes from this one (hidepid=, subset=pid: root
+        sees them all); None elsewhere.  Those processes are simply absent,
+        so nothing else would tell that the totals are not whole."""
+        if os.geteuid() == 0:
+            return None
+        try:
+            mounts = _read_file("/proc/self/mountinfo")
+            where = os.path.realpath(self.root)
+        except OSError:
+            return None
+        found = None
+        for line in mounts.split(b"\n"):  # the last mount at a point is the one seen
+            mount, _, superblock = line.partition(b" - ")
+            fields, options = mount.split(), superblock.split()
+            if len(fields) < 5 or options[:1] != [b"proc"] or len(options) < 3:
+                continue
+            if _unescape_mount_path(fields[4]) != where:
+                continue
+            found = None
+            for option in options[2].decode("ascii", "replace").split(","):
+                if (option.startswith("hidepid=") and option not in ("hidepid=0", "hidepid=off")
+                        or option == "subset=pid"):
+                    found = (self.root, option)
+        return found
+
     def time(self) -> float:
         """When the sample is taken (a capture answers when it was)."""
         return time.time()
 
 
-# A capture (--capture FILE) is a gzip-compressed tar: this manifest, then
-# the proc root's files under proc/.  Every file any option reads, per pid,
-# and statm, which 3.14 reads too (a capture is read back as a tree is).  A
-# capture holds these, whatever the capturing run's options, so that a
+# A capture (--capture FILE) is a gzip-compressed tar: first the manifest,
+# then the proc root's files under proc/, then an end record that counts
+# them, so that a capture cut short is known for one.  It holds every file
+# any option reads, per pid, and statm, which 3.14 reads too (a capture is
+# read back as a tree is), whatever the capturing run's options, so that a
 # later run with other options answers as a live run with them would have;
 # and nothing else (no environ, no memory contents).
-_CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup")
+_CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
+_CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo")
 _MANIFEST = "ps_mem-capture.json"
-_CAPTURE_FORMAT = 1
+_END = "ps_mem-capture.end"
+_CAPTURE_FORMAT = 2
+
+# What a capture may hold.  A capture of a large machine is far below each
+# bound; each bounds what a crafted file can cost in memory and time.
+_MAX_UNPACKED = 1 << 30  # bytes of tar inside the gzip stream
+_MAX_KEPT = 256 << 20  # bytes of the files kept
+_MAX_MEMBER = 64 << 20  # bytes of one file (as _MAX_TREE_FILE)
+_MAX_MEMBERS = 2000000
+_MAX_HEADER = 1 << 20  # bytes of one extended (PAX or GNU) tar header
+_MAX_MANIFEST = 64 << 20
+_MAX_PIDS = 1 << 22  # Linux's most (PID_MAX_LIMIT)
 
 
 class Manifest(Record):
@@ -419,44 +607,306 @@ class Snapshot(ProcFS):
         return self.manifest.time
 
 
-def load_capture(path: str) -> Snapshot:
-    """Read a capture file; OSError or ValueError where it is not one."""
-    import json
-    import tarfile
-    import zlib
+class BadCapture(ValueError):
+    """Why a file is not a usable capture."""
 
-    files: Dict[str, bytes] = {}
-    links: Dict[str, str] = {}
-    manifest: Any = None
+
+def load_capture(path: str) -> Snapshot:
+    """Read a capture file: OSError where it cannot be read, BadCapture
+    where it is not a whole capture of this format.  Only the files the
+    manifest names are kept; the rest is read past, within the bounds."""
+    with open(path, "rb") as file:
+        stream = _Unpacked(file)
+        members = _TarMembers(stream)
+        first = members.next()
+        if first is None or first[0] != _MANIFEST:
+            raise BadCapture("it does not start with %s" % _MANIFEST)
+        if first[1] != "file":
+            raise BadCapture("its %s is not a file" % _MANIFEST)
+        if first[3] > _MAX_MANIFEST:
+            raise BadCapture("its manifest is larger than %d MiB" % (_MAX_MANIFEST >> 20))
+        manifest = _parse_manifest(members.data())
+        wanted = frozenset(manifest.pids)
+        files: Dict[str, bytes] = {}
+        links: Dict[str, str] = {}
+        count = size = kept = 0
+        while True:
+            member = members.next()
+            if member is None:
+                raise BadCapture("it is cut short: no end record (%d files read)" % count)
+            name, kind, target, length = member
+            if name == _END:
+                break
+            count += 1
+            size += length
+            if count > _MAX_MEMBERS:
+                raise BadCapture("it holds more than %d files" % _MAX_MEMBERS)
+            relative = name[len("proc/"):] if name.startswith("proc/") else None
+            if relative is None or not _named(relative, kind, wanted):
+                continue  # not named by the manifest: not kept
+            if relative in files or relative in links:
+                raise BadCapture("it holds %s twice" % escaped(name))
+            if kind == "link":
+                links[relative] = target
+                continue
+            if length > _MAX_MEMBER:
+                raise BadCapture("its %s is larger than %d MiB"
+                                 % (escaped(name), _MAX_MEMBER >> 20))
+            kept += length
+            if kept > _MAX_KEPT:
+                raise BadCapture("its files come to more than %d MiB" % (_MAX_KEPT >> 20))
+            files[relative] = members.data()
+        if kind != "file" or length > 4096:
+            raise BadCapture("its end record is not one")
+        _check_end(members.data(), count, size)
+        stream.finish()
+    return Snapshot(path, files, links, manifest)
+
+
+def _named(relative: str, kind: str, pids: "FrozenSet[int]") -> bool:
+    """Whether the manifest names proc/RELATIVE, a file or a link KIND."""
+    if relative in _CAPTURED_GLOBALS:
+        return kind == "file"
+    pid, _, name = relative.partition("/")
+    if not pid or len(pid) > 10 or pid.strip("0123456789") or int(pid) not in pids:
+        return False
+    return kind == "link" if name == "exe" else kind == "file" and name in _CAPTURED_FILES
+
+
+def _check_end(data: bytes, count: int, size: int) -> None:
+    import json
+
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                content = archive.extractfile(member) if member.isfile() else None
-                if member.name == _MANIFEST and content is not None:
-                    manifest = json.loads(content.read().decode("utf-8"))
-                elif member.name.startswith("proc/"):
-                    relative = member.name[len("proc/"):]
-                    if member.issym():
-                        links[relative] = member.linkname
-                    elif content is not None:
-                        files[relative] = content.read()
-    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as error:
-        raise ValueError("not a ps_mem capture: %s" % error) from error
-    if not _valid_manifest(manifest):
-        raise ValueError("not a ps_mem capture (no valid %s of format %d)"
-                         % (_MANIFEST, _CAPTURE_FORMAT))
-    recorded = manifest.get("address_spaces")
-    return Snapshot(path, files, links, Manifest(
-        pids=manifest["pids"], self_pid=manifest.get("self"),
-        time=float(manifest.get("time", 0)), errors=manifest.get("errors", {}),
-        path_exists=manifest.get("path_exists", {}), users=manifest.get("users", {}),
+        end = json.loads(data.decode("ascii"))
+    except (ValueError, UnicodeError, RecursionError) as error:
+        raise BadCapture("its end record is not JSON") from error
+    if not isinstance(end, dict) or end.get("files") != count or end.get("bytes") != size:
+        raise BadCapture("it is not whole: %d files of %d bytes where its end record says %s"
+                         % (count, size, escaped(repr(end))[:200]))
+
+
+class _Unpacked:
+    """The bytes a gzip file unpacks to, read as they are asked for and at
+    most _MAX_UNPACKED of them; BadCapture for a file that is not gzip, is
+    damaged, or ends early."""
+
+    def __init__(self, file: "IO[bytes]") -> None:
+        import zlib
+
+        self._file = file
+        self._zlib = zlib
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buffer = bytearray()
+        self._start = 0  # of what is not yet read in _buffer
+        self._unpacked = 0
+
+    def _more(self) -> bool:
+        """Unpack a little more; False at the end of the data."""
+        inflate = self._inflate
+        if inflate.eof:
+            rest = inflate.unused_data or self._file.read(_CHUNK)
+            if not rest:
+                return False
+            inflate = self._inflate = self._zlib.decompressobj(16 + self._zlib.MAX_WBITS)
+        else:
+            rest = inflate.unconsumed_tail or self._file.read(_CHUNK)
+            if not rest:
+                raise BadCapture("it is cut short (its gzip stream ends early)")
+        try:
+            # At most a chunk out at a time, however much it would unpack to.
+            data = inflate.decompress(rest, _CHUNK)
+        except self._zlib.error as error:
+            raise BadCapture("it is not gzip data, or damaged: %s" % error) from error
+        self._unpacked += len(data)
+        if self._unpacked > _MAX_UNPACKED:
+            raise BadCapture("it unpacks to more than %d MiB" % (_MAX_UNPACKED >> 20))
+        if self._start:  # what was read goes first, at most once a chunk
+            del self._buffer[:self._start]
+            self._start = 0
+        self._buffer += data
+        return True
+
+    def read(self, size: int) -> bytes:
+        """The next SIZE bytes; BadCapture if there are not as many."""
+        while len(self._buffer) - self._start < size:
+            if not self._more():
+                raise BadCapture("it is cut short")
+        start = self._start
+        self._start += size
+        return bytes(self._buffer[start:start + size])
+
+    def skip(self, size: int) -> None:
+        while size:
+            if self._start == len(self._buffer) and not self._more():
+                raise BadCapture("it is cut short")
+            step = min(size, len(self._buffer) - self._start)
+            self._start += step
+            size -= step
+
+    def finish(self) -> None:
+        """Read to the end of the gzip stream, whose check is then made."""
+        while self._more():
+            self._start = len(self._buffer)
+
+
+_TAR_BLOCK = 512
+# A tar header's type flag: what ps_mem keeps of each.
+_TAR_KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"2": "link"}
+
+
+class _TarMembers:
+    """The members of a tar stream (ustar, with PAX or GNU long names), as
+    (name, "file" | "link" | "other", link target, size), read one at a
+    time; BadCapture for anything that is not a tar archive."""
+
+    def __init__(self, stream: _Unpacked) -> None:
+        self._stream = stream
+        self._size = 0  # of the current member's data
+        self._unread = 0  # of its data and padding, once it is read past
+
+    def next(self) -> "Optional[Tuple[str, str, str, int]]":
+        """The next member, past the rest of this one; None at the end."""
+        self._stream.skip(self._unread)
+        self._unread = 0
+        extended: Dict[str, str] = {}
+        while True:
+            header = self._stream.read(_TAR_BLOCK)
+            if not header.strip(b"\0"):
+                return None  # the end-of-archive block
+            if _tar_number(header[148:156]) != sum(header[:148]) + 256 + sum(header[156:]):
+                raise BadCapture("it is not a tar archive (a header's checksum is wrong)")
+            kind, size = header[156:157], _tar_number(header[124:136])
+            if kind in (b"x", b"g", b"L", b"K"):  # a header of the member that follows
+                if size > _MAX_HEADER:
+                    raise BadCapture("a tar header of %d bytes" % size)
+                data = self._stream.read(size)
+                self._stream.skip(-size % _TAR_BLOCK)
+                if kind == b"x":
+                    extended.update(_pax_records(data))
+                elif kind == b"L":
+                    extended["path"] = os.fsdecode(data.split(b"\0", 1)[0])
+                elif kind == b"K":
+                    extended["linkpath"] = os.fsdecode(data.split(b"\0", 1)[0])
+                continue
+            name = header[:100].split(b"\0", 1)[0]
+            if header[257:263] == b"ustar\0" and header[345:346] != b"\0":
+                name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+            target = header[157:257].split(b"\0", 1)[0]
+            if "size" in extended:
+                try:
+                    size = int(extended["size"])
+                except ValueError as error:
+                    raise BadCapture("a tar header's size is not a number") from error
+            if size < 0:
+                raise BadCapture("a tar member of negative size")
+            self._size, self._unread = size, size + -size % _TAR_BLOCK
+            return (extended.get("path", os.fsdecode(name)), _TAR_KINDS.get(kind, "other"),
+                    extended.get("linkpath", os.fsdecode(target)), size)
+
+    def data(self) -> bytes:
+        """The current member's data (its size was bounded by the caller)."""
+        data = self._stream.read(self._size)
+        self._unread -= self._size
+        self._size = 0
+        return data
+
+
+def _tar_number(field: bytes) -> int:
+    """A tar header's number: octal, or base-256 where its first bit is set."""
+    if field[:1] == b"\x80":
+        return int.from_bytes(field[1:], "big")
+    digits = field.replace(b"\0", b" ").strip()
+    if not digits or digits.strip(b"01234567"):
+        raise BadCapture("it is not a tar archive (a header's number is not one)")
+    return int(digits, 8)
+
+
+def _pax_records(data: bytes) -> "Dict[str, str]":
+    """The records of a PAX extended header: "LENGTH key=value\\n" each."""
+    records = {}
+    position = 0
+    while position < len(data):
+        space = data.find(b" ", position, position + 12)
+        if space < 0 or not data[position:space].isdigit():
+            raise BadCapture("it is not a tar archive (a PAX header is garbled)")
+        end = position + int(data[position:space])
+        record = data[space + 1:end]
+        if end > len(data) or end <= space or not record.endswith(b"\n") or b"=" not in record:
+            raise BadCapture("it is not a tar archive (a PAX header is garbled)")
+        key, _, value = record[:-1].partition(b"=")
+        records[key.decode("ascii", "replace")] = os.fsdecode(value)
+        position = end
+    return records
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    """A capture's manifest, every field checked; BadCapture naming the
+    first that is not as ps_mem writes it."""
+    import json
+
+    def refuse(constant: str) -> None:
+        raise ValueError("%s is not a number JSON has" % constant)
+
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=refuse)
+    except RecursionError as error:
+        raise BadCapture("its manifest is nested too deeply") from error
+    except (UnicodeError, ValueError) as error:
+        raise BadCapture("its manifest is not JSON: %s" % escaped(str(error))[:200]) from error
+    if not isinstance(document, dict):
+        raise BadCapture("its manifest is not a JSON object")
+    if document.get("format") != _CAPTURE_FORMAT:
+        raise BadCapture("its format is %s, not %d" % (escaped(repr(document.get("format")))[:40],
+                                                       _CAPTURE_FORMAT))
+
+    def field(name: str, check: "Callable[[Any], bool]", what: str, default: "Any") -> "Any":
+        value = document.get(name, default)
+        if not check(value):
+            raise BadCapture("its manifest's %s is not %s" % (name, what))
+        return value
+
+    def number(value: "Any", low: int, high: int) -> bool:
+        return type(value) is int and low <= value < high
+
+    def table(value: "Any", key: "Callable[[str], bool]", item: "Callable[[Any], bool]") -> bool:
+        return isinstance(value, dict) and all(key(k) and item(v) for k, v in value.items())
+
+    def decimal(text: str) -> bool:
+        return 0 < len(text) <= 10 and not text.strip("0123456789")
+
+    def space(value: "Any") -> bool:  # an address space: a pid, or ["same text", id]
+        return (number(value, 0, 2 ** 32) or isinstance(value, list) and len(value) == 2
+                and value[0] == "same text" and number(value[1], -2 ** 63, 2 ** 63))
+
+    pids = field("pids", lambda value: isinstance(value, list) and len(value) <= _MAX_PIDS
+                 and all(number(pid, 0, 2 ** 32) for pid in value), "a list of pids", None)
+    if len(set(pids)) != len(pids):
+        raise BadCapture("its manifest lists a pid twice")
+    when = field("time", lambda value: type(value) in (int, float)
+                 and 0 <= value < 2 ** 40, "a time", 0)
+    recorded = field("address_spaces", lambda value: value is None or table(value, decimal, space),
+                     "a table of address spaces", None)
+    return Manifest(
+        pids=pids,
+        self_pid=field("self", lambda value: value is None or number(value, 0, 2 ** 32),
+                       "a pid", None),
+        time=float(when),
+        errors=field("errors", lambda value: table(value, lambda key: True,
+                                                   lambda code: number(code, 1, 4096)),
+                     "a table of errno values", {}),
+        path_exists=field("path_exists", lambda value: table(
+            value, lambda key: True, lambda known: type(known) is bool),
+            "a table of paths", {}),
+        users=field("users", lambda value: table(value, decimal,
+                                                 lambda name: isinstance(name, str)),
+                    "a table of user names", {}),
         address_spaces=None if recorded is None else {
-            int(pid): _json_mm(mm) for pid, mm in recorded.items()},
-        version=str(manifest.get("ps_mem", ""))))
+            int(pid): tuple(mm) if isinstance(mm, list) else mm for pid, mm in recorded.items()},
+        version=field("ps_mem", lambda value: isinstance(value, str), "a version", ""))
 
 
 def _manifest_json(manifest: Manifest) -> bytes:
-    """MANIFEST as a capture holds it (see load_capture())."""
+    """MANIFEST as a capture holds it (see _parse_manifest())."""
     import json
 
     recorded = manifest.address_spaces
@@ -467,27 +917,6 @@ def _manifest_json(manifest: Manifest) -> bytes:
         "address_spaces": None if recorded is None else {
             str(pid): mm for pid, mm in recorded.items()},
     }, indent=1, sort_keys=True).encode("utf-8")
-
-
-def _json_mm(value: object) -> "Hashable":
-    # JSON turns tuples into lists; an address space id must be hashable.
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _valid_manifest(manifest: "Any") -> bool:
-    def ints(values: "Iterable[object]") -> bool:
-        return all(type(value) is int for value in values)
-
-    return (isinstance(manifest, dict)
-            and manifest.get("format") == _CAPTURE_FORMAT
-            and isinstance(manifest.get("pids"), list) and ints(manifest["pids"])
-            and type(manifest.get("self")) in (int, type(None))
-            and isinstance(manifest.get("errors", {}), dict)
-            and ints(manifest.get("errors", {}).values())
-            and isinstance(manifest.get("path_exists", {}), dict)
-            and isinstance(manifest.get("users", {}), dict)
-            and isinstance(manifest.get("address_spaces") or {}, dict)
-            and isinstance(manifest.get("time", 0), (int, float)))
 
 
 # ----------------------------------------------------------------------------
@@ -736,16 +1165,21 @@ def _proc_text(data: bytes) -> str:
     return text
 
 
-# Control characters from /proc (C0 including tab and newline, DEL, C1)
-# print as "?", as ps does: whoever starts a process chooses its name, and
-# ps_mem is run as root on a terminal that would obey escape sequences.
-_UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
 def printable(text: str) -> str:
+    """TEXT as the table shows it: each control character (C0 including
+    tab and newline, DEL, C1) and each format character (bidi overrides,
+    zero-width spaces and joiners) as "?", as ps shows the first kind.
+    Whoever starts a process chooses its name: ps_mem, run as root, must
+    not send a terminal escape sequences, nor show one program's row under
+    another's name spelt backwards or with invisible characters."""
     # Most names hold no character of any kind Python will not print, and
     # the check is much cheaper than the translation.
-    return text if text.isprintable() else text.translate(_UNPRINTABLE)
+    if text.isprintable():
+        return text
+    import unicodedata
+
+    return "".join("?" if unicodedata.category(char) in ("Cc", "Cf") else char
+                   for char in text)
 
 
 
@@ -796,7 +1230,9 @@ def parse_cgroup(data: bytes) -> str:
     path under cgroup v1's memory controller (also where v2's is only "/"
     beside it); "-" where there is neither."""
     unified_path = memory_path = None
-    for line in _proc_text(data).split("\n"):
+    # Lines end at "\n" only: the kernel takes "\r" in a cgroup's name, and
+    # whoever may make cgroups could otherwise add a line of their own.
+    for line in data.decode("utf-8", "ignore").split("\n"):
         hierarchy, _, rest = line.partition(":")
         controllers, colon, path = rest.partition(":")
         if not colon:
@@ -871,6 +1307,7 @@ class Scan(Record):
     # Which share an address space; None where only 3.14's rule can tell
     # (see shared_address_spaces()).
     address_spaces: "Optional[AddressSpaceMap]" = None
+    unparsable: int = 0  # processes of a tree whose files could not be parsed
 
 
 class ProgramUsage(Record):
@@ -892,6 +1329,7 @@ class Report(Record):
     pss_seen: bool  # some process showed Pss: RAM can be totalled
     swap_pss_seen: bool  # some process showed SwapPss: swap can be totalled
     unreadable: int = 0  # processes left out because reading them was denied
+    unparsable: int = 0  # processes of a tree left out: files not the kernel's
 
 
 class Accuracy(Record):
@@ -927,7 +1365,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         try:
             counters = parse_smaps(text, layouts)
         except ValueError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, unparsable=True) from error
         if counters.has_pss:
             shared = counters.pss - counters.private
         else:
@@ -959,7 +1397,7 @@ def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
     try:
         return parse_statm(procfs.read(pid, "statm"))
     except ValueError as error:
-        raise ProcessGone(pid) from error
+        raise ProcessGone(pid, unparsable=True) from error
 
 
 class Namer:
@@ -1056,14 +1494,14 @@ class Namer:
         try:
             uid = parse_uid(self.procfs.read(pid, "status"))
         except ValueError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, unparsable=True) from error
         return self.procfs.user_name(uid)
 
     def _status(self, pid: int) -> "Tuple[str, Optional[int]]":
         try:
             return parse_status(self.procfs.read(pid, "status"))
         except ValueError as error:
-            raise ProcessGone(pid) from error
+            raise ProcessGone(pid, unparsable=True) from error
 
     def _comm(self, pid: int) -> "Optional[str]":
         """status's Name, from the comm file, where the two are sure to
@@ -1084,7 +1522,7 @@ class Namer:
             try:
                 return parse_stat_ppid(self.procfs.read(pid, "stat"))
             except ValueError as error:
-                raise ProcessGone(pid) from error
+                raise ProcessGone(pid, unparsable=True) from error
         return self._status(pid)[1]
 
     def _program(self, pid: int, exe: str) -> str:
@@ -1096,7 +1534,7 @@ class Namer:
         if not exe.startswith(name):
             ppid = self._ppid(pid, status)
             if ppid is None:
-                raise ProcessGone(pid)  # as 3.14, which fails to find PPid
+                raise ProcessGone(pid, unparsable=True)  # 3.14 fails to find PPid
             if not ppid or self.parent_exe(ppid) != exe:
                 return name  # decoded without the bytes that are not UTF-8
             # A child that renamed itself joins its parent's program
@@ -1155,17 +1593,19 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     if layouts is None:
         layouts = {}
     samples = []
-    unreadable = 0
+    unreadable = unparsable = 0
+    as_data = procfs.reading.as_data
     for pid in pids:
         try:
             name, program = namer.names(pid)
             memory = read_memory(procfs, pid, kernel, layouts)
         except ProcessGone as gone:
             unreadable += gone.denied
+            unparsable += gone.unparsable and as_data
             continue
         samples.append(ProcessSample(pid, namer.one_copy(name), *memory,
                                      program and namer.one_copy(program)))
-    return Scan(samples, unreadable)
+    return Scan(samples, unreadable, unparsable=unparsable)
 
 
 # Fewer processes than this to a reader, and forking one costs more than
@@ -1334,7 +1774,7 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
 
 
 def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
-              address_spaces: "Optional[AddressSpaceMap]" = None) -> Report:
+              address_spaces: "Optional[AddressSpaceMap]" = None, unparsable: int = 0) -> Report:
     """Sum samples per name, count each address space once, sort, total."""
     samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
@@ -1399,7 +1839,8 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
 
     programs.sort(key=lambda program: program.ram_kib)
     programs = [program for program in programs if program.ram_kib]
-    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable)
+    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable,
+                  unparsable)
 
 
 def _by_program(samples: "List[ProcessSample]") -> "Dict[Optional[str], List[ProcessSample]]":
@@ -1600,8 +2041,15 @@ def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
     return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
 
 
-def warnings(acc: Accuracy, options: Options, unreadable: int = 0) -> "List[str]":
-    """The warnings for stderr, each a text ending in a newline."""
+def _processes(count: int) -> str:
+    return "%d %s" % (count, "process" if count == 1 else "processes")
+
+
+def warnings(acc: Accuracy, options: Options, unreadable: int = 0, unparsable: int = 0,
+             hidden: "Optional[Tuple[str, str]]" = None) -> "List[str]":
+    """The warnings for stderr, each a text ending in a newline.  HIDDEN:
+    (proc root, mount option) where the mount hides other users'
+    processes (see ProcFS.hiding_option())."""
     level = "Error" if options.only_total else "Warning"
     ram, swap = acc
     # Only what bears on what was asked for.
@@ -1624,17 +2072,22 @@ def warnings(acc: Accuracy, options: Options, unreadable: int = 0) -> "List[str]
     elif swap == 1:
         texts.append("%s: Swap is over-estimated by this system for each program,\n"
                      "so totals are not reported.\n" % level)
+    # 3.14 leaves out processes it may not read without a word, so its
+    # totals look complete when they are not.
+    if hidden is not None:
+        texts.append("Warning: %s is mounted with %s: other users' processes are hidden, "
+                     "and their memory is not included.\n" % hidden)
     if unreadable:
-        # 3.14 leaves out processes it may not read without a word, so its
-        # totals look complete when they are not.
-        texts.append("Warning: %d %s could not be read (permission denied); "
-                     "their memory is not included.\n"
-                     % (unreadable, "process" if unreadable == 1 else "processes"))
+        texts.append("Warning: %s could not be read (permission denied); "
+                     "their memory is not included.\n" % _processes(unreadable))
+    if unparsable:
+        texts.append("Warning: %s could not be parsed (their files are not what a kernel "
+                     "writes); their memory is not included.\n" % _processes(unparsable))
     return texts
 
 
-def json_document(report: Report, options: Options, acc: Accuracy, pss_seen: bool,
-                  swap_pss_seen: bool, release: str, when: float) -> str:
+def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: bool,
+                  release: str, when: float, notes: "List[str]") -> str:
     """--json: the report as one line of JSON (schema in README.md)."""
     import json
 
@@ -1659,7 +2112,7 @@ def json_document(report: Report, options: Options, acc: Accuracy, pss_seen: boo
             "swap": in_bytes(report.total_swap_kib) if swap_pss_seen else None,
         },
         "accuracy": {"ram": acc.ram, "swap": acc.swap},
-        "warnings": [text.rstrip("\n") for text in warnings(acc, options, report.unreadable)],
+        "warnings": [text.rstrip("\n") for text in notes],
     }
     return json.dumps(document) + "\n"
 
@@ -1671,12 +2124,76 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP came while a file was being written (see
+    write_atomically()): raised there so that no half file remains, and
+    main() then ends by that signal, as it would have."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int) -> int:
+    """Write PATH whole or not at all, where others may write too, and
+    return its size.  WRITE fills a file made for this run alone beside
+    PATH (O_EXCL, never through a link, MODE at most 0600 while it is
+    written), which then replaces PATH: a link planted there is replaced,
+    never followed, and a reader sees the old file or the new one, never
+    half of one.  Ctrl-C, SIGTERM, SIGHUP or a full disk leave nothing
+    behind.  The name made is a dot file not ending in PATH's suffix, so a
+    reader of the directory that takes *.prom does not read it early."""
+    import contextlib
+    import signal
+
+    directory, name = os.path.split(path)
+    if not name:
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+
+    def terminated(number: int, _frame: object) -> None:
+        raise Terminated(number)
+
+    handlers = {number: signal.signal(number, terminated)
+                for number in (signal.SIGTERM, signal.SIGHUP)}
+    temp = None
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _attempt in range(100):
+            candidate = os.path.join(directory, ".%s.%s~" % (name[:200], os.urandom(6).hex()))
+            try:
+                fd = os.open(candidate, flags, 0o600)
+            except FileExistsError:
+                continue
+            temp = candidate
+            break
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", path)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(fd, mode & 0o600)
+            write(file)
+            file.flush()
+            size = file.tell()
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        os.rename(temp, path)
+        temp = None
+        return size
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
 def write_capture(snapshot: Snapshot, path: str) -> int:
-    """Write SNAPSHOT as a gzip-compressed tar; its size in bytes.  Unpacked,
-    its proc/ folder is itself a proc root for --procfs (not for 3.14, which
-    wants smaps beside smaps_rollup, where a capture keeps only the one it
-    reads)."""
+    """Write SNAPSHOT as a gzip-compressed tar, with write_atomically(),
+    mode 0600: it holds every command line, which can hold secrets.  Its
+    size in bytes.  Unpacked, its proc/ folder is itself a proc root for
+    --procfs (not for 3.14, which wants smaps beside smaps_rollup, where a
+    capture keeps only the one it reads)."""
     import io
+    import json
     import tarfile
 
     mtime = int(snapshot.time())
@@ -1693,16 +2210,23 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
             member.size = len(data)
             archive.addfile(member, io.BytesIO(data))
 
-    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as archive:
-        add(archive, _MANIFEST, _manifest_json(snapshot.manifest))
-        self_pid = snapshot.self_pid()
-        if self_pid is not None:
-            add(archive, "proc/self", link=str(self_pid))
-        for relative, data in sorted(snapshot.files.items()):
-            add(archive, "proc/" + relative, data)
-        for relative, target in sorted(snapshot.links.items()):
-            add(archive, "proc/" + relative, link=target)
-    return os.path.getsize(path)
+    def write(file: "IO[bytes]") -> None:
+        with tarfile.open(fileobj=file, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+            add(archive, _MANIFEST, _manifest_json(snapshot.manifest))
+            count = size = 0
+            self_pid = snapshot.self_pid()
+            if self_pid is not None:
+                add(archive, "proc/self", link=str(self_pid))
+                count += 1
+            for relative, data in sorted(snapshot.files.items()):
+                add(archive, "proc/" + relative, data)
+                count, size = count + 1, size + len(data)
+            for relative, target in sorted(snapshot.links.items()):
+                add(archive, "proc/" + relative, link=target)
+                count += 1
+            add(archive, _END, json.dumps({"files": count, "bytes": size}).encode("ascii"))
+
+    return write_atomically(path, write, 0o600)
 
 
 # ----------------------------------------------------------------------------
@@ -1715,6 +2239,18 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
 _GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup")
+
+
+def _int_value(text: str) -> int:
+    """int() of an option's value, for argparse: ValueError (its "invalid
+    int value") for more digits than any count ps_mem takes, which int()
+    would read slowly, or refuse with its own message, on some Pythons."""
+    if len(text.strip()) > 20:
+        raise ValueError(text)
+    return int(text)
+
+
+_int_value.__name__ = "int"  # argparse names the type in its message
 
 
 def _add_legacy_options(parser: "argparse.ArgumentParser") -> None:
@@ -1730,7 +2266,7 @@ def _add_legacy_options(parser: "argparse.ArgumentParser") -> None:
                         help="Show swap information")
     parser.add_argument("-p", dest="pids", metavar="<pid>[,pid2,...pidN]",
                         help="Only show memory usage PIDs in the specified list")
-    parser.add_argument("-w", dest="watch", metavar="<N>", type=int,
+    parser.add_argument("-w", dest="watch", metavar="<N>", type=_int_value,
                         help="Measure and show process memory every N seconds")
 
 
@@ -1746,6 +2282,11 @@ def build_parser() -> "argparse.ArgumentParser":
             matches = super()._get_option_tuples(option_string)
             legacy = [match for match in matches if match[1] in _LEGACY_LONG]
             return legacy or matches
+
+        def error(self, message: str) -> "NoReturn":
+            # A value typed with a newline (or an escape sequence) in it
+            # must not break the message into lines of its choosing.
+            super().error(escaped(message))
 
     description = "Show program core memory usage."
     legacy = argparse.ArgumentParser(prog="ps_mem", description=description)
@@ -1763,7 +2304,7 @@ def build_parser() -> "argparse.ArgumentParser":
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
     shown.add_argument("--reverse", action="store_true", help="largest first")
-    shown.add_argument("--top", metavar="N", type=int,
+    shown.add_argument("--top", metavar="N", type=_int_value,
                        help="only the N rows with the largest sort key; totals cover them")
     shown.add_argument("--show-cmdline", dest="split_args", action="store_true",
                        help="the same as -s")
@@ -1777,6 +2318,13 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="also save everything read, for --procfs FILE later")
     return parser
 
+
+# The longest watch interval: the most seconds a sleep may be asked for on
+# every platform (a C int), and more than anyone waits between samples.
+_MAX_WATCH = 2 ** 31 - 1
+# A pid has at most this many digits (Linux's are below 2**22); a longer
+# "pid" is refused before int() reads it.
+_MAX_PID_DIGITS = 20
 
 # 3.14's flags, as plain_options() reads them.
 _PLAIN_FLAGS = {"-s": "split_args", "-t": "only_total", "-d": "by_pid", "-S": "show_swap"}
@@ -1802,12 +2350,14 @@ def plain_options(argv: "List[str]") -> "Optional[Options]":
             value = argv[position]
             numbers = value.split(",") if arg == "-p" else [value]
             # Plain ASCII digits: int() may read more ("+1", " 1", "١"),
-            # which is left to argparse, as is 0 for -w.
-            if not all(number and not number.strip("0123456789") for number in numbers):
+            # which is left to argparse, as are 0 and too many seconds for
+            # -w, and numbers longer than any pid.
+            if not all(number and len(number) <= 10 and not number.strip("0123456789")
+                       for number in numbers):
                 return None
             if arg == "-p":
                 fields["pids"] = tuple(int(number) for number in numbers)
-            elif int(value) > 0:
+            elif 0 < int(value) <= _MAX_WATCH:
                 fields["watch"] = int(value)
             else:
                 return None
@@ -1831,11 +2381,18 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
     pids: Tuple[int, ...] = ()
     if args.pids:
         try:
+            if any(len(pid.strip()) > _MAX_PID_DIGITS for pid in args.pids.split(",")):
+                raise ValueError("too long")
             pids = tuple(int(pid) for pid in args.pids.split(","))
         except ValueError:
             parser.error("Invalid PID(s): %s" % args.pids)
     if args.watch is not None and args.watch <= 0:
         parser.error("Seconds must be positive! (%s)" % args.watch)
+    if args.watch is not None and args.watch > _MAX_WATCH:
+        parser.error("Seconds must be at most %d! (%s)" % (_MAX_WATCH, args.watch))
+    for option, path in (("--procfs", args.procfs), ("--capture", args.capture)):
+        if path == "":
+            parser.error("argument %s: the file name is empty" % option)
     if args.top is not None and args.top <= 0:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
     if args.group_by in ("user", "cgroup") and args.split_args:
@@ -1859,8 +2416,9 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
     )
 
 
-# A shell's status for a process that died by SIGINT (2 on every Linux).
-EXIT_SIGINT = 128 + 2
+# A shell's status for a process that died by SIGINT, SIGTERM or SIGHUP
+# (2, 15 and 1 on every Linux).
+EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP = 128 + 2, 128 + 15, 128 + 1
 
 
 class _Output:
@@ -1902,8 +2460,13 @@ def open_procfs(path: "Optional[str]") -> ProcFS:
 def run(options: Options, out: _Output, err: "IO[str]") -> int:
     try:
         procfs = open_procfs(options.procfs)
-    except (OSError, ValueError) as error:
-        err.write("ps_mem: cannot read %s: %s\n" % (options.procfs, error))
+    except BadCapture as error:
+        err.write("ps_mem: cannot read %s: not a usable capture: %s\n"
+                  % (escaped(str(options.procfs)), error))
+        return 2
+    except OSError as error:
+        err.write("ps_mem: cannot read %s: %s\n"
+                  % (escaped(str(options.procfs)), error.strerror or error))
         return 2
     if procfs.reading.root_only and os.geteuid() != 0 and not options.pids:
         err.write("Sorry, root permission required, or specify pids with -p\n")
@@ -1913,7 +2476,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     except OSError:
         err.write("Couldn't access %s\n"
                   "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n"
-                  % procfs.path(""))
+                  % escaped(procfs.path("")))
         return 2
     kernel = kernel_version(release)
     release_text = release.decode("utf-8", "replace").strip()
@@ -1923,7 +2486,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
         try:
             write_capture(procfs, options.capture)
         except OSError as error:
-            err.write("ps_mem: cannot write %s: %s\n" % (options.capture, error))
+            err.write("ps_mem: cannot write %s: %s\n"
+                      % (escaped(options.capture), error.strerror or error))
             return 2
 
     if not options.only_total and not options.json:
@@ -1932,7 +2496,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     # Whether totals can be shown is learnt from the processes seen so far,
     # over all samples of a watch.
     pss_seen = swap_pss_seen = False
-    unreadable = 0
+    unreadable = unparsable = 0
+    hidden = procfs.hiding_option()
     kcmp = KcmpHelper()
     try:
         while True:
@@ -1941,9 +2506,9 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             if options.watch is None:
                 kcmp.hang_up()
             report: Optional[Report] = aggregate(scan.samples, scan.unreadable,
-                                                 scan.address_spaces)
+                                                 scan.address_spaces, scan.unparsable)
             assert report is not None
-            unreadable = report.unreadable
+            unreadable, unparsable = report.unreadable, report.unparsable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             report = select(report, options)
@@ -1952,8 +2517,9 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                     # The document tells swap's accuracy whether or not -S
                     # asked for the column; warnings still follow -S.
                     acc = accuracy(procfs, kernel, self_pid, True)
-                out.write(json_document(report, options, acc, pss_seen, swap_pss_seen,
-                                        release_text, procfs.time()))
+                notes = warnings(acc, options, unreadable, unparsable, hidden)
+                out.write(json_document(report, acc, pss_seen, swap_pss_seen, release_text,
+                                        procfs.time(), notes))
             elif options.only_total:
                 out.write(only_total(options, pss_seen, swap_pss_seen, report))
             else:
@@ -1979,7 +2545,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
 
     if acc is None:
         acc = accuracy(procfs, kernel, self_pid, options.show_swap)
-    err.write("".join(warnings(acc, options, unreadable)))
+    err.write("".join(warnings(acc, options, unreadable, unparsable, hidden)))
     return exit_status(acc, options)
 
 
@@ -2013,16 +2579,19 @@ def main(argv: "Optional[List[str]]" = None) -> int:
         return 1
     except KeyboardInterrupt:
         return EXIT_SIGINT
+    except Terminated as terminated:
+        return 128 + terminated.signal_number
 
 
 def _entry_point() -> None:
     status = main()
-    if status == EXIT_SIGINT:
+    if status in (EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP):
         import signal  # only now: most runs never need it
 
+        # Die by the signal that ended the run, as its sender expects.
         sys.stdout.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.signal(status - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), status - 128)
     raise SystemExit(status)
 
 
@@ -2250,7 +2819,7 @@ def read_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     for child in children:
         child.end()
     samples: List[ProcessSample] = []
-    unreadable = 0
+    unreadable = unparsable = 0
     for index, chunk in enumerate(chunks):
         taken = scans.get(index)
         if taken is None:  # a chunk a failed child took
@@ -2259,7 +2828,8 @@ def read_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                 seen(taken.samples)
         samples.extend(taken.samples)
         unreadable += taken.unreadable
-    return Scan(samples, unreadable)
+        unparsable += taken.unparsable
+    return Scan(samples, unreadable, unparsable=unparsable)
 
 
 def _chunks(pids: "List[int]", readers: int) -> "List[List[int]]":
@@ -2293,14 +2863,14 @@ def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
 
 class _Reader:
     """A forked reader (see read_forked()): it sends each chunk it reads
-    as (index, samples as plain tuples, unreadable), then None."""
+    as (index, samples as plain tuples, unreadable, unparsable), then None."""
 
     def __init__(self, procfs: ProcFS, options: Options, kernel: "KernelVersion",
                  chunks: "List[List[int]]", tokens: int) -> None:
         def life(_questions: int, answers: int) -> None:
             for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
                 _send(answers, (index, [tuple(sample) for sample in scan.samples],
-                                scan.unreadable))
+                                scan.unreadable, scan.unparsable))
             _send(answers, None)
 
         self._child = _Child(life)
@@ -2317,10 +2887,10 @@ class _Reader:
         try:
             if not isinstance(item, tuple):
                 raise TypeError("not a chunk: %r" % type(item))
-            index, records, unreadable = item
+            index, records, unreadable, unparsable = item
             for position, record in enumerate(records):  # in place: less memory
                 records[position] = ProcessSample(*record)
-            return index, Scan(records, unreadable)
+            return index, Scan(records, unreadable, unparsable=unparsable)
         except (TypeError, ValueError) as error:  # not a chunk
             self._child.end(kill=True)
             raise ChildFailed(error) from error

@@ -291,7 +291,7 @@ def test_collect_skips_what_it_cannot_parse(garbled_tree, files):
         report = ps_mem.aggregate(scan.samples, scan.unreadable)
         ps_mem.rows(report, options)
         ps_mem.footer(options, report.pss_seen, report.swap_pss_seen, report)
-        ps_mem.json_document(report, options, ps_mem.Accuracy(2, 2), True, True, "6.1", 0)
+        ps_mem.json_document(report, ps_mem.Accuracy(2, 2), True, True, "6.1", 0, [])
         pids = [sample.pid for sample in scan.samples]
         assert GOOD in pids and set(pids) <= {GOOD, VICTIM}
         assert scan.unreadable == 0

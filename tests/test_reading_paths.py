@@ -17,7 +17,7 @@ from tests import trees
 from tests.inprocess import ps_mem
 from tests.procfs_builder import mapping
 
-FAST = ps_mem.LIVE._replace(kcmp=False, root_only=False)
+FAST = ps_mem.LIVE._replace(kcmp=False, root_only=False, as_data=True)
 OPTION_SETS = {
     "default": ps_mem.Options(),
     "-s": ps_mem.Options(split_args=True),
