@@ -15,7 +15,10 @@ Starts a reproducible crowd of processes (bench/crowd.py), then:
   4. -p with 3 crowd pids: wall time, and with strace (if installed) which
      /proc/PID paths each tool touches;
   5. scaling: the one-shot measures at growing crowd sizes, with a linear
-     fit of time and peak memory against the number of processes.
+     fit of time and peak memory against the number of processes;
+  6. forked readers: ours as it runs against ours forced to one reader,
+     on an idle machine and with every CPU already busy;
+  7. views: each view added since 3.14 against the default report.
 
 The report goes to stdout as plain text; progress goes to stderr.
 See bench/README.md for what each figure means.
@@ -51,6 +54,13 @@ from crowd import (  # noqa: E402
 OURS = "ps_mem.py"
 REF = "ps_mem 3.14"
 FLOOR = "floor"
+ONE_READER = "one reader"
+
+# The views since 3.14, each timed against the default report (section 7):
+# (label, arguments, the most its wall time may be of the default's).
+VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
+    ("--json", ["--json"], None),
+]
 
 # Targets from the issue: (what, limit).
 TARGET_WALL_VS_REF = 0.60
@@ -189,6 +199,9 @@ class Bench:
             OURS: ours,
             REF: ref,
             FLOOR: python + [os.path.join(BENCH, "floor.py")],
+            # Ours with reader_count() answering 1: the same code, no forks.
+            ONE_READER: installed(python, args.ours, "_entry_point",
+                                  "ps_mem.reader_count = lambda *args, **named: 1"),
         }
         self.failures: List[str] = []
         self.load_at_start = os.getloadavg()
@@ -480,6 +493,65 @@ class Bench:
                 out("    %-12s peak RSS = %5.1f MiB + %5.2f KiB x procs%s" % (
                     name, fixed / 1024, per, quality))
 
+    def readers(self) -> None:
+        """Forked readers against one reader, idle and with every CPU busy."""
+        args = self.args
+        processes = count_processes()
+        out()
+        out("6. Forked readers: ours as it runs against ours with one reader (reader_count()"
+            " patched to 1), %d rounds + %d warm-up, %d processes in /proc" % (
+                args.rounds, args.warmup, processes))
+        log("readers:")
+        for busy in (False, True):
+            hogs: List[subprocess.Popen] = []
+            if busy:
+                # One busy loop per CPU, at the same priority: the readers
+                # then compete for CPUs that are already taken.
+                hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        for _ in range(os.cpu_count() or 1)]
+            try:
+                results = self.rounds((OURS, ONE_READER), args.rounds, args.warmup,
+                                      label="busy" if busy else "idle")
+            finally:
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
+            if not results:
+                continue
+            wall = [r[OURS].wall / r[ONE_READER].wall for r in results]
+            cpu = [r[OURS].cpu / r[ONE_READER].cpu for r in results]
+            out("  %s: wall %s ms against %s ms; wall ours / one reader = %s, "
+                "cpu = %s" % (
+                    "every CPU busy" if busy else "idle machine",
+                    "%.0f" % (median([r[OURS].wall for r in results]) * 1000),
+                    "%.0f" % (median([r[ONE_READER].wall for r in results]) * 1000),
+                    spread(wall, 1, "%.2f"), spread(cpu, 1, "%.2f")))
+
+    def views(self) -> None:
+        """Each view since 3.14 against the default report."""
+        args = self.args
+        out()
+        out("7. Views: each against the default report (ours, no options), %d rounds + %d "
+            "warm-up, interleaved" % (args.rounds, args.warmup))
+        log("views:")
+        rows = []
+        for label, extra, limit in VIEWS:
+            name = "view " + label
+            self.commands[name] = self.commands[OURS] + list(extra)
+            results = self.rounds((OURS, name), args.rounds, args.warmup, label=label)
+            if not results:
+                continue
+            wall = [r[name].wall / r[OURS].wall for r in results]
+            cpu = [r[name].cpu / r[OURS].cpu for r in results]
+            rss = [r[name].maxrss_kib / r[OURS].maxrss_kib for r in results]
+            rows.append([label, "%.0f" % (median([r[name].wall for r in results]) * 1000),
+                         spread(wall, 1, "%.2f"), spread(cpu, 1, "%.2f"),
+                         spread(rss, 1, "%.2f"),
+                         "" if limit is None else "<= %.2f  %s" % (
+                             limit, verdict(median(wall), limit))])
+        table(["view", "wall ms", "wall / default", "cpu / default", "peak RSS / default",
+               "target"], rows)
+
     def summary(self) -> None:
         out()
         cpus = os.cpu_count() or 1
@@ -505,19 +577,20 @@ _INSTALLED = tempfile.mkdtemp(prefix="ps_mem-bench-installed-")
 atexit.register(shutil.rmtree, _INSTALLED, True)
 
 
-def installed(python: Sequence[str], module_file: str, entry: str) -> List[str]:
+def installed(python: Sequence[str], module_file: str, entry: str, patch: str = "") -> List[str]:
     """A command that runs MODULE_FILE as its console script would: the
     module copied to a directory of its own with its bytecode compiled, and
     imported from there (PYTHONDONTWRITEBYTECODE, set on some machines,
-    only stops Python writing the cache, not reading it)."""
+    only stops Python writing the cache, not reading it).  PATCH: a
+    statement run after the import (to measure a variant from outside)."""
     directory = os.path.join(_INSTALLED, hashlib.sha1(module_file.encode()).hexdigest()[:8])
     os.makedirs(directory, exist_ok=True)
     target = os.path.join(directory, "ps_mem.py")
     shutil.copy2(module_file, target)
     subprocess.run(list(python) + ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1])",
                                    target], check=True)
-    runner = "import sys; sys.path.insert(0, %r); import ps_mem; sys.exit(ps_mem.%s())" % (
-        directory, entry)
+    runner = "import sys; sys.path.insert(0, %r); import ps_mem; %s; sys.exit(ps_mem.%s())" % (
+        directory, patch or "pass", entry)
     return list(python) + ["-c", runner]
 
 
@@ -653,6 +726,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="measured rounds per size (default 3)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-watch", action="store_true")
+    parser.add_argument("--skip-readers", action="store_true")
+    parser.add_argument("--skip-views", action="store_true")
     parser.add_argument("--watch-seconds", type=float, default=6.0)
     parser.add_argument("--watch-rounds", type=int, default=3)
     parser.add_argument("--check-pids", type=int, default=80,
@@ -694,6 +769,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not args.skip_watch:
                 bench.watch()
             bench.few_pids(crowd)
+            if not args.skip_readers:
+                bench.readers()
+            if not args.skip_views:
+                bench.views()
             if not args.skip_scaling:
                 bench.scaling(crowd)
             log("tearing down the crowd")
