@@ -1340,6 +1340,21 @@ class Accuracy(Record):
     swap: int
 
 
+class Shown(Record):
+    """What a view is given of one sample, beside its report (see
+    render())."""
+
+    acc: Accuracy  # of RAM and of swap, whether or not -S asked for it
+    # Whether totals can be shown: learnt from every process seen so far,
+    # over all samples of a watch.
+    pss_seen: bool
+    swap_pss_seen: bool
+    release: str  # the kernel's
+    when: float  # when the sample was taken (a capture's own time)
+    notes: "List[str]"  # the warnings, as stderr will have them
+    seconds: float  # how long the scan took
+
+
 # ----------------------------------------------------------------------------
 # 5. Collection: pid -> sample, skipping what vanished
 # ----------------------------------------------------------------------------
@@ -2124,6 +2139,26 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
+def render(report: Report, options: Options, shown: Shown) -> str:
+    """One sample as the options ask to show it: the text to write.  Each
+    view is a function of its own; the table's header is header()'s, made
+    once before the first sample."""
+    if options.json:
+        return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
+                             shown.release, shown.when, shown.notes)
+    if options.only_total:
+        return only_total(options, shown.pss_seen, shown.swap_pss_seen, report)
+    return (rows(report, options)
+            + footer(options, shown.pss_seen, shown.swap_pss_seen, report))
+
+
+def opening(options: Options) -> str:
+    """What is written once, before the first sample: the table's header."""
+    if options.only_total or options.json:
+        return ""
+    return header(options)
+
+
 class Terminated(BaseException):
     """SIGTERM or SIGHUP came while a file was being written (see
     write_atomically()): raised there so that no half file remains, and
@@ -2490,17 +2525,17 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                       % (escaped(options.capture), error.strerror or error))
             return 2
 
-    if not options.only_total and not options.json:
-        out.write(header(options))
-    acc = None
-    # Whether totals can be shown is learnt from the processes seen so far,
-    # over all samples of a watch.
+    out.write(opening(options))
+    # Judged once.  Swap's is worth the probe only where it is shown: with
+    # -S, and in the views that tell it whatever -S says (JSON).
+    acc = accuracy(procfs, kernel, self_pid, options.show_swap or options.json)
     pss_seen = swap_pss_seen = False
     unreadable = unparsable = 0
     hidden = procfs.hiding_option()
     kcmp = KcmpHelper()
     try:
         while True:
+            started = time.monotonic()
             scan: Optional[Scan] = collect(procfs, options, kernel, self_pid, kcmp=kcmp)
             assert scan is not None
             if options.watch is None:
@@ -2508,23 +2543,14 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             report: Optional[Report] = aggregate(scan.samples, scan.unreadable,
                                                  scan.address_spaces, scan.unparsable)
             assert report is not None
+            seconds = time.monotonic() - started
             unreadable, unparsable = report.unreadable, report.unparsable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             report = select(report, options)
-            if options.json:
-                if acc is None:
-                    # The document tells swap's accuracy whether or not -S
-                    # asked for the column; warnings still follow -S.
-                    acc = accuracy(procfs, kernel, self_pid, True)
-                notes = warnings(acc, options, unreadable, unparsable, hidden)
-                out.write(json_document(report, acc, pss_seen, swap_pss_seen, release_text,
-                                        procfs.time(), notes))
-            elif options.only_total:
-                out.write(only_total(options, pss_seen, swap_pss_seen, report))
-            else:
-                out.write(rows(report, options))
-                out.write(footer(options, pss_seen, swap_pss_seen, report))
+            shown = Shown(acc, pss_seen, swap_pss_seen, release_text, procfs.time(),
+                          warnings(acc, options, unreadable, unparsable, hidden), seconds)
+            out.write(render(report, options, shown))
             if options.watch is None:
                 break
             if not report.programs:
@@ -2543,8 +2569,6 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
         kcmp.close()
     out.flush()
 
-    if acc is None:
-        acc = accuracy(procfs, kernel, self_pid, options.show_swap)
     err.write("".join(warnings(acc, options, unreadable, unparsable, hidden)))
     return exit_status(acc, options)
 
