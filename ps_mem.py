@@ -2114,7 +2114,10 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
         "kernel": release,
         "programs": [{
-            "name": printable(program.name),
+            # The name itself: json.dumps() escapes every control, format
+            # and other non-ASCII character, so nothing reaches a terminal
+            # raw, and nothing is lost (the table shows printable()'s).
+            "name": program.name,
             "count": program.processes,
             "pids": list(program.pids),
             "private": in_bytes(program.private_kib),
