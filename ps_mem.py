@@ -624,7 +624,7 @@ def load_capture(path: str) -> Snapshot:
         if first[1] != "file":
             raise BadCapture("its %s is not a file" % _MANIFEST)
         if first[3] > _MAX_MANIFEST:
-            raise BadCapture("its manifest is larger than %d MiB" % (_MAX_MANIFEST >> 20))
+            raise BadCapture("its %s is larger than %d MiB" % (_MANIFEST, _MAX_MANIFEST >> 20))
         manifest = _parse_manifest(members.data())
         wanted = frozenset(manifest.pids)
         files: Dict[str, bytes] = {}
@@ -633,7 +633,7 @@ def load_capture(path: str) -> Snapshot:
         while True:
             member = members.next()
             if member is None:
-                raise BadCapture("it is cut short: no end record (%d files read)" % count)
+                raise BadCapture("it is truncated: no end record after its %d files" % count)
             name, kind, target, length = member
             if name == _END:
                 break
@@ -679,9 +679,9 @@ def _check_end(data: bytes, count: int, size: int) -> None:
     try:
         end = json.loads(data.decode("ascii"))
     except (ValueError, UnicodeError, RecursionError) as error:
-        raise BadCapture("its end record is not JSON") from error
+        raise BadCapture("its end record (%s) is not JSON" % _END) from error
     if not isinstance(end, dict) or end.get("files") != count or end.get("bytes") != size:
-        raise BadCapture("it is not whole: %d files of %d bytes where its end record says %s"
+        raise BadCapture("it is incomplete: %d files of %d bytes where its end record says %s"
                          % (count, size, escaped(repr(end))[:200]))
 
 
@@ -711,7 +711,7 @@ class _Unpacked:
         else:
             rest = inflate.unconsumed_tail or self._file.read(_CHUNK)
             if not rest:
-                raise BadCapture("it is cut short (its gzip stream ends early)")
+                raise BadCapture("it is truncated (its gzip stream ends early)")
         try:
             # At most a chunk out at a time, however much it would unpack to.
             data = inflate.decompress(rest, _CHUNK)
@@ -730,7 +730,7 @@ class _Unpacked:
         """The next SIZE bytes; BadCapture if there are not as many."""
         while len(self._buffer) - self._start < size:
             if not self._more():
-                raise BadCapture("it is cut short")
+                raise BadCapture("it is truncated")
         start = self._start
         self._start += size
         return bytes(self._buffer[start:start + size])
@@ -738,7 +738,7 @@ class _Unpacked:
     def skip(self, size: int) -> None:
         while size:
             if self._start == len(self._buffer) and not self._more():
-                raise BadCapture("it is cut short")
+                raise BadCapture("it is truncated")
             step = min(size, len(self._buffer) - self._start)
             self._start += step
             size -= step
@@ -844,25 +844,25 @@ def _parse_manifest(data: bytes) -> Manifest:
     first that is not as ps_mem writes it."""
     import json
 
-    def refuse(constant: str) -> None:
-        raise ValueError("%s is not a number JSON has" % constant)
-
     try:
-        document = json.loads(data.decode("utf-8"), parse_constant=refuse)
+        # NaN and Infinity, which JSON has not but json reads, are then
+        # refused by the field they are in.
+        document = json.loads(data.decode("utf-8"))
     except RecursionError as error:
-        raise BadCapture("its manifest is nested too deeply") from error
+        raise BadCapture("its %s is nested too deeply" % _MANIFEST) from error
     except (UnicodeError, ValueError) as error:
-        raise BadCapture("its manifest is not JSON: %s" % escaped(str(error))[:200]) from error
+        raise BadCapture("its %s is not JSON: %s"
+                         % (_MANIFEST, escaped(str(error))[:200])) from error
     if not isinstance(document, dict):
-        raise BadCapture("its manifest is not a JSON object")
+        raise BadCapture("its %s is not a JSON object" % _MANIFEST)
     if document.get("format") != _CAPTURE_FORMAT:
-        raise BadCapture("its format is %s, not %d" % (escaped(repr(document.get("format")))[:40],
-                                                       _CAPTURE_FORMAT))
+        raise BadCapture("its %s says format %s, not %d" % (
+            _MANIFEST, escaped(repr(document.get("format")))[:40], _CAPTURE_FORMAT))
 
     def field(name: str, check: "Callable[[Any], bool]", what: str, default: "Any") -> "Any":
         value = document.get(name, default)
         if not check(value):
-            raise BadCapture("its manifest's %s is not %s" % (name, what))
+            raise BadCapture('bad "%s" in %s: not %s' % (name, _MANIFEST, what))
         return value
 
     def number(value: "Any", low: int, high: int) -> bool:
@@ -881,7 +881,7 @@ def _parse_manifest(data: bytes) -> Manifest:
     pids = field("pids", lambda value: isinstance(value, list) and len(value) <= _MAX_PIDS
                  and all(number(pid, 0, 2 ** 32) for pid in value), "a list of pids", None)
     if len(set(pids)) != len(pids):
-        raise BadCapture("its manifest lists a pid twice")
+        raise BadCapture('bad "pids" in %s: a pid listed twice' % _MANIFEST)
     when = field("time", lambda value: type(value) in (int, float)
                  and 0 <= value < 2 ** 40, "a time", 0)
     recorded = field("address_spaces", lambda value: value is None or table(value, decimal, space),
@@ -977,8 +977,10 @@ _KNOWN_KEYS = {
 }
 # A counted line and its value; a counted line whose value is not a number
 # makes the text unparsable.  The pattern starts with a newline, not ^
-# under re.M, so that the regex engine skips from one newline to the next.
-_COUNTER = rb"\n(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)"
+# under re.M, so that the regex engine skips from one newline to the next;
+# the text's first line is matched on its own.
+_COUNTED = rb"(Private\w*|Shared\w*|Pss|Swap|SwapPss):[ \t]*(\S*)"
+_COUNTER = b"\n" + _COUNTED
 
 # No kernel counts past this (8 ZiB in KiB); a float holds any integer
 # below it exactly, so a larger number is garbage, not memory.
@@ -1015,12 +1017,14 @@ def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int) -> MemoryC
 def _smaps_by_lines(text: bytes) -> MemoryCounters:
     """The counters of any smaps text, a counted line at a time: the
     general reading, which every other must agree with."""
+    import itertools
     import re  # only here: a kernel that makes smaps_rollup never needs it
 
-    whole = b"\n" + text  # the first line too starts after a newline
     sums = [0, 0, 0, 0, 0, 0, 0]
     pss_lines = swap_pss_lines = 0
-    for match in re.finditer(_COUNTER, whole):  # one line at a time: no list of them all
+    first = re.match(_COUNTED, text)
+    # One line at a time, with no list of them all, nor a copy of the text.
+    for match in itertools.chain([first] if first else [], re.finditer(_COUNTER, text)):
         key, number = match.groups()
         kind = _key_kind(key)
         assert kind is not None  # every key the regex finds counts
@@ -1042,6 +1046,7 @@ def _smaps_by_lines(text: bytes) -> MemoryCounters:
 # slicing its numbers out, with no search for its lines.
 _NUMBER_OR_SPACE = bytes(35 if byte in b"0123456789 " else byte for byte in range(256))
 _MAX_LAYOUTS = 32  # a scan's; more than a kernel makes
+_MAX_ROLLUP = 4096  # bytes: a rollup is a few dozen short lines
 
 
 class RollupLayout(Record):
@@ -1103,7 +1108,7 @@ def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
     counted key.
     """
     start = text.find(b"\n")
-    if start < 0 or text[:1] in (b"P", b"S"):
+    if start < 0 or text[:1] in (b"P", b"S") or len(text) > _MAX_ROLLUP:
         return None
     lines = text[start:]
     layout = layouts.get(lines.translate(_NUMBER_OR_SPACE))
@@ -2693,17 +2698,19 @@ _PARENT_ENDS: "Set[int]" = set()
 
 
 class _Child:
-    """A forked child that runs LIFE(questions, answers): it reads the
-    parent's messages from QUESTIONS (-1 without ASKS) and sends its own to
-    ANSWERS, then ends with os._exit(); it never returns into the parent's
-    code, nor flushes the parent's buffered output.
+    """A forked child, named NAME, that runs LIFE(questions, answers): it
+    reads the parent's messages from QUESTIONS (-1 without ASKS) and sends
+    its own to ANSWERS, then ends with os._exit(); it never returns into
+    the parent's code, nor flushes the parent's buffered output.
 
     end() is the one place where a child ends, whichever way its life
     went: it is done, it died, it sent garbage, or the parent was
     interrupted while talking to it.
     """
 
-    def __init__(self, life: "Callable[[int, int], None]", asks: bool = False) -> None:
+    def __init__(self, life: "Callable[[int, int], None]", name: bytes,
+                 asks: bool = False) -> None:
+        parent = os.getpid()
         answers = os.pipe()
         questions = os.pipe() if asks else (-1, -1)
         try:
@@ -2714,7 +2721,8 @@ class _Child:
                     os.close(fd)
             raise
         if pid == 0:
-            _child_life(life, questions[0], answers[1], (answers[0], questions[1]))
+            _child_life(life, questions[0], answers[1], (answers[0], questions[1]), parent,
+                        name)
         os.close(answers[1])
         if questions[0] >= 0:
             os.close(questions[0])
@@ -2771,16 +2779,17 @@ class _Child:
 
 
 def _child_life(life: "Callable[[int, int], None]", questions: int, answers: int,
-                parent_ends: "Tuple[int, int]") -> "NoReturn":
+                parent_ends: "Tuple[int, int]", parent: int, name: bytes) -> "NoReturn":
     """A forked child's whole life (see _Child); never returns.
 
     Ctrl-C reaches the whole process group: here it raises
     KeyboardInterrupt, which ends the child quietly, and the parent says
-    so.  A parent that is gone ends the pipes: the child's next read or
-    write fails, and it ends the same way.
+    so.  A parent that is gone, killed even, takes the child with it (see
+    _die_with()).
     """
     status = 1
     try:
+        _die_with(parent, name)
         for fd in _PARENT_ENDS.union(parent_ends):
             if fd >= 0:
                 os.close(fd)
@@ -2789,6 +2798,32 @@ def _child_life(life: "Callable[[int, int], None]", questions: int, answers: int
         status = 0
     finally:
         os._exit(status)
+
+
+_PR_SET_NAME, _PR_SET_PDEATHSIG = 15, 1
+_SIGKILL = 9  # on every Linux
+
+
+def _die_with(parent: int, name: bytes) -> None:
+    """Have the kernel kill this child the moment PARENT is gone, wherever
+    the child is: a read of /proc can wait long on a busy process's memory
+    lock, and the child would otherwise learn of it only at its next read
+    or write of a pipe.  (Where prctl cannot be had, that is still how it
+    ends.)  A parent gone before this is seen at once.  Then the child
+    takes NAME, so that ps shows what it is (and a test, that it is past
+    this)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+        prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+    except (ImportError, OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 # Pids a reader takes at a time (see read_forked()).
@@ -2900,7 +2935,7 @@ class _Reader:
                                 scan.unreadable, scan.unparsable))
             _send(answers, None)
 
-        self._child = _Child(life)
+        self._child = _Child(life, b"ps_mem reader")
 
     def fileno(self) -> int:
         return self._child.fileno()
@@ -2985,7 +3020,7 @@ class KcmpHelper:
         """Fork the child now: it loads ctypes while we go on."""
         if self._child is None and not self._failed:
             try:
-                self._child = _Child(_serve_kcmp, asks=True)
+                self._child = _Child(_serve_kcmp, b"ps_mem kcmp", asks=True)
             except OSError:
                 self._failed = True
 

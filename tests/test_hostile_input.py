@@ -964,6 +964,17 @@ def _alive(pids: Sequence[int]) -> List[int]:
     return [pid for pid in pids if _state(pid) not in (None, "Z", "X")]
 
 
+CHILD_NAMES = ("ps_mem reader", "ps_mem kcmp")
+
+
+def _comm(pid: int) -> Optional[str]:
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().rstrip("\n")
+    except OSError:
+        return None
+
+
 def _start_and_catch_children(stop: bool) -> Tuple[subprocess.Popen, List[int]]:
     """A one-shot ps_mem on the live /proc, and its children (the kcmp
     helper and a reader), caught as soon as both exist; with STOP, it and
@@ -973,7 +984,9 @@ def _start_and_catch_children(stop: bool) -> Tuple[subprocess.Popen, List[int]]:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while popen.poll() is None:
             children = _children(popen.pid)
-            if len(children) >= 2:
+            # Named once they have asked to die with their parent (see
+            # ps_mem._die_with()): caught before that, they could not.
+            if len(children) >= 2 and all(_comm(pid) in CHILD_NAMES for pid in children):
                 if stop:
                     for pid in [popen.pid] + children:
                         os.kill(pid, signal.SIGSTOP)
