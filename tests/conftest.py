@@ -6,16 +6,20 @@
                  its `vanished` pids (what 3.14 should be run on instead)
     tree         a factory for a fresh ProcTree in the test's tmp_path:
                  t = tree("2.6.18", omit=("smaps",)); t.add(...)
+    three        a 6.1 tree of init and three programs (alpha, beta, gamma)
+    small_chunks forked readers take two pids at a time
+    children     the pids of the readers forked during the test
 """
 
 import shutil
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
 from tests import trees
-from tests.procfs_builder import ProcTree
+from tests.inprocess import ps_mem
+from tests.procfs_builder import ProcTree, program_maps
 
 
 class BuiltTrees:
@@ -54,3 +58,33 @@ def tree(tmp_path: Path):
     def make(kernel: str = "6.1", **options) -> ProcTree:
         return ProcTree(tmp_path / "proc", kernel, **options)
     return make
+
+
+@pytest.fixture
+def three(tree):
+    t = tree("6.1")
+    t.add(1, "init", "/sbin/init", ppid=0, maps=program_maps("/sbin/init", heap_kib=900))
+    for pid, name, heap in ((300, "alpha", 1200), (301, "beta", 5100), (302, "gamma", 2300)):
+        t.add(pid, name, "/usr/bin/" + name, maps=program_maps("/usr/bin/" + name, heap_kib=heap))
+    return t
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of two pids, so that the small trees make several."""
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 2)
+
+
+@pytest.fixture
+def children(monkeypatch) -> List[int]:
+    """The pids of the readers forked during the test (not kcmp's helper)."""
+    forked: List[int] = []
+    original = ps_mem._Forked.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if kwargs.get("server") is None:
+            forked.append(self.pid)
+
+    monkeypatch.setattr(ps_mem._Forked, "__init__", record)
+    return forked

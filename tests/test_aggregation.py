@@ -9,17 +9,17 @@ default view's: the rows are only cut differently.
 import json
 import os
 import pwd
-import re
-import shutil
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from fractions import Fraction
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.harness import REFERENCE_DIR, run_ours, run_reference
-from tests.inprocess import live, parse_table, run_main
-from tests.procfs_builder import ProcTree, program_maps, status_text
-from tests.realproc import Processes
+from tests.harness import (REFERENCE_DIR, live,
+                           run_ours, run_reference)
+from tests.inprocess import parse_table, ps_mem, run_main
+from tests.procfs_builder import ProcTree, mapping, program_maps, status_text
 
 LIVE = live
 
@@ -186,13 +186,6 @@ def test_user_on_a_2_4_kernel(proc_trees):
         program["count"] for program in doc_of(procfs=root)["programs"])
 
 
-def test_user_with_s_is_a_usage_error(users_tree):
-    result = run_main("--group-by", "user", "-s", procfs=users_tree.root)
-    assert result.status == 2 and result.stdout == b""
-    assert result.err.splitlines()[-1] == \
-        "ps_mem: error: --group-by user cannot be combined with -s"
-
-
 # ----------------------------------------------------------------------------
 # cgroup
 # ----------------------------------------------------------------------------
@@ -300,103 +293,283 @@ def test_clone_vm_rule_applies_to_a_user_of_one_address_space(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# The live /proc
+# The aggregation rule, for any grouping
 # ----------------------------------------------------------------------------
 
-def _setpriv(procs: Processes, *options: str):
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    sleep = shutil.which("sleep") or "/bin/sleep"
-    return procs.command([setpriv, *options, sleep, "600"], exe=os.path.realpath(sleep))
+
+@st.composite
+def spaces_and_processes(draw):
+    """Address spaces with their memory, and processes in them (each with
+    a name): every process of a space shows the space's figures.  Also
+    the kernel's answer: pid -> its space."""
+    spaces = draw(st.lists(st.tuples(st.integers(0, 100000), st.integers(0, 50000)),
+                           min_size=1, max_size=6))
+    names = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=12))
+    members = [draw(st.integers(0, len(spaces) - 1)) for _ in names]
+    samples = []
+    for pid, (name, space) in enumerate(zip(names, members), start=100):
+        private, shared = spaces[space]
+        fields = dict(pid=pid, name=name, private_kib=private, shared_kib=shared + 0.5,
+                      shared_hugetlb_kib=0, swap_kib=0, mem_id=space, has_pss=True,
+                      has_swap_pss=False, layout=space)
+        # Only the fields this ps_mem.py has (`layout` is on its way out).
+        samples.append(ps_mem.ProcessSample(**{key: value for key, value in fields.items()
+                                              if key in ps_mem.ProcessSample._fields}))
+    address_spaces = {sample.pid: ("space", sample.mem_id) for sample in samples}
+    return spaces, samples, address_spaces
 
 
-def _uids(pid: int) -> List[int]:
-    status = Path("/proc/%d/status" % pid).read_text()
-    return [int(uid) for uid in re.search(r"^Uid:\t(.*)$", status, re.M).group(1).split()]
+@settings(max_examples=150, deadline=None)
+@given(spaces_and_processes())
+def test_each_space_counted_once_and_rows_add_up(case):
+    spaces, samples, address_spaces = case
+    expected = sum(spaces[space][0] + spaces[space][1] + 0.5
+                   for space in {sample.mem_id for sample in samples})
+    report = ps_mem.aggregate(samples, 0, address_spaces)
+    assert report.total_ram_kib == pytest.approx(expected)
+    # No row has zero RAM here, so none is dropped: rows add up to the total.
+    assert sum(program.ram_kib for program in report.programs) == pytest.approx(expected)
+    # By pid: each process a row, the total the same.
+    by_pid = ps_mem.aggregate([sample._replace(name="%s [%d]" % (sample.name, sample.pid))
+                               for sample in samples], 0, address_spaces)
+    assert by_pid.total_ram_kib == pytest.approx(expected)
+    assert sum(program.ram_kib for program in by_pid.programs) == pytest.approx(expected)
 
 
-@LIVE
-def test_live_user_is_the_real_uid():
-    """A root sleep shows as root; one whose real uid is 65534 (effective 0)
-    as that uid's name; one with only the effective uid changed as root."""
-    with Processes() as procs:
-        mine = procs.sleep()
-        real = _setpriv(procs, "--ruid=65534")
-        effective = _setpriv(procs, "--euid=65534")
-        assert _uids(real.pid)[:2] == [65534, 0] and _uids(effective.pid)[:2] == [0, 65534]
-        pids = "%d,%d,%d" % (mine.pid, real.pid, effective.pid)
-        doc = doc_of("--group-by", "user", "-p", pids)
-    try:
-        nobody = pwd.getpwuid(65534).pw_name
-    except KeyError:
-        nobody = "65534"
-    assert groups(doc) == {"root": sorted([mine.pid, effective.pid]), nobody: [real.pid]}
+# ----------------------------------------------------------------------------
+# --sort, --reverse and --top
+# ----------------------------------------------------------------------------
 
 
-@LIVE
-def test_live_whole_system_by_user_has_root():
-    with Processes() as procs:
-        mine = procs.sleep()
-        doc = doc_of("--group-by", "user")
-    names = groups(doc)
-    assert mine.pid in names["root"]
-    assert all(program["ram"] > 0 for program in doc["programs"])
+# --sort KEY, --reverse and --top N (README.md, "Options").
+#
+# A fixture tree whose programs' sizes are known exactly by construction
+# (one private heap, one shared library mapped by no one else, some swap), with
+# ties in every key, so that the expected order of each key is computed here
+# from those numbers rather than read back from ps_mem:
+#
+#   * ascending by KEY; rows equal in KEY keep the default order, which is
+#     3.14's (ascending RAM, ties in the proc root's listing order: a program
+#     is where its first listed process is; os.listdir's order of a fixture
+#     directory is not numeric, so it is read from the tree);
+#   * --reverse prints exactly the ascending listing upside down;
+#   * --top N keeps the N largest in KEY (the first N names for name), in
+#     that order, and the footer (and -t) then totals only those rows.
+
+KEYS = ("ram", "private", "shared", "swap", "count", "name")
 
 
-def _expected_cgroup(text: str) -> str:
-    """The spec's rule, written apart from ps_mem's: the line of hierarchy 0
-    with no controllers (cgroup v2, or the unified part of a hybrid setup),
-    else the line whose controllers include memory, else "-".  A hybrid
-    setup whose unified path is only the root "/" (every process there, as
-    on this machine) says nothing: the memory controller's path is used."""
-    unified = memory = None
-    for line in text.splitlines():
-        hierarchy, controllers, path = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":
-            unified = path
-        elif "memory" in controllers.split(","):
-            memory = path
-    if unified is not None and (unified != "/" or memory is None):
-        return unified
-    return memory if memory is not None else "-"
+class Program(NamedTuple):
+    name: str
+    processes: Sequence[tuple]  # (pid, private KiB, shared KiB, swap KiB)
+
+    @property
+    def count(self) -> int:
+        return len(self.processes)
+
+    @property
+    def private(self) -> Fraction:
+        return Fraction(sum(p[1] for p in self.processes))
+
+    @property
+    def shared(self) -> Fraction:
+        # The rollup's one Pss line each brings 0.5 KiB (ps_mem's truncation
+        # allowance); Pss is private + shared, as no one else maps them.
+        return sum(Fraction(p[2]) + Fraction(1, 2) for p in self.processes)
+
+    @property
+    def ram(self) -> Fraction:
+        return self.private + self.shared
+
+    @property
+    def swap(self) -> Fraction:
+        return Fraction(sum(p[3] for p in self.processes))
+
+    def key(self, key: str):
+        return self.name if key == "name" else getattr(self, key)
+
+    @property
+    def shown(self) -> str:
+        return "%s (%d)" % (self.name, self.count) if self.count > 1 else self.name
 
 
-@LIVE
-def test_live_cgroup_is_this_process_cgroup():
-    own = Path("/proc/self/cgroup").read_text()
-    with Processes() as procs:
-        sleeper = procs.sleep()  # starts in our cgroup
-        assert Path("/proc/%d/cgroup" % sleeper.pid).read_text() == own
-        doc = doc_of("--group-by", "cgroup", "-p", str(sleeper.pid))
-        table = run_ours("--group-by", "cgroup", "-p", str(sleeper.pid))
-    assert groups(doc) == {_expected_cgroup(own): [sleeper.pid]}
-    assert [row.name for row in parse_table(table.out).rows] == [_expected_cgroup(own)]
+# In KiB.  RAM: delta 700.5 < alpha = echo 1100.5 < bravo = golf 1101 <
+# foxtrot 1111 < charlie 2000.5.  Private ties alpha, bravo, echo (1000);
+# shared ties alpha, delta, echo (100.5); swap ties alpha, delta, echo (0)
+# and bravo, charlie, foxtrot (10); count ties 1 (alpha, charlie, echo) and 2
+# (bravo, foxtrot, golf).  Multi-process programs' processes differ, so no
+# CLONE_VM rule applies.
+PROGRAMS = [
+    Program("alpha", [(7001, 1000, 100, 0)]),
+    Program("bravo", [(310, 400, 50, 10), (9020, 600, 50, 0)]),
+    Program("charlie", [(45, 2000, 0, 10)]),
+    Program("delta", [(5000, 100, 33, 0), (12, 200, 33, 0), (888, 300, 33, 0)]),
+    Program("echo", [(30000, 1000, 100, 0)]),
+    Program("foxtrot", [(77, 50, 500, 5), (6, 60, 500, 5)]),
+    Program("golf", [(4444, 800, 0, 20), (123, 250, 50, 0)]),
+]
 
 
-@LIVE
-def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
-    """On the live /proc the kernel says which processes share an address
-    space: a user (or cgroup) row counts it once, like the program row.
-    A sleep beside it shares libc pages with the rest of the machine, whose
-    Pss moves between runs, so the exact comparison reads one sample: a
-    capture (which records the kernel's answer) read with each grouping."""
-    capture = tmp_path / "sample.tar.gz"
-    with Processes() as procs:
-        helper = procs.helper("clone_vm", "3")
-        sleeper = procs.sleep()
-        pids = helper.csv() + ",%d" % sleeper.pid
-        live = {grouping: doc_of("--group-by", grouping, "-p", pids)
-                for grouping in ("program", "user", "cgroup")}
-        assert run_ours("--capture", str(capture), "-p", pids).status == 0
-    for grouping, doc in live.items():
-        # Live, a run apart: within what the sleep's library pages move.
-        assert abs(doc["total"]["ram"] - live["program"]["total"]["ram"]) <= 64 * 1024, grouping
-    by = {grouping: doc_of("--group-by", grouping, "-p", pids, procfs=capture)
-          for grouping in ("program", "user", "cgroup")}
-    assert [(row["name"], row["count"]) for row in by["user"]["programs"]] == [("root", 5)]
-    assert by["user"]["total"] == by["program"]["total"] == by["cgroup"]["total"]
-    clone = next(row for row in by["program"]["programs"] if row["name"] == "clone_vm")
-    assert 32 * 2 ** 20 <= clone["private"] <= 34 * 2 ** 20
-    sleep = next(row for row in by["program"]["programs"] if row["name"] == "sleep")
-    assert by["user"]["programs"][0]["private"] == clone["private"] + sleep["private"]
+@pytest.fixture(scope="module")
+def sized(tmp_path_factory) -> ProcTree:
+    tree = ProcTree(tmp_path_factory.mktemp("sized") / "proc", "6.1")
+    tree.add(2, "kthreadd", None, ppid=0, statm=(0,) * 7)
+    for program in PROGRAMS:
+        exe = "/usr/bin/" + program.name
+        for pid, private, shared, swap in program.processes:
+            maps = [mapping(exe, 4, "r--p"),
+                    mapping("[heap]", private + swap, private=private, dirty=True, swap=swap)]
+            if shared:
+                maps.append(mapping("/usr/lib/lib%s.so" % program.name, shared, "r-xp",
+                                    shared=shared))
+            tree.add(pid, program.name, exe, maps=maps)
+    return tree
+
+
+def listing_order(tree: ProcTree) -> List[Program]:
+    """The programs in the order the proc root lists their first process."""
+    owner = {pid: program for program in PROGRAMS for pid, *_ in program.processes}
+    order: List[Program] = []
+    for entry in os.listdir(str(tree.root)):
+        program = owner.get(int(entry)) if entry.isdigit() else None
+        if program is not None and program not in order:
+            order.append(program)
+    return order
+
+
+def ascending(tree: ProcTree, key: str) -> List[Program]:
+    default = sorted(listing_order(tree), key=lambda program: program.ram)  # stable
+    return sorted(default, key=lambda program: program.key(key))
+
+
+def shown_names(stdout: str) -> List[str]:
+    return [row.name for row in parse_table(stdout).rows]
+
+
+def test_the_tree_has_the_planned_ties(sized):
+    """The fixture is what the comments above say: every key has ties, and
+    the default run shows the computed sizes."""
+    for key in ("ram", "private", "shared", "swap", "count"):
+        values = [program.key(key) for program in PROGRAMS]
+        assert len(set(values)) < len(values), key
+    doc = json.loads(run_main("--json", "-S", procfs=sized.root).stdout)
+    got = {program["name"]: program for program in doc["programs"]}
+    for program in PROGRAMS:
+        row = got[program.name]
+        assert (row["private"], row["shared"], row["ram"], row["swap"], row["count"]) == \
+            (program.private * 1024, program.shared * 1024, program.ram * 1024,
+             program.swap * 1024, program.count), program.name
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("reverse", [False, True], ids=["ascending", "reverse"])
+def test_order(sized, key, reverse):
+    expected = ascending(sized, key)
+    if reverse:
+        expected = expected[::-1]
+    args = ["--sort", key] + (["--reverse"] if reverse else [])
+    result = run_main(*args, procfs=sized.root)
+    assert result.status == 0 and result.stderr == b""
+    assert shown_names(result.out) == [program.shown for program in expected]
+    # Sorting moves rows, and changes nothing else.
+    default = parse_table(run_main(procfs=sized.root).out)
+    table = parse_table(result.out)
+    assert sorted(table.rows) == sorted(default.rows)
+    assert table.total_ram == default.total_ram and table.rest == ""
+
+
+def test_default_sort_is_3_14s_order(sized):
+    """--sort ram (the default) is the output without it, byte for byte."""
+    plain = run_main(procfs=sized.root)
+    assert run_main("--sort", "ram", procfs=sized.root) == plain
+    assert shown_names(plain.out) == [program.shown for program in ascending(sized, "ram")]
+
+
+def _top_cases():
+    cases = []
+    for key in KEYS:
+        if key == "name":
+            cases += [(key, n) for n in (1, 3, len(PROGRAMS))]
+            continue
+        largest = sorted((program.key(key) for program in PROGRAMS), reverse=True)
+        # Every N that does not cut through a tie (see test_top_cuts_a_tie).
+        cases += [(key, n) for n in range(1, len(PROGRAMS) + 1)
+                  if n == len(PROGRAMS) or largest[n - 1] != largest[n]]
+    return cases
+
+
+@pytest.mark.parametrize("key, n", _top_cases())
+@pytest.mark.parametrize("reverse", [False, True], ids=["ascending", "reverse"])
+def test_top(sized, key, n, reverse):
+    order = ascending(sized, key)
+    kept = order[:n] if key == "name" else order[-n:]
+    expected = kept[::-1] if reverse else kept
+    args = ["--sort", key, "--top", str(n), "-S"] + (["--reverse"] if reverse else [])
+    result = run_main(*args, procfs=sized.root)
+    assert result.status == 0 and result.stderr == b""
+    table = parse_table(result.out)
+    assert [row.name for row in table.rows] == [program.shown for program in expected]
+    # The footer covers the rows shown, RAM and swap.
+    ram = sum(program.ram for program in kept)
+    swap = sum(program.swap for program in kept)
+    assert table.total_ram == ps_mem.human(float(ram))
+    assert table.total_swap == ps_mem.human(float(swap))
+    assert run_main(*args, "-t", procfs=sized.root).out == "%d\n" % (swap * 1024)
+    args.remove("-S")
+    assert run_main(*args, "-t", procfs=sized.root).out == "%d\n" % (ram * 1024)
+
+
+def test_top_cuts_a_tie_as_the_listing_does(sized):
+    """bravo and golf tie at 1101 KiB; --top 3 (charlie, foxtrot and one of
+    them) should keep the one a reader of the whole listing sees among the
+    three largest."""
+    full = shown_names(run_main(procfs=sized.root).out)
+    reverse = shown_names(run_main("--reverse", procfs=sized.root).out)
+    assert shown_names(run_main("--top", "3", procfs=sized.root).out) == full[-3:]
+    assert shown_names(run_main("--reverse", "--top", "3", procfs=sized.root).out) == \
+        reverse[:3]
+
+
+def test_top_keeps_one_of_tied_rows(sized):
+    """What --top does at a tie today: exactly N rows, the largest ones, and
+    one of the two tied at the cut."""
+    names = shown_names(run_main("--top", "3", procfs=sized.root).out)
+    assert len(names) == 3 and names[1:] == ["foxtrot (2)", "charlie"]
+    assert names[0] in ("bravo (2)", "golf (2)")
+
+
+def test_top_larger_than_rows(sized):
+    plain = run_main(procfs=sized.root)
+    assert run_main("--top", "100", procfs=sized.root) == plain
+    assert run_main("--top", str(len(PROGRAMS)), procfs=sized.root) == plain
+    assert run_main("--top", "100", "-t", procfs=sized.root).out == \
+        "%d\n" % (sum(program.ram for program in PROGRAMS) * 1024)
+
+
+def test_top_with_p_and_d(sized):
+    """--top after -p: the N largest of the processes named; with -d, of
+    the processes."""
+    result = run_main("-p", "310,9020,45,7001", "--top", "2", procfs=sized.root)
+    assert shown_names(result.out) == ["bravo (2)", "charlie"]
+    # Per process: charlie's 45 has 2000.5 KiB, alpha's 7001 and echo's
+    # 30000 1100.5 each, the next (golf's 4444) 800.5.
+    result = run_main("-d", "--top", "3", "--reverse", procfs=sized.root)
+    tied = [entry for entry in os.listdir(str(sized.root)) if entry in ("7001", "30000")]
+    names = {"7001": "alpha [7001]", "30000": "echo [30000]"}
+    assert shown_names(result.out) == ["charlie [45]"] + [names[pid] for pid in tied[::-1]]
+    table = parse_table(result.out)
+    assert table.total_ram == ps_mem.human(2000.5 + 2 * 1100.5)
+
+
+def test_top_without_pss_prints_no_total(proc_trees):
+    """Where 3.14 prints no total, --top does not make one."""
+    root = proc_trees.get("smaps_no_pss").root
+    result = run_main("--top", "2", procfs=root)
+    table = parse_table(result.out)
+    assert len(table.rows) == 2 and table.total_ram is None and table.rest == ""
+    assert [row.name for row in table.rows] == \
+        [row.name for row in parse_table(run_main(procfs=root).out).rows][-2:]
+    assert run_main("--top", "2", "-t", procfs=root)[:2] == (b"", b"Error: Shared memory is "
+                                                           b"slightly over-estimated by this "
+                                                           b"system\nfor each program, so "
+                                                           b"totals are not reported.\n")

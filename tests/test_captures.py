@@ -14,25 +14,23 @@ it was taken:
   * it holds nothing else (no environ, no memory contents), and is small.
 """
 
+import errno
 import io
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import pytest
 
 from tests import trees
-from tests.harness import OURS, REFERENCE_DIR, Result, run_ours, run_reference
-from tests.inprocess import live, ps_mem, run_main
+from tests.harness import (REFERENCE_DIR, Result, live,
+                           run_ours, run_reference)
+from tests.inprocess import ps_mem, run_main
 from tests.procfs_builder import ProcTree, program_maps, status_text
-from tests.realproc import Processes
+from tests.test_collection import WARNING_2
 
 LIVE = live
 PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "exe"}
@@ -402,109 +400,22 @@ def test_unpacked_capture_of_smaps_kernel_is_read_by_3_14(proc_trees, tmp_path, 
 
 
 # ----------------------------------------------------------------------------
-# The live /proc
+# Errors /proc answered, recorded
 # ----------------------------------------------------------------------------
 
-def _capturing_run(capture: Path, options: Sequence[str]):
-    """A live capturing run, with its pid (the capture's `self`)."""
-    child = subprocess.Popen([sys.executable, str(OURS), "--capture", str(capture), *options],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(os.environ, PYTHONIOENCODING="utf-8",
-                                      PS_MEM_TEST_SECRET=SECRET.decode()))
-    stdout, stderr = child.communicate(timeout=300)
-    return child.pid, Result(stdout, stderr, child.returncode)
 
-
-SECRET = b"ps-mem-capture-secret-7f3a9c"  # in the environment of processes only
-LIVE_OPTIONS = [[], ["-S", "-d"], ["-s", "--json"], ["--group-by", "user", "-t"],
-                ["--group-by", "cgroup", "--reverse", "--top", "5", "-S"]]
-
-
-@pytest.fixture(scope="module")
-def live_captures(tmp_path_factory):
-    """One live capture per option set (the processes started for the test
-    hold a secret in their environment and memory), taken two at a time."""
-    if not os.path.exists("/proc/self/smaps") or os.geteuid() != 0:
-        pytest.skip("needs a Linux /proc with smaps, and root")
-    where = tmp_path_factory.mktemp("live")
-    procs = Processes()
-    try:
-        sleeper = procs.command(["env", "PS_MEM_TEST_SECRET=" + SECRET.decode(),
-                                 shutil.which("sleep") or "/bin/sleep", "600"],
-                                exe=os.path.realpath(shutil.which("sleep") or "/bin/sleep"))
-        with ThreadPoolExecutor(2) as pool:
-            runs = list(pool.map(lambda item: _capturing_run(where / ("%d.tar.gz" % item[0]),
-                                                             item[1]),
-                                 enumerate(LIVE_OPTIONS)))
-        yield [(where / ("%d.tar.gz" % index), options, pid, result)
-               for index, (options, (pid, result)) in enumerate(zip(LIVE_OPTIONS, runs))], \
-            sleeper.pid
-    finally:
-        procs.close()
-
-
-@LIVE
-@pytest.mark.parametrize("index", range(len(LIVE_OPTIONS)),
-                         ids=[" ".join(options) or "default" for options in LIVE_OPTIONS])
-def test_live_capture_reproduces_its_run(live_captures, index):
-    captures, _ = live_captures
-    capture, options, pid, capturing = captures[index]
-    assert capturing.status == 0, capturing.err
-    assert capturing.stdout
-    replay = run_ours(*options, procfs=capture)
-    assert (replay.out, replay.err, replay.status) == \
-        (capturing.out, capturing.err, capturing.status)
-    manifest = json.loads(member_data(capture)["ps_mem-capture.json"])
-    assert manifest["self"] == pid  # the capturing process, left out of the report
-    assert members(capture)["proc/self"].linkname == str(pid)
-    if "--json" in options:
-        shown = {p for program in json.loads(capturing.stdout)["programs"]
-                 for p in program["pids"]}
-        assert pid not in shown and shown
-
-
-@LIVE
-def test_live_capture_content_and_size(live_captures, capsys):
-    captures, sleeper = live_captures
-    capture, _, pid, _ = captures[0]
-    found = assert_only_what_ps_mem_reads(capture)
-    pids = {int(MEMBER.fullmatch(name).group(1)) for name in found
-            if MEMBER.fullmatch(name).group(1)}
-    assert sleeper in pids and pid in pids
-    assert "proc/%d/smaps" % pid in found  # the accuracy probe
-    # Nothing of any environment or memory: the sleep's environment holds
-    # the secret, and so does the capturing process's own.
-    data = member_data(capture)
-    assert not any(SECRET in content for content in data.values())
-    assert SECRET not in capture.read_bytes()
-    size = capture.stat().st_size
-    with capsys.disabled():
-        print("\nlive capture: %d bytes for %d processes (%.0f bytes each), %d members"
-              % (size, len(pids), size / len(pids), len(found)))
-    assert size <= 2048 * len(pids) + 65536
-
-
-@LIVE
-def test_live_capture_read_with_other_options_is_consistent(live_captures, monkeypatch):
-    """One live sample, many views: the totals of -d, -s, user and cgroup
-    groupings (and of --top larger than the rows) are the default view's,
-    and every view shows the same processes.  (Read in this process, the
-    capture loaded once: reading a capture is mostly parsing the tar.)"""
-    captures, _ = live_captures
-    capture = captures[0][0]
-    loaded = ps_mem.load_capture(str(capture))
-    monkeypatch.setattr(ps_mem, "load_capture", lambda path: loaded)
-    totals = {}
-    pid_sets = {}
-    for options in ([], ["-d"], ["-s"], ["-s", "-d"], ["--group-by", "user"],
-                    ["--group-by", "cgroup"], ["--top", "100000"]):
-        doc = json.loads(run_main("--json", *options, procfs=capture).stdout)
-        totals[" ".join(options)] = doc["total"]["ram"]
-        pid_sets[" ".join(options)] = sorted(pid for program in doc["programs"]
-                                             for pid in program["pids"])
-        only_total = run_main("-t", *options, procfs=capture)
-        assert int(only_total.stdout) == doc["total"]["ram"], options
-        if not options:
-            assert doc["programs"] and doc["total"]["ram"] > 0
-    assert len(set(totals.values())) == 1, totals
-    assert len({tuple(pids) for pids in pid_sets.values()}) == 1
+def test_denied_in_a_capture(three, tmp_path):
+    """A capture records the errors /proc answered: one made as a user
+    who could not read some processes says so when it is read back."""
+    procfs = ps_mem.ProcFS(str(three.root))
+    snapshot = ps_mem.capture(procfs, procfs.self_pid())
+    for pid in (300, 302):
+        for name in ("smaps_rollup", "smaps"):
+            snapshot.files.pop("%d/%s" % (pid, name), None)
+        snapshot.manifest["errors"]["%d/smaps_rollup" % pid] = errno.EACCES
+    archive = tmp_path / "denied.tar.gz"
+    ps_mem.write_capture(snapshot, str(archive))
+    result = run_ours(procfs=archive)
+    assert result.status == 0 and result.stderr == WARNING_2
+    rows = result.out.split("\n\n", 1)[1].split("-" * 33)[0]
+    assert [line.split("\t")[1] for line in rows.splitlines()] == ["init", "beta"]

@@ -26,25 +26,19 @@ import errno
 import json
 import os
 import re
-import resource
 import shutil
-import subprocess
-import sys
-import time
+import signal
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import REFERENCE_DIR, Result, live, run_ours, run_reference
-from tests.inprocess import run_main
+from tests import trees
+from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
+from tests.inprocess import ps_mem, run_main
 from tests.procfs_builder import SELF_PID, ProcTree, program_maps
-from tests.realproc import Processes, build, wait_settled
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import ps_mem  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = REFERENCE_DIR / "ps_mem.py"
@@ -168,53 +162,6 @@ def garbled(draw, base: bytes) -> bytes:
     if kind == "noise":
         text = draw(st.binary(max_size=3000))
     return text
-
-
-# ----------------------------------------------------------------------------
-# The parsers
-# ----------------------------------------------------------------------------
-
-# What each parser may raise: what its caller in collect() turns into
-# ProcessGone (read_memory: ValueError for smaps, ValueError and IndexError
-# for statm; Namer: ValueError for status and Uid; nothing for cmdline and
-# cgroup, which cannot fail).
-PARSERS: Dict[str, Tuple[Callable, Tuple[type, ...]]] = {
-    "smaps_rollup": (ps_mem.parse_smaps, (ValueError,)),
-    "smaps": (ps_mem.parse_smaps, (ValueError,)),
-    "statm": (ps_mem.parse_statm, (ValueError,)),
-    "status": (ps_mem.parse_status, (ValueError,)),
-    "uid": (ps_mem.parse_uid, (ValueError,)),
-    "cmdline": (ps_mem.parse_cmdline, ()),
-    "cgroup": (ps_mem.parse_cgroup, ()),
-}
-
-
-@pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_parser_raises_only_what_collect_catches(name, data):
-    parse, allowed = PARSERS[name]
-    text = data.draw(garbled(SAMPLES["status" if name == "uid" else name]), label="text")
-    try:
-        value = parse(text)
-    except allowed:
-        return
-    if parse is ps_mem.parse_smaps:
-        # What read_memory computes from it must be numbers, not errors.
-        value.pss - value.private
-    elif parse is ps_mem.parse_status:
-        # PPid None: a status too short to hold it (3.14 then skips the
-        # process where it needs the parent).
-        assert isinstance(value[0], str) and (value[1] is None or isinstance(value[1], int))
-    elif parse is ps_mem.parse_cmdline:
-        assert value and all(isinstance(arg, str) for arg in value)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
-def test_kernel_version_never_fails(release):
-    major, minor, patch = ps_mem.kernel_version(release)
-    assert all(isinstance(part, int) for part in (major, minor, patch))
 
 
 # ----------------------------------------------------------------------------
@@ -401,15 +348,6 @@ def _denying(monkeypatch, denied_pids: Sequence[int], error: int = errno.EACCES)
     monkeypatch.setattr(ps_mem.os, "readlink", denied_readlink)
 
 
-@pytest.fixture
-def three(tree):
-    t = tree("6.1")
-    t.add(1, "init", "/sbin/init", ppid=0, maps=program_maps("/sbin/init", heap_kib=900))
-    for pid, name, heap in ((300, "alpha", 1200), (301, "beta", 5100), (302, "gamma", 2300)):
-        t.add(pid, name, "/usr/bin/" + name, maps=program_maps("/usr/bin/" + name, heap_kib=heap))
-    return t
-
-
 @pytest.mark.parametrize("args", [[], ["-s"], ["-d"], ["-S"], ["-t"], ["-d", "-S", "-t"]])
 def test_denied_processes_warned_on_stderr_only(three, monkeypatch, args, tmp_path):
     """stdout is exactly what it is without the denied processes; stderr
@@ -453,251 +391,199 @@ def test_denied_in_json_and_watch(three, monkeypatch):
     assert watch.stderr == WARNING_1 and watch.status == 0
 
 
-def test_denied_in_a_capture(three, tmp_path):
-    """A capture records the errors /proc answered: one made as a user
-    who could not read some processes says so when it is read back."""
-    procfs = ps_mem.ProcFS(str(three.root))
-    snapshot = ps_mem.capture(procfs, procfs.self_pid())
-    for pid in (300, 302):
-        for name in ("smaps_rollup", "smaps"):
-            snapshot.files.pop("%d/%s" % (pid, name), None)
-        snapshot.manifest["errors"]["%d/smaps_rollup" % pid] = errno.EACCES
-    archive = tmp_path / "denied.tar.gz"
-    ps_mem.write_capture(snapshot, str(archive))
-    result = run_ours(procfs=archive)
-    assert result.status == 0 and result.stderr == WARNING_2
-    rows = result.out.split("\n\n", 1)[1].split("-" * 33)[0]
-    assert [line.split("\t")[1] for line in rows.splitlines()] == ["init", "beta"]
+# ----------------------------------------------------------------------------
+# Which processes are read
+# ----------------------------------------------------------------------------
 
 
-def _as_nobody() -> List[str]:
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    done = subprocess.run(prefix + [sys.executable, "-c", "pass"], cwd="/",
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if done.returncode != 0:
-        pytest.skip("the user nobody cannot run %s" % sys.executable)
-    return prefix
+def test_self_is_left_out(proc_trees):
+    tree = proc_trees.get("rollup_6_1")
+    result = run_ours(procfs=tree.root)
+    assert result.status == 0
+    assert "\tps_mem" not in result.out  # ps_mem's own pid, named "ps_mem"
+    assert "\tpython3.11\n" in result.out  # the other python process is there
 
 
-def _run_as_nobody(script: Path, *args: str) -> Result:
-    env = dict(os.environ, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8",
-               PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run(_as_nobody() + [sys.executable, str(script), *args], cwd="/",
-                          capture_output=True, timeout=60, env=env)
-    return Result(done.stdout, done.stderr, done.returncode)
-
-
-@live
-def test_unprivileged_user_denied_a_root_process():
-    """As nobody, -p naming a root sleep and nobody's own process: the
-    root one cannot be read; ours says so on stderr and prints what it
-    prints for nobody's process alone (what 3.14 prints, silently)."""
-    helper = build("setname")  # static: its numbers do not move
-    prefix = _as_nobody()
-    with Processes() as procs:
-        root_sleep = procs.sleep()
-        own = subprocess.Popen(prefix + [str(helper), b"mine".hex()], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, start_new_session=True)
-        try:
-            assert own.stdout.readline().split()[0] == b"ready"
-            wait_settled([own.pid])
-            both = "%d,%d" % (root_sleep.pid, own.pid)
-            ours = _run_as_nobody(OURS, "-p", both)
-            alone = _run_as_nobody(OURS, "-p", str(own.pid))
-            assert ours.status == alone.status == 0
-            assert ours.stderr == WARNING_1 and alone.stderr == b""
-            assert ours.stdout == alone.stdout
-            assert re.search(rb"\tmine\n", ours.stdout)
-            assert b"sleep" not in ours.stdout
-            for args in (["-s"], ["-t"], ["-d", "-S"]):
-                denied = _run_as_nobody(OURS, *args, "-p", both)
-                assert denied.stderr == WARNING_1, args
-                assert denied.stdout == _run_as_nobody(OURS, *args, "-p", str(own.pid)).stdout
-            if REFERENCE.exists():
-                reference = _run_as_nobody(REFERENCE, "-p", both)
-                assert (reference.stdout, reference.stderr, reference.status) == \
-                    (ours.stdout, b"", 0)
-        finally:
-            own.terminate()
-            own.wait(timeout=10)
-            own.stdout.close()
+def test_half_kib_per_pss_line_is_visible(proc_trees):
+    """300 mappings, each Pss 3 KiB and Private 3 KiB: 150 KiB of Shared
+    comes only from the 0.5 KiB added per Pss line."""
+    result = run_ours("-p", "5000", procfs=proc_trees.get("smaps_pss_per_line").root)
+    assert "\n900.0 KiB + 150.0 KiB =   1.0 MiB\tmany-maps\n" in result.out
 
 
 # ----------------------------------------------------------------------------
-# Huge inputs
+# Forked readers: as one reader
 # ----------------------------------------------------------------------------
 
-MAPPINGS = 65000
+
+# Every tree that has a kernel release to read.
+TREES = sorted(name for name in trees.ALL if name != "no_osrelease")
+OPTION_SETS = {
+    "default": ps_mem.Options(),
+    "split_args": ps_mem.Options(split_args=True),
+    "by_pid": ps_mem.Options(by_pid=True),
+    "user": ps_mem.Options(group_by="user"),
+}
 
 
-def _many_mappings_smaps(count: int) -> bytes:
-    """COUNT mappings in 4.4's smaps format, each 4 KiB resident and
-    private, alternating protections as separate mappings are."""
-    fields = [("Size", 4), ("Rss", 4), ("Pss", 4), ("Shared_Clean", 0), ("Shared_Dirty", 0),
-              ("Private_Clean", 0), ("Private_Dirty", 4), ("Referenced", 4), ("Anonymous", 4),
-              ("AnonHugePages", 0), ("Shared_Hugetlb", 0), ("Private_Hugetlb", 0), ("Swap", 0),
-              ("SwapPss", 0), ("KernelPageSize", 4), ("MMUPageSize", 4), ("Locked", 0)]
-    block = "%x-%x %s 00000000 00:00 0 \n" + "".join(
-        "%-16s%8d kB\n" % (key + ":", value) for key, value in fields) + "VmFlags: rd %sac \n"
-    start = 0x7F0000000000
-    parts = []
-    for index in range(count):
-        perms, flags = ("rw-p", "wr mr mw me ") if index % 2 else ("r--p", "mr mw me ")
-        address = start + index * 0x1000
-        parts.append(block % (address, address + 0x1000, perms, flags))
-    return "".join(parts).encode()
+def scan(procfs: "ps_mem.ProcFS", options: "ps_mem.Options", readers: int) -> "ps_mem.Scan":
+    kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    return ps_mem.collect(procfs, options, kernel, procfs.self_pid(), readers=readers)
 
 
-def test_65000_mappings_in_a_tree(tree):
-    """A process with 65,000 mappings (the most vm.max_map_count allows),
-    on a kernel without smaps_rollup: every line is read.  Private 4 KiB
-    and Pss 4 KiB each, so Shared is the 0.5 KiB per Pss line added back:
-    253.9 MiB + 31.7 MiB."""
-    t = tree("4.4")
-    t.add(100, "small", "/usr/bin/small", maps=program_maps("/usr/bin/small", heap_kib=900))
-    t.add(4000, "mapper", "/usr/bin/mapper", replace={"smaps": _many_mappings_smaps(MAPPINGS)})
-    started = time.monotonic()
-    ours = run_ours(procfs=t.root)
-    seconds = time.monotonic() - started
-    assert ours.status == 0 and ours.stderr == b""
-    assert "\n253.9 MiB +  31.7 MiB = 285.6 MiB\tmapper\n" in ours.out
-    assert seconds < 30, "%.1f s for 65,000 mappings" % seconds
-    if REFERENCE.exists():
-        assert ours == run_reference(procfs=t.root)
+def assert_reaped(pids: List[int]) -> None:
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
-_MANY_MAPPINGS_PROGRAM = r"""
-import ctypes, mmap, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-with open("/proc/self/maps") as handle:
-    existing = sum(1 for _ in handle)
-pages = int(sys.argv[1]) - existing
-page = mmap.PAGESIZE
-base = libc.mmap(None, pages * page, mmap.PROT_READ | mmap.PROT_WRITE,
-                 mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-if base in (None, ctypes.c_void_p(-1).value):
-    sys.exit("mmap failed")
-ctypes.memset(base, 1, pages * page)  # every page resident and private
-for index in range(0, pages, 2):  # every other page read-only: no merging
-    if libc.mprotect(base + index * page, page, mmap.PROT_READ) != 0:
-        sys.exit("mprotect failed: %d" % ctypes.get_errno())
-with open("/proc/self/maps") as handle:
-    print("ready", sum(1 for _ in handle), pages, flush=True)
-time.sleep(600)
-"""
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("readers", [2, 3, 7])
+@pytest.mark.parametrize("name", TREES)
+def test_readers_scan_as_one_reader(proc_trees, name, readers, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get(name).root))
+    for options in OPTION_SETS.values():
+        assert scan(procfs, options, readers) == scan(procfs, options, 1)
+    # One reader per chunk at most, this process one of them.
+    chunks = len(ps_mem._chunks([pid for pid in procfs.pids() if pid != procfs.self_pid()],
+                                readers))
+    assert len(children) == len(OPTION_SETS) * max(0, min(readers, chunks) - 1)
+    assert_reaped(children)
 
 
-@live
-def test_65000_mappings_live():
-    """A real process with 65,000 mappings: ps_mem reads it in reasonable
-    time and counts its memory (each of its pages was written)."""
-    with open("/proc/sys/vm/max_map_count") as handle:
-        if int(handle.read()) < MAPPINGS + 100:
-            pytest.skip("vm.max_map_count is below %d" % (MAPPINGS + 100))
-    child = subprocess.Popen([sys.executable, "-c", _MANY_MAPPINGS_PROGRAM, str(MAPPINGS)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             start_new_session=True)
-    try:
-        words = child.stdout.readline().split()
-        assert words[:1] == [b"ready"], words
-        mappings, pages = int(words[1]), int(words[2])
-        assert mappings >= MAPPINGS - 5
-        started = time.monotonic()
-        result = run_ours_live("--json", "-p", str(child.pid))
-        seconds = time.monotonic() - started
-        assert seconds < 30, "%.1f s" % seconds
-        [program] = json.loads(result.stdout)["programs"]
-        page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
-        assert program["private"] >= pages * page_kib * 1024
-        table = run_ours_live("-p", str(child.pid))
-        assert re.search(rb"\tpython[\d.]*\n", table.stdout), table.stdout
-        if REFERENCE.exists():
-            reference = run_ours_live("-p", str(child.pid), script=REFERENCE)
-            assert reference.status == 0
-            assert _sizes_close(table.out, reference.out)
-    finally:
-        child.kill()
-        child.wait()
-        child.stdout.close()
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("count", [0, 1, 5, 31, 200, 1000, 5000, 40000, 100000])
+@pytest.mark.parametrize("readers", [1, 2, 8])
+def test_chunks_cover_the_pids_in_order(count, readers, monkeypatch):
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 32)
+    pids = list(range(100, 100 + count))
+    chunks = ps_mem._chunks(pids, readers)
+    assert [pid for chunk in chunks for pid in chunk] == pids
+    assert all(chunks) and len(chunks) <= 1024
+    sizes = [len(chunk) for chunk in chunks]
+    if count >= 32 * readers:
+        # The pids of the last chunk each reader may take, in quarters.
+        assert sizes[-4 * readers:] == [max(sizes) // 4] * (4 * readers)
+    assert max(sizes, default=0) <= max(32, -(-count // 1000))
 
 
-def run_ours_live(*args: str, script: Path = OURS) -> Result:
-    env = dict(os.environ, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
-    done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                          timeout=120, env=env)
-    assert done.returncode == 0 and done.stderr == b"", done.stderr
-    return Result(done.stdout, done.stderr, done.returncode)
+@pytest.mark.usefixtures("small_chunks")
+def test_more_readers_than_pids(proc_trees, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("clone_vm").root))
+    assert scan(procfs, ps_mem.Options(), 50) == scan(procfs, ps_mem.Options(), 1)
 
 
-def _sizes_close(ours: str, reference: str) -> bool:
-    """The same text but for sizes, which move by a few KiB between two
-    runs over a dynamically linked process."""
-    size = re.compile(r"\d+\.\d [KMG]iB")
-    if size.sub("#", ours).replace(" ", "") != size.sub("#", reference).replace(" ", ""):
-        return False
-    units = {"KiB": 1, "MiB": 1024, "GiB": 1024 ** 2}
-    values = [[float(match.split()[0]) * units[match.split()[1]] for match in size.findall(text)]
-              for text in (ours, reference)]
-    return all(abs(a - b) <= 0.02 * max(a, b) + 64 for a, b in zip(*values))
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("failure", ["raises", "killed", "bad records", "exit 0 early"])
+def test_failed_reader_share_is_read_by_the_parent(proc_trees, monkeypatch, children, failure):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    expected = scan(procfs, ps_mem.Options(), 1)
+    parent = os.getpid()
+    original = ps_mem._scan
+
+    def failing(procfs, options, kernel, pids, *rest):
+        if os.getpid() != parent:
+            if failure == "raises":
+                raise RuntimeError("a reader's bug")
+            if failure == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if failure == "bad records":
+                return ps_mem.Scan([("not a sample",)], 0)
+            os._exit(0)  # nothing sent, and a clean exit
+        return original(procfs, options, kernel, pids, *rest)
+
+    monkeypatch.setattr(ps_mem, "_scan", failing)
+    assert scan(procfs, ps_mem.Options(), 3) == expected
+    assert len(children) == 2
+    assert_reaped(children)
 
 
-# 2 MiB of arguments: 16 of 128 KiB (the most one argument may have),
-# each different, and a few short ones.
-BIG_ARGS = [("%02d" % number).encode() * (64 * 1024 - 1) for number in range(16)]
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("failure", [None, "killed"])
+@pytest.mark.parametrize("readers", [2, 3])
+def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, readers, failure):
+    """_scan_forked() shows every sample to SEEN once, as its chunk is read
+    here, taken from a child, or read again for a failed child: what tells
+    kcmp's helper of alike processes (see _Twins)."""
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    pids = [pid for pid in procfs.pids() if pid != procfs.self_pid()]
+    parent = os.getpid()
+    original = ps_mem._scan
+    by_parent = []
+
+    def reading(procfs, options, kernel, pids, *rest):
+        if os.getpid() == parent:
+            by_parent.extend(pids)
+        elif failure == "killed":  # every child, once it has taken a chunk
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(procfs, options, kernel, pids, *rest)
+
+    monkeypatch.setattr(ps_mem, "_scan", reading)
+    seen = []
+    result = ps_mem._scan_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
+    assert sorted(sample.pid for sample in seen) == sorted(sample.pid for sample in result.samples)
+    assert by_parent  # the parent read some (or read again a failed child's)
+    assert_reaped(children)
 
 
-@live
-def test_2_mib_command_line_live():
-    """A process whose command line is 2 MiB: -s shows all of it, as 3.14
-    does (ps_mem reads cmdline in 64 KiB pieces until the end)."""
-    total = sum(len(arg) + 1 for arg in BIG_ARGS)
-    assert total >= 2 * 1024 * 1024 - 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    need = 64 * 1024 * 1024  # exec allows argv up to a quarter of the stack limit
-    if hard != resource.RLIM_INFINITY and hard < need:
-        pytest.skip("the stack limit (%d) is too small for a 2 MiB argv" % hard)
-    resource.setrlimit(resource.RLIMIT_STACK, (need, hard))
-    try:
-        with Processes() as procs:
-            program = [sys.executable.encode(), b"-c", b"import time; time.sleep(600)"]
-            try:
-                running = procs.command(program + BIG_ARGS, exe=os.path.realpath(sys.executable))
-            except OSError as error:
-                if error.errno == errno.E2BIG:
-                    pytest.skip("exec refused a 2 MiB argv here")
-                raise
-            with open("/proc/%d/cmdline" % running.pid, "rb") as handle:
-                assert len(handle.read()) == len(b"\0".join(program + BIG_ARGS)) + 1
-            started = time.monotonic()
-            ours = run_ours_live("-s", "-p", str(running.pid))
-            assert time.monotonic() - started < 30
-            name = " ".join(arg.decode() for arg in program + BIG_ARGS)
-            rows = ours.out.split("\n\n", 1)[1].split("\n")
-            assert rows[0].split("\t", 1)[1] == name
-            assert run_ours_live("-p", str(running.pid)).out.count("\tpython") == 1
-            if REFERENCE.exists():
-                reference = run_ours_live("-s", "-p", str(running.pid), script=REFERENCE)
-                assert reference.out.split("\n\n", 1)[1].split("\n")[0].split("\t", 1)[1] == name
-    finally:
-        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+@pytest.mark.usefixtures("small_chunks")
+def test_interrupted_parent_stops_and_reaps_its_readers(proc_trees, monkeypatch, children):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    parent = os.getpid()
+    original = ps_mem._read_chunks
+
+    def interrupted(*args):
+        # Ctrl-C as the parent starts its own reading (the children may
+        # have taken every chunk already: a small tree is read at once).
+        if os.getpid() == parent:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(ps_mem, "_read_chunks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        scan(procfs, ps_mem.Options(), 3)
+    assert len(children) == 2
+    assert_reaped(children)
 
 
-def test_2_mib_command_line_in_a_tree(tree):
-    t = tree("6.1")
-    t.add(100, "small", "/usr/bin/small", maps=program_maps("/usr/bin/small", heap_kib=900))
-    args = ["/usr/bin/huge"] + [arg.decode() for arg in BIG_ARGS]
-    t.add(4001, "huge", "/usr/bin/huge", cmdline=args,
-          maps=program_maps("/usr/bin/huge", heap_kib=1800))
-    started = time.monotonic()
-    ours = run_ours("-s", procfs=t.root)
-    assert time.monotonic() - started < 30
-    assert ours.status == 0 and ("\t" + " ".join(args) + "\n") in ours.out
-    if REFERENCE.exists():
-        assert ours == run_reference("-s", procfs=t.root)
+@pytest.mark.usefixtures("small_chunks")
+def test_no_fork_reads_every_share_here(proc_trees, monkeypatch):
+    procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    expected = scan(procfs, ps_mem.Options(), 1)
+
+    def no_fork():
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert scan(procfs, ps_mem.Options(), 3) == expected
+
+
+# ----------------------------------------------------------------------------
+# How many readers
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_reader_count(proc_trees, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    live_proc = ps_mem.ProcFS("/proc", live=True)
+    assert ps_mem.reader_count(live_proc, 2000) == 4
+    assert ps_mem.reader_count(live_proc, 600) == 2  # at least 250 pids each
+    assert ps_mem.reader_count(live_proc, 499) == 1
+    assert ps_mem.reader_count(live_proc, 3) == 1  # -p with a few pids
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert ps_mem.reader_count(live_proc, 100000) == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert ps_mem.reader_count(live_proc, 2000) == 1
+    # A tree is read as 3.14 reads it, by one process.
+    tree = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert ps_mem.reader_count(tree, 2000) == 1
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_reader_count_without_affinity(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ps_mem.reader_count(ps_mem.ProcFS("/proc", live=True), 2000) == 2

@@ -10,22 +10,17 @@ them), so the live check reads one capture both ways.
 """
 
 import json
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import List, Sequence
+from typing import Sequence
 
 import pytest
 
-from tests.harness import OURS, run_ours
-from tests.inprocess import display_name, human_bytes, live, parse_table, ps_mem, run_main
+from tests.harness import (live,
+                           run_ours)
+from tests.inprocess import display_name, human_bytes, parse_table, ps_mem, run_main
 from tests.procfs_builder import ProcTree, program_maps
-from tests.realproc import Processes
 
 TOP_KEYS = {"ps_mem_version", "time", "kernel", "programs", "total", "accuracy", "warnings"}
 PROGRAM_KEYS = {"name", "count", "pids", "private", "shared", "ram", "swap"}
@@ -262,51 +257,6 @@ def test_watch_of_missing_pid_prints_one_empty_document(proc_trees, name, accura
     assert table.out.endswith("\n\nProcess does not exist anymore.\n")
 
 
-@LIVE
-def test_watch_on_live_proc_prints_flushed_json_lines():
-    """`--json -w 1` on the live /proc for about 2.5 s, then SIGINT: each line
-    is read as it comes (so it was flushed), each is one document, and the
-    watch ends with status 0."""
-    with Processes() as procs:
-        sleeper = procs.sleep()
-        child = subprocess.Popen([sys.executable, str(OURS), "--json", "-w", "1",
-                                  "-p", str(sleeper.pid)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            started = time.monotonic()
-            lines: List[bytes] = []
-            buffered = b""
-            while time.monotonic() - started < 2.5:
-                ready, _, _ = select.select([child.stdout], [], [], 0.1)
-                if ready:
-                    chunk = os.read(child.stdout.fileno(), 65536)
-                    assert chunk, "ps_mem exited during the watch"
-                    buffered += chunk
-                    *complete, buffered = buffered.split(b"\n")
-                    lines += complete
-            assert child.poll() is None
-            # Read while it still runs: each sample is written and flushed.
-            assert len(lines) >= 2, lines
-            child.send_signal(signal.SIGINT)
-            rest, err = child.communicate(timeout=20)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    lines += (buffered + rest).split(b"\n")
-    assert lines[-1] == b""
-    assert child.returncode == 0 and err == b""
-    docs = [document(line + b"\n") for line in lines[:-1]]
-    assert 2 <= len(docs) <= 5
-    for doc in docs:
-        assert_schema(doc, os.uname().release)
-        assert [(program["name"], program["pids"]) for program in doc["programs"]] == \
-            [("sleep", [sleeper.pid])]
-        assert doc["total"]["ram"] == doc["programs"][0]["ram"] > 0
-    times = [doc["time"] for doc in docs]
-    assert times == sorted(times) and times[0] != times[-1]
-
-
 # ----------------------------------------------------------------------------
 # Names: valid JSON whatever they hold
 # ----------------------------------------------------------------------------
@@ -410,52 +360,3 @@ def test_unreadable_process_warning_in_document(proc_trees, tmp_path):
     doc = check_against_table(denied, [])
     assert doc["warnings"] == [table.err.rstrip("\n")]
     assert 1203 not in [pid for program in doc["programs"] for pid in program["pids"]]
-
-
-# ----------------------------------------------------------------------------
-# The live /proc
-# ----------------------------------------------------------------------------
-
-@LIVE
-def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
-    """A live `--json` run that also captures what it read; the table read
-    from that capture has the same rows and totals, and the warnings (here
-    at least the processes root may not read, if any) are stderr's.  (The
-    capture is read in this process and loaded once: reading one is mostly
-    parsing the tar.)"""
-    capture = tmp_path / "live.tar.gz"
-    live = run_ours("--json", "--capture", str(capture))
-    assert live.status == 0, live.err
-    doc = document(live.stdout)
-    assert_schema(doc, os.uname().release)
-    assert_warnings_are_stderr(doc, live.stderr)
-    assert doc["programs"] and doc["total"]["ram"] and doc["accuracy"]["ram"] == 2
-    loaded = ps_mem.load_capture(str(capture))
-    monkeypatch.setattr(ps_mem, "load_capture", lambda path: loaded)
-    assert run_main("--json", procfs=capture) == live
-    for options in ([], ["-d", "-S"], ["-s"]):
-        replay = document(run_main("--json", *options, procfs=capture).stdout)
-        table = run_main(*options, procfs=capture)
-        assert table.status == 0 and table.stderr == live.stderr
-        assert_same_as_table(replay, table.out, options)
-    only_total = run_main("-t", procfs=capture)
-    assert int(only_total.stdout) == doc["total"]["ram"]
-
-
-@LIVE
-def test_live_document_for_named_processes():
-    """-p on the live /proc: the processes named, with the sizes the kernel
-    shows; a static helper's memory does not move between two runs."""
-    with Processes() as procs:
-        helper = procs.helper("forkshare", "8", "2")
-        csv = helper.csv()
-        for _ in range(5):
-            table = run_ours("-p", csv)
-            doc = document(run_ours("--json", "-p", csv).stdout)
-            again = run_ours("-p", csv)
-            if table == again:
-                break
-        assert_same_as_table(doc, table.out, [])
-        assert [(program["name"], sorted(program["pids"])) for program in doc["programs"]] \
-            == [("forkshare", sorted(helper.pids))]
-

@@ -18,22 +18,30 @@ tests/churn.py --reference`).
 """
 
 import contextlib
+import errno
 import io
+import json
 import os
+import re
+import resource
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import List, Sequence
 
 import pytest
 
+from tests.harness import (OURS, Result, live,
+                           run_ours, run_reference)
+from tests.inprocess import ps_mem
+from tests.procfs_builder import program_maps
+from tests.realproc import Processes
 from tests.churn import (
     OPTIONS_3_14, OPTIONS_NEW, REFERENCE, WATCH, Churn, Tally, frozen_copy, judge, run_command,
     stress,
 )
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import ps_mem  # noqa: E402
 
 pytestmark = [
     pytest.mark.live,
@@ -173,3 +181,180 @@ def test_long_churn_ours_and_3_14(request, tmp_path):
         # The churn does reach the races that this suite is about.
         assert reference.failures, "3.14 never failed: the churn is too gentle to test anything"
 
+
+# ----------------------------------------------------------------------------
+# Huge inputs
+# ----------------------------------------------------------------------------
+
+
+MAPPINGS = 65000
+
+
+def _many_mappings_smaps(count: int) -> bytes:
+    """COUNT mappings in 4.4's smaps format, each 4 KiB resident and
+    private, alternating protections as separate mappings are."""
+    fields = [("Size", 4), ("Rss", 4), ("Pss", 4), ("Shared_Clean", 0), ("Shared_Dirty", 0),
+              ("Private_Clean", 0), ("Private_Dirty", 4), ("Referenced", 4), ("Anonymous", 4),
+              ("AnonHugePages", 0), ("Shared_Hugetlb", 0), ("Private_Hugetlb", 0), ("Swap", 0),
+              ("SwapPss", 0), ("KernelPageSize", 4), ("MMUPageSize", 4), ("Locked", 0)]
+    block = "%x-%x %s 00000000 00:00 0 \n" + "".join(
+        "%-16s%8d kB\n" % (key + ":", value) for key, value in fields) + "VmFlags: rd %sac \n"
+    start = 0x7F0000000000
+    parts = []
+    for index in range(count):
+        perms, flags = ("rw-p", "wr mr mw me ") if index % 2 else ("r--p", "mr mw me ")
+        address = start + index * 0x1000
+        parts.append(block % (address, address + 0x1000, perms, flags))
+    return "".join(parts).encode()
+
+
+def test_65000_mappings_in_a_tree(tree):
+    """A process with 65,000 mappings (the most vm.max_map_count allows),
+    on a kernel without smaps_rollup: every line is read.  Private 4 KiB
+    and Pss 4 KiB each, so Shared is the 0.5 KiB per Pss line added back:
+    253.9 MiB + 31.7 MiB."""
+    t = tree("4.4")
+    t.add(100, "small", "/usr/bin/small", maps=program_maps("/usr/bin/small", heap_kib=900))
+    t.add(4000, "mapper", "/usr/bin/mapper", replace={"smaps": _many_mappings_smaps(MAPPINGS)})
+    started = time.monotonic()
+    ours = run_ours(procfs=t.root)
+    seconds = time.monotonic() - started
+    assert ours.status == 0 and ours.stderr == b""
+    assert "\n253.9 MiB +  31.7 MiB = 285.6 MiB\tmapper\n" in ours.out
+    assert seconds < 30, "%.1f s for 65,000 mappings" % seconds
+    if REFERENCE.exists():
+        assert ours == run_reference(procfs=t.root)
+
+
+_MANY_MAPPINGS_PROGRAM = r"""
+import ctypes, mmap, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+with open("/proc/self/maps") as handle:
+    existing = sum(1 for _ in handle)
+pages = int(sys.argv[1]) - existing
+page = mmap.PAGESIZE
+base = libc.mmap(None, pages * page, mmap.PROT_READ | mmap.PROT_WRITE,
+                 mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+if base in (None, ctypes.c_void_p(-1).value):
+    sys.exit("mmap failed")
+ctypes.memset(base, 1, pages * page)  # every page resident and private
+for index in range(0, pages, 2):  # every other page read-only: no merging
+    if libc.mprotect(base + index * page, page, mmap.PROT_READ) != 0:
+        sys.exit("mprotect failed: %d" % ctypes.get_errno())
+with open("/proc/self/maps") as handle:
+    print("ready", sum(1 for _ in handle), pages, flush=True)
+time.sleep(600)
+"""
+
+
+@live
+def test_65000_mappings_live():
+    """A real process with 65,000 mappings: ps_mem reads it in reasonable
+    time and counts its memory (each of its pages was written)."""
+    with open("/proc/sys/vm/max_map_count") as handle:
+        if int(handle.read()) < MAPPINGS + 100:
+            pytest.skip("vm.max_map_count is below %d" % (MAPPINGS + 100))
+    child = subprocess.Popen([sys.executable, "-c", _MANY_MAPPINGS_PROGRAM, str(MAPPINGS)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        words = child.stdout.readline().split()
+        assert words[:1] == [b"ready"], words
+        mappings, pages = int(words[1]), int(words[2])
+        assert mappings >= MAPPINGS - 5
+        started = time.monotonic()
+        result = run_ours_live("--json", "-p", str(child.pid))
+        seconds = time.monotonic() - started
+        assert seconds < 30, "%.1f s" % seconds
+        [program] = json.loads(result.stdout)["programs"]
+        page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+        assert program["private"] >= pages * page_kib * 1024
+        table = run_ours_live("-p", str(child.pid))
+        assert re.search(rb"\tpython[\d.]*\n", table.stdout), table.stdout
+        if REFERENCE.exists():
+            reference = run_ours_live("-p", str(child.pid), script=REFERENCE)
+            assert reference.status == 0
+            assert _sizes_close(table.out, reference.out)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+def run_ours_live(*args: str, script: Path = OURS) -> Result:
+    env = dict(os.environ, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    return Result(done.stdout, done.stderr, done.returncode)
+
+
+def _sizes_close(ours: str, reference: str) -> bool:
+    """The same text but for sizes, which move by a few KiB between two
+    runs over a dynamically linked process."""
+    size = re.compile(r"\d+\.\d [KMG]iB")
+    if size.sub("#", ours).replace(" ", "") != size.sub("#", reference).replace(" ", ""):
+        return False
+    units = {"KiB": 1, "MiB": 1024, "GiB": 1024 ** 2}
+    values = [[float(match.split()[0]) * units[match.split()[1]] for match in size.findall(text)]
+              for text in (ours, reference)]
+    return all(abs(a - b) <= 0.02 * max(a, b) + 64 for a, b in zip(*values))
+
+
+# 2 MiB of arguments: 16 of 128 KiB (the most one argument may have),
+# each different, and a few short ones.
+BIG_ARGS = [("%02d" % number).encode() * (64 * 1024 - 1) for number in range(16)]
+
+
+@live
+def test_2_mib_command_line_live():
+    """A process whose command line is 2 MiB: -s shows all of it, as 3.14
+    does (ps_mem reads cmdline in 64 KiB pieces until the end)."""
+    total = sum(len(arg) + 1 for arg in BIG_ARGS)
+    assert total >= 2 * 1024 * 1024 - 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    need = 64 * 1024 * 1024  # exec allows argv up to a quarter of the stack limit
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip("the stack limit (%d) is too small for a 2 MiB argv" % hard)
+    resource.setrlimit(resource.RLIMIT_STACK, (need, hard))
+    try:
+        with Processes() as procs:
+            program = [sys.executable.encode(), b"-c", b"import time; time.sleep(600)"]
+            try:
+                running = procs.command(program + BIG_ARGS, exe=os.path.realpath(sys.executable))
+            except OSError as error:
+                if error.errno == errno.E2BIG:
+                    pytest.skip("exec refused a 2 MiB argv here")
+                raise
+            with open("/proc/%d/cmdline" % running.pid, "rb") as handle:
+                assert len(handle.read()) == len(b"\0".join(program + BIG_ARGS)) + 1
+            started = time.monotonic()
+            ours = run_ours_live("-s", "-p", str(running.pid))
+            assert time.monotonic() - started < 30
+            name = " ".join(arg.decode() for arg in program + BIG_ARGS)
+            rows = ours.out.split("\n\n", 1)[1].split("\n")
+            assert rows[0].split("\t", 1)[1] == name
+            assert run_ours_live("-p", str(running.pid)).out.count("\tpython") == 1
+            if REFERENCE.exists():
+                reference = run_ours_live("-s", "-p", str(running.pid), script=REFERENCE)
+                assert reference.out.split("\n\n", 1)[1].split("\n")[0].split("\t", 1)[1] == name
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
+
+def test_2_mib_command_line_in_a_tree(tree):
+    t = tree("6.1")
+    t.add(100, "small", "/usr/bin/small", maps=program_maps("/usr/bin/small", heap_kib=900))
+    args = ["/usr/bin/huge"] + [arg.decode() for arg in BIG_ARGS]
+    t.add(4001, "huge", "/usr/bin/huge", cmdline=args,
+          maps=program_maps("/usr/bin/huge", heap_kib=1800))
+    started = time.monotonic()
+    ours = run_ours("-s", procfs=t.root)
+    assert time.monotonic() - started < 30
+    assert ours.status == 0 and ("\t" + " ".join(args) + "\n") in ours.out
+    if REFERENCE.exists():
+        assert ours == run_reference("-s", procfs=t.root)
