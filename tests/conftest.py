@@ -1,4 +1,6 @@
-"""Fixtures for tests that run ps_mem on fixture /proc trees.
+"""Fixtures shared by the test modules.
+
+Fixture /proc trees:
 
     proc_trees   (session) the trees of tests/trees.py, each built once:
                  proc_trees.get("rollup_6_1") -> ProcTree
@@ -7,8 +9,15 @@
     tree         a factory for a fresh ProcTree in the test's tmp_path:
                  t = tree("2.6.18", omit=("smaps",)); t.add(...)
     three        a 6.1 tree of init and three programs (alpha, beta, gamma)
+
+Forked readers:
     small_chunks forked readers take two pids at a time
     children     the pids of the readers forked during the test
+
+The live /proc:
+    procs        a tests.realproc.Processes, closed (its processes ended) after the test
+    static_groups  pids of two `setarch -R clone_vm 2 16` groups whose memory
+                 files are all the same text (3.14 takes them for one space)
 """
 
 import shutil
@@ -18,8 +27,9 @@ from typing import Dict, List
 import pytest
 
 from tests import trees
-from tests.inprocess import ps_mem
+from tests.harness import ps_mem
 from tests.procfs_builder import ProcTree, program_maps
+from tests.realproc import Processes, build, memory_text
 
 
 class BuiltTrees:
@@ -88,3 +98,22 @@ def children(monkeypatch) -> List[int]:
 
     monkeypatch.setattr(ps_mem._Forked, "__init__", record)
     return forked
+
+
+@pytest.fixture
+def procs():
+    with Processes() as started:
+        yield started
+
+
+@pytest.fixture
+def static_groups(procs):
+    """Static processes only, so that ours and 3.14 read the same bytes:
+    two setarch -R clone_vm groups of 16 MiB with identical memory files,
+    which 3.14 merges into one."""
+    helper = str(build("clone_vm"))
+    pids = procs.no_aslr([helper, "2", "16"], processes=3)
+    pids += procs.no_aslr([helper, "2", "16"], processes=3)
+    if len({memory_text(pid) for pid in pids}) != 1:
+        pytest.skip("the two groups' memory files differ here: nothing for 3.14 to merge")
+    return pids

@@ -28,12 +28,9 @@ from typing import Dict, Optional, Sequence
 
 import pytest
 
-from tests.harness import REFERENCE_DIR, run_ours, run_reference
-from tests.inprocess import ps_mem
+from tests.harness import REFERENCE, document_of, ps_mem, run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
-from tests.test_live import document
 
-REFERENCE = REFERENCE_DIR / "ps_mem.py"
 
 # ----------------------------------------------------------------------------
 # Fixture trees and captures: the rule offline
@@ -170,8 +167,8 @@ def test_capture_with_recorded_spaces(pool_tree, tmp_path, view):
     spaces = {1: 1, 100: 100, 101: 100, 102: 100, 200: 200, 201: 200, 300: 300}
     exact = _capture_with_spaces(pool_tree.root, spaces, tmp_path / "exact.tar.gz")
     guessed = _capture_with_spaces(pool_tree.root, None, tmp_path / "guessed.tar.gz")
-    one = document(run_ours("--json", "-p", "300", procfs=exact))["programs"][0]
-    got = document(run_ours("--json", *view, procfs=exact))
+    one = document_of(run_ours("--json", "-p", "300", procfs=exact))["programs"][0]
+    got = document_of(run_ours("--json", *view, procfs=exact))
     pools = [program for program in got["programs"] if program["name"].startswith("pool")]
     assert sum(program["ram"] for program in pools) == pytest.approx(3 * one["ram"], abs=2)
     if view:
@@ -185,7 +182,7 @@ def test_capture_with_recorded_spaces(pool_tree, tmp_path, view):
     assert got["total"]["ram"] == pytest.approx(
         sum(program["ram"] for program in got["programs"]), abs=len(got["programs"]))
     # Without the record: 3.14's rule, the six are one space.
-    old = document(run_ours("--json", *view, procfs=guessed))
+    old = document_of(run_ours("--json", *view, procfs=guessed))
     old_pools = [p for p in old["programs"] if p["name"].startswith("pool")]
     assert sum(program["ram"] for program in old_pools) == pytest.approx(
         one["ram"] if not view else 6 * one["ram"], abs=2)

@@ -16,24 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import (REFERENCE_DIR, live,
-                           run_ours, run_reference)
-from tests.inprocess import parse_table, ps_mem, run_main
-from tests.procfs_builder import ProcTree, mapping, program_maps, status_text
-
-LIVE = live
-
-
-def doc_of(*args: str, procfs=None) -> dict:
-    result = run_main("--json", *args, procfs=procfs) if procfs is not None \
-        else run_ours("--json", *args)
-    assert result.status == 0, result.err
-    return json.loads(result.stdout)
-
-
-def groups(doc: dict) -> Dict[str, List[int]]:
-    return {program["name"]: sorted(program["pids"]) for program in doc["programs"]}
-
+from tests.harness import (json_of, needs_reference, parse_table, pids_by_name, ps_mem,
+                           row_names, run_main, run_ours, run_reference)
+from tests.procfs_builder import ProcTree, mapping, program_maps
 
 def total_bytes(*args: str, procfs) -> int:
     result = run_main("-t", *args, procfs=procfs)
@@ -57,9 +42,8 @@ def test_program_is_the_default(proc_trees, name, extra):
         run_main(*extra, procfs=root)
 
 
+@needs_reference
 def test_program_is_3_14s_output(proc_trees):
-    if not (REFERENCE_DIR / "ps_mem.py").exists():
-        pytest.skip("ps_mem 3.14 is not installed in %s" % REFERENCE_DIR)
     root = proc_trees.get("rollup_6_1").root
     assert run_ours("--group-by", "program", procfs=root) == run_reference(procfs=root)
 
@@ -113,15 +97,6 @@ NAMELESS = _uid_without_name()
 NAMED = _uid_with_name()
 
 
-def _with_uids(name: str, pid: int, maps, uids: Sequence[int]) -> bytes:
-    """status as the builder writes it, with this Uid line (real, effective,
-    saved, filesystem)."""
-    status = status_text("modern", name, pid, 1, maps)
-    line = "Uid:\t%s\n" % "\t".join(map(str, uids))
-    assert status.count(b"Uid:\t0\t0\t0\t0\n") == 1
-    return status.replace(b"Uid:\t0\t0\t0\t0\n", line.encode())
-
-
 # pid, name, uids, heap KiB
 USERS = [
     (100, "sshd", (0, 0, 0, 0), 1300),
@@ -141,19 +116,19 @@ def users_tree(tmp_path_factory) -> ProcTree:
     for pid, name, uids, heap in USERS:
         exe = "/usr/bin/" + name
         maps = program_maps(exe, heap_kib=heap)
-        tree.add(pid, name, exe, maps=maps, replace={"status": _with_uids(name, pid, maps, uids)})
+        tree.add(pid, name, exe, maps=maps, uids=uids)
     return tree
 
 
 def test_user_rows(users_tree):
     """Rows by the real uid's name; a uid without a name shows as its number."""
-    doc = doc_of("--group-by", "user", procfs=users_tree.root)
-    assert groups(doc) == {"root": [100, 500], pwd.getpwuid(NAMED).pw_name: [200],
+    doc = json_of("--group-by", "user", procfs=users_tree.root)
+    assert pids_by_name(doc) == {"root": [100, 500], pwd.getpwuid(NAMED).pw_name: [200],
                            str(NAMELESS): [300, 301, 400]}
     # Each row sums its processes (as -d shows them) and the total is the
     # default view's.
     per_pid = {program["pids"][0]: program for program in
-               doc_of("-d", procfs=users_tree.root)["programs"]}
+               json_of("-d", procfs=users_tree.root)["programs"]}
     for program in doc["programs"]:
         for key in ("private", "shared", "ram"):
             assert program[key] == sum(per_pid[pid][key] for pid in program["pids"]), key
@@ -170,7 +145,7 @@ def test_user_table(users_tree):
 
 
 def test_user_with_d(users_tree):
-    doc = doc_of("--group-by", "user", "-d", procfs=users_tree.root)
+    doc = json_of("--group-by", "user", "-d", procfs=users_tree.root)
     assert sorted(program["name"] for program in doc["programs"]) == sorted(
         ["root [100]", "root [500]", "%s [200]" % pwd.getpwuid(NAMED).pw_name,
          "%d [300]" % NAMELESS, "%d [301]" % NAMELESS, "%d [400]" % NAMELESS])
@@ -179,11 +154,11 @@ def test_user_with_d(users_tree):
 def test_user_on_a_2_4_kernel(proc_trees):
     """Old kernels' status has a Uid line too."""
     root = proc_trees.get("kernel_2_4").root
-    doc = doc_of("--group-by", "user", procfs=root)
-    assert list(groups(doc)) == ["root"]
+    doc = json_of("--group-by", "user", procfs=root)
+    assert list(pids_by_name(doc)) == ["root"]
     assert doc["programs"][0]["count"] == 14  # init, 4 httpd, crond, sshd, bash, 6 mingetty
     assert doc["programs"][0]["count"] == sum(
-        program["count"] for program in doc_of(procfs=root)["programs"])
+        program["count"] for program in json_of(procfs=root)["programs"])
 
 
 # ----------------------------------------------------------------------------
@@ -222,8 +197,8 @@ def test_cgroup_rows(cgroup_tree):
     expected: Dict[str, List[int]] = {}
     for pid, _, name in CGROUPS:
         expected.setdefault(name, []).append(pid)
-    doc = doc_of("--group-by", "cgroup", procfs=cgroup_tree.root)
-    assert groups(doc) == expected
+    doc = json_of("--group-by", "cgroup", procfs=cgroup_tree.root)
+    assert pids_by_name(doc) == expected
     assert doc["total"]["ram"] == total_bytes(procfs=cgroup_tree.root) == \
         total_bytes("--group-by", "cgroup", procfs=cgroup_tree.root)
 
@@ -240,7 +215,7 @@ def test_cgroup_table(cgroup_tree):
 def test_cgroup_on_captured_tree_without_cgroup_files(proc_trees):
     """A tree that has no cgroup files (3.14 never read them): one "-" row
     with every process."""
-    doc = doc_of("--group-by", "cgroup", procfs=proc_trees.get("rollup_6_1").root)
+    doc = json_of("--group-by", "cgroup", procfs=proc_trees.get("rollup_6_1").root)
     assert [(program["name"], program["count"]) for program in doc["programs"]] == [("-", 13)]
 
 
@@ -284,9 +259,9 @@ def test_clone_vm_rule_applies_to_a_user_of_one_address_space(tmp_path):
     pool = program_maps("/usr/local/bin/vfork-pool", heap_kib=6000)
     for pid in (5000, 5001, 5002):
         tree.add(pid, "vfork-pool", "/usr/local/bin/vfork-pool", maps=pool,
-                 replace={"status": _with_uids("vfork-pool", pid, pool, (NAMELESS,) * 4)})
-    doc = doc_of("--group-by", "user", procfs=tree.root)
-    program = doc_of(procfs=tree.root)
+                 uids=(NAMELESS,) * 4)
+    doc = json_of("--group-by", "user", procfs=tree.root)
+    program = json_of(procfs=tree.root)
     assert [(row["name"], row["count"]) for row in doc["programs"]] == [(str(NAMELESS), 3)]
     assert doc["programs"][0]["ram"] == program["programs"][0]["ram"]
     assert doc["total"] == program["total"]
@@ -442,10 +417,6 @@ def ascending(tree: ProcTree, key: str) -> List[Program]:
     return sorted(default, key=lambda program: program.key(key))
 
 
-def shown_names(stdout: str) -> List[str]:
-    return [row.name for row in parse_table(stdout).rows]
-
-
 def test_the_tree_has_the_planned_ties(sized):
     """The fixture is what the comments above say: every key has ties, and
     the default run shows the computed sizes."""
@@ -470,7 +441,7 @@ def test_order(sized, key, reverse):
     args = ["--sort", key] + (["--reverse"] if reverse else [])
     result = run_main(*args, procfs=sized.root)
     assert result.status == 0 and result.stderr == b""
-    assert shown_names(result.out) == [program.shown for program in expected]
+    assert row_names(result.out) == [program.shown for program in expected]
     # Sorting moves rows, and changes nothing else.
     default = parse_table(run_main(procfs=sized.root).out)
     table = parse_table(result.out)
@@ -482,7 +453,7 @@ def test_default_sort_is_3_14s_order(sized):
     """--sort ram (the default) is the output without it, byte for byte."""
     plain = run_main(procfs=sized.root)
     assert run_main("--sort", "ram", procfs=sized.root) == plain
-    assert shown_names(plain.out) == [program.shown for program in ascending(sized, "ram")]
+    assert row_names(plain.out) == [program.shown for program in ascending(sized, "ram")]
 
 
 def _top_cases():
@@ -523,17 +494,17 @@ def test_top_cuts_a_tie_as_the_listing_does(sized):
     """bravo and golf tie at 1101 KiB; --top 3 (charlie, foxtrot and one of
     them) should keep the one a reader of the whole listing sees among the
     three largest."""
-    full = shown_names(run_main(procfs=sized.root).out)
-    reverse = shown_names(run_main("--reverse", procfs=sized.root).out)
-    assert shown_names(run_main("--top", "3", procfs=sized.root).out) == full[-3:]
-    assert shown_names(run_main("--reverse", "--top", "3", procfs=sized.root).out) == \
+    full = row_names(run_main(procfs=sized.root).out)
+    reverse = row_names(run_main("--reverse", procfs=sized.root).out)
+    assert row_names(run_main("--top", "3", procfs=sized.root).out) == full[-3:]
+    assert row_names(run_main("--reverse", "--top", "3", procfs=sized.root).out) == \
         reverse[:3]
 
 
 def test_top_keeps_one_of_tied_rows(sized):
     """What --top does at a tie today: exactly N rows, the largest ones, and
     one of the two tied at the cut."""
-    names = shown_names(run_main("--top", "3", procfs=sized.root).out)
+    names = row_names(run_main("--top", "3", procfs=sized.root).out)
     assert len(names) == 3 and names[1:] == ["foxtrot (2)", "charlie"]
     assert names[0] in ("bravo (2)", "golf (2)")
 
@@ -550,13 +521,13 @@ def test_top_with_p_and_d(sized):
     """--top after -p: the N largest of the processes named; with -d, of
     the processes."""
     result = run_main("-p", "310,9020,45,7001", "--top", "2", procfs=sized.root)
-    assert shown_names(result.out) == ["bravo (2)", "charlie"]
+    assert row_names(result.out) == ["bravo (2)", "charlie"]
     # Per process: charlie's 45 has 2000.5 KiB, alpha's 7001 and echo's
     # 30000 1100.5 each, the next (golf's 4444) 800.5.
     result = run_main("-d", "--top", "3", "--reverse", procfs=sized.root)
     tied = [entry for entry in os.listdir(str(sized.root)) if entry in ("7001", "30000")]
     names = {"7001": "alpha [7001]", "30000": "echo [30000]"}
-    assert shown_names(result.out) == ["charlie [45]"] + [names[pid] for pid in tied[::-1]]
+    assert row_names(result.out) == ["charlie [45]"] + [names[pid] for pid in tied[::-1]]
     table = parse_table(result.out)
     assert table.total_ram == ps_mem.human(2000.5 + 2 * 1100.5)
 

@@ -26,47 +26,10 @@ from typing import Dict, List, Sequence
 import pytest
 
 from tests import trees
-from tests.harness import (REFERENCE_DIR, Result, live,
-                           run_ours, run_reference)
-from tests.inprocess import ps_mem, run_main
-from tests.procfs_builder import ProcTree, program_maps, status_text
-from tests.test_collection import WARNING_2
-
-LIVE = live
-PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "exe"}
-MEMBER = re.compile(r"ps_mem-capture\.json|proc/self|proc/sys/kernel/osrelease|proc/meminfo"
-                    r"|proc/(\d+)/(%s)" % "|".join(sorted(PER_PID)))
-TIME = re.compile(rb'"time": "[^"]*"')
-
-
-def without_time(result: Result) -> Result:
-    """--json's time is when the sample was taken: a capture's own time."""
-    return result._replace(stdout=TIME.sub(b'"time": "T"', result.stdout))
-
-
-def members(capture: Path) -> Dict[str, tarfile.TarInfo]:
-    with tarfile.open(str(capture)) as archive:
-        return {member.name: member for member in archive}
-
-
-def member_data(capture: Path) -> Dict[str, bytes]:
-    with tarfile.open(str(capture)) as archive:
-        return {member.name: archive.extractfile(member).read()
-                for member in archive if member.isfile()}
-
-
-def assert_only_what_ps_mem_reads(capture: Path) -> Dict[str, tarfile.TarInfo]:
-    found = members(capture)
-    for name, member in found.items():
-        match = MEMBER.fullmatch(name)
-        assert match, "unexpected member %s" % name
-        if match.group(2) == "exe" or name == "proc/self":
-            assert member.issym(), name
-        else:
-            assert member.isfile(), name
-    assert "ps_mem-capture.json" in found and "proc/sys/kernel/osrelease" in found
-    return found
-
+from tests.harness import (DENIED_WARNING_2, Result, assert_only_what_ps_mem_reads, member_data,
+                           need_reference, ps_mem, rewrite_capture, run_main, run_ours,
+                           run_reference, without_time)
+from tests.procfs_builder import ProcTree, program_maps
 
 # ----------------------------------------------------------------------------
 # Fixture trees: the capture answers as the tree did
@@ -206,12 +169,8 @@ def test_capture_keeps_user_names_and_cgroups(tmp_path):
     for pid, uid, cgroup in ((10, 0, b"0::/system.slice/a.service\n"),
                              (11, 54399, b"4:memory:/docker/x\n"), (12, 0, None)):
         maps = program_maps("/usr/bin/p%d" % pid, heap_kib=1000 + pid)
-        status = status_text("modern", "p%d" % pid, pid, 1, maps).replace(
-            b"Uid:\t0\t0\t0\t0", ("Uid:\t%d\t%d\t%d\t%d" % ((uid,) * 4)).encode())
-        replace = {"status": status}
-        if cgroup is not None:
-            replace["cgroup"] = cgroup
-        tree.add(pid, "p%d" % pid, "/usr/bin/p%d" % pid, maps=maps, replace=replace)
+        tree.add(pid, "p%d" % pid, "/usr/bin/p%d" % pid, maps=maps, uids=(uid,) * 4,
+                 replace={} if cgroup is None else {"cgroup": cgroup})
     capture = tmp_path / "capture.tar.gz"
     run_main("--capture", str(capture), procfs=tree.root)
     manifest = json.loads(member_data(capture)["ps_mem-capture.json"])
@@ -224,21 +183,10 @@ def test_capture_keeps_user_names_and_cgroups(tmp_path):
     # The names come from the capture, not from the reader's passwd.
     manifest["users"]["0"] = "admin-at-capture"
     renamed = tmp_path / "renamed.tar.gz"
-    _rewrite(capture, renamed, {"ps_mem-capture.json": json.dumps(manifest).encode()})
+    rewrite_capture(capture, renamed, {"ps_mem-capture.json": json.dumps(manifest).encode()})
     users = json.loads(run_main("--json", "--group-by", "user", procfs=renamed).stdout)
     assert sorted(program["name"] for program in users["programs"]) == \
         ["54399", "admin-at-capture"]
-
-
-def _rewrite(source: Path, target: Path, replace: Dict[str, bytes]) -> None:
-    """A copy of capture SOURCE with some members' contents replaced."""
-    with tarfile.open(str(source)) as original, tarfile.open(str(target), "w:gz") as copy:
-        for member in original:
-            data = original.extractfile(member).read() if member.isfile() else None
-            if member.name in replace:
-                data = replace[member.name]
-                member.size = len(data)
-            copy.addfile(member, io.BytesIO(data) if data is not None else None)
 
 
 # ----------------------------------------------------------------------------
@@ -390,8 +338,7 @@ def test_unpacked_capture_is_a_tree_for_ps_mem(proc_trees, tmp_path, name):
 def test_unpacked_capture_of_smaps_kernel_is_read_by_3_14(proc_trees, tmp_path, name):
     """Where the kernel has no smaps_rollup, the capture holds what 3.14
     reads, and 3.14 prints what ours prints."""
-    if not (REFERENCE_DIR / "ps_mem.py").exists():
-        pytest.skip("ps_mem 3.14 is not installed")
+    need_reference()
     capture = tmp_path / "capture.tar.gz"
     run_main("--capture", str(capture), procfs=proc_trees.get(name).root)
     root = _unpack(capture, tmp_path / "unpacked")
@@ -416,6 +363,6 @@ def test_denied_in_a_capture(three, tmp_path):
     archive = tmp_path / "denied.tar.gz"
     ps_mem.write_capture(snapshot, str(archive))
     result = run_ours(procfs=archive)
-    assert result.status == 0 and result.stderr == WARNING_2
+    assert result.status == 0 and result.stderr == DENIED_WARNING_2
     rows = result.out.split("\n\n", 1)[1].split("-" * 33)[0]
     assert [line.split("\t")[1] for line in rows.splitlines()] == ["init", "beta"]

@@ -8,22 +8,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import (_REFERENCE_RUNNER, REFERENCE_DIR, REPO, child_env, run_ours,
-                           run_reference, tree_self_pid)
-from tests.inprocess import ps_mem, run_main
+from tests.harness import (HEADER, REPO, Result, Started, child_env, command, into_closed_pipe,
+                           needs_reference, ps_mem, run_main, run_ours, run_reference)
 from tests.procfs_builder import ProcTree, program_maps
-from tests.test_aggregation import KEYS
-from tests.test_output import need_reference
-from tests.test_output_differential import UNKNOWN_PID, needs_reference
 
 @pytest.fixture(scope="module")
 def empty_tree(tmp_path_factory):
@@ -34,7 +29,7 @@ def empty_tree(tmp_path_factory):
     return root
 
 
-def assert_same(args, tree):
+def assert_same_as_3_14(args, tree):
     ours = run_ours(*args, procfs=tree)
     reference = run_reference(*args, procfs=tree)
     assert (ours.out, ours.err, ours.status) == (reference.out, reference.err, reference.status)
@@ -65,13 +60,13 @@ def assert_same(args, tree):
     (["--t", "--x"], 2),
 ])
 def test_usage_matches_reference(args, status, empty_tree):
-    result = assert_same(args, empty_tree)
+    result = assert_same_as_3_14(args, empty_tree)
     assert result.status == status
 
 
 def test_help_is_3_14s(empty_tree):
     """New options stay out of --help and the usage line (see README)."""
-    result = assert_same(["--help"], empty_tree)
+    result = assert_same_as_3_14(["--help"], empty_tree)
     assert result.out.startswith("usage: ps_mem [-h] [--version] [-s] [-t] [-d] [-S]")
     assert "--procfs" not in result.out and "--show-cmdline" not in result.out
 
@@ -88,18 +83,18 @@ def test_version():
 ])
 def test_accepted_spellings_match_reference(args, empty_tree):
     """Abbreviations and attached values mean what they meant in 3.14."""
-    assert_same(args, empty_tree)
+    assert_same_as_3_14(args, empty_tree)
 
 
 def test_missing_osrelease(tmp_path):
-    result = assert_same([], tmp_path)
+    result = assert_same_as_3_14([], tmp_path)
     assert result.err == ("Couldn't access %s/\n"
                           "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n" % tmp_path)
     assert result.status == 2
 
 
 def test_usage_error_before_proc_check(tmp_path):
-    result = assert_same(["-w", "0"], tmp_path)
+    result = assert_same_as_3_14(["-w", "0"], tmp_path)
     assert result.err.endswith("ps_mem: error: Seconds must be positive! (0)\n")
 
 
@@ -207,10 +202,6 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
     """typing, argparse, collections and re are most of what importing
     ps_mem would cost (memory and time); a run without arguments on a
     kernel with smaps_rollup needs none of them, nor signal."""
-    import subprocess
-
-    from tests.harness import REPO, child_env
-
     program = (
         "import sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
         "import ps_mem\n"
@@ -228,7 +219,7 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
 
 
 def test_unknown_pid_with_watch_ends_at_once(proc_trees):
-    result = run_ours("-w", "1", "-p", UNKNOWN_PID, procfs=proc_trees.get("rollup_6_1").root,
+    result = run_ours("-w", "1", "-p", "99999", procfs=proc_trees.get("rollup_6_1").root,
                       timeout=5)
     assert result.out.endswith("\tProgram\n\nProcess does not exist anymore.\n")
     assert result.status == 0
@@ -268,7 +259,8 @@ def test_bad_sort_key(empty_tree, key):
     result = run_main("--sort", key, procfs=empty_tree)
     assert_usage_error(result, "argument --sort: invalid choice: '%s'" % key)
     listed = result.err.splitlines()[-1].split("(choose from", 1)[1]
-    assert all(name in listed for name in KEYS), listed
+    assert all(name in listed for name in ("ram", "private", "shared", "swap", "count", "name")), \
+        listed
 
 
 def test_usage_error_as_a_command(empty_tree):
@@ -291,72 +283,24 @@ def test_user_with_s_is_a_usage_error(empty_tree):
 # ----------------------------------------------------------------------------
 
 
-OURS = Path(ps_mem.__file__).resolve()
-REFERENCE = REFERENCE_DIR / "ps_mem.py"
-HEADER = b" Private  +   Shared  =  RAM used\tProgram\n\n"
+# Each case runs ps_mem.py and ps_mem 3.14 on the same fixture tree
+# (--procfs) and compares them:
+#   * the reader goes away (`ps_mem | head -1`, or stdout closed from the
+#     start): exit 1, nothing on stderr, one-shot or -w;
+#   * Ctrl-C (SIGINT) in a one-shot run: killed by SIGINT (status -2 as
+#     Python reports it), nothing on stderr;
+#   * Ctrl-C during -w: the watch ends normally, exit 0, with the warnings;
+#   * SIGTERM during -w: killed by SIGTERM (-15); 3.14 has no handler.
+# To interrupt a run in the middle of a scan, without timing, a process's
+# files are FIFOs: each program blocks reading the first one it opens
+# until the test has delivered its signal.
+
+TABLE_HEADER = HEADER.encode()
+FIRST_LINE = HEADER.split("\n")[0].encode() + b"\n"
 # What a 2.6.18 kernel's smaps (no Pss) makes both programs say at the end.
 WARNING = (b"Warning: Shared memory is slightly over-estimated by this system\n"
            b"for each program, so totals are not reported.\n")
 BLOCKER = 7000  # the pid whose files are FIFOs
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C.UTF-8")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
-
-
-def command(program: str, tree: Optional[Path], args: Sequence[str]) -> List[str]:
-    """ours or 3.14 ("reference") with ARGS, on TREE (None: the live /proc)."""
-    if program == "ours":
-        return [sys.executable, str(OURS)] + (["--procfs", str(tree)] if tree else []) + list(args)
-    if tree is None:
-        return [sys.executable, str(REFERENCE), *args]
-    return [sys.executable, "-c", _REFERENCE_RUNNER, str(REFERENCE_DIR), str(tree),
-            tree_self_pid(tree), *args]
-
-
-class Outcome(NamedTuple):
-    status: int
-    stdout: bytes
-    stderr: bytes
-
-
-class Started:
-    """A program running with its output in files (never blocking it)."""
-
-    def __init__(self, argv: List[str], stdout=None) -> None:
-        # Closed in finish(), which every test reaches.
-        self.out = tempfile.TemporaryFile()  # noqa: SIM115
-        self.err = tempfile.TemporaryFile()  # noqa: SIM115
-        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                      stdout=self.out if stdout is None else stdout,
-                                      stderr=self.err, env=_env())
-
-    def output(self) -> bytes:
-        self.out.seek(0)
-        return self.out.read()
-
-    def wait_for(self, predicate: Callable[[bytes], bool], timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.output()):
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("not seen in time; output so far %r" % self.output())
-            time.sleep(0.01)
-
-    def finish(self, timeout: float = 30) -> Outcome:
-        try:
-            status = self.popen.wait(timeout=timeout)
-        finally:
-            if self.popen.poll() is None:
-                self.popen.kill()
-                self.popen.wait()
-        self.err.seek(0)
-        outcome = Outcome(status, self.output(), self.err.read())
-        self.out.close()
-        self.err.close()
-        return outcome
 
 
 def small_tree(root: Path, kernel: str = "2.6.18") -> ProcTree:
@@ -387,14 +331,19 @@ def blocking_tree(tmp_path) -> Path:
 
 
 class Blocked:
-    """Hold a reader of the tree's FIFOs: open their write ends once a
-    reader waits, and write nothing, so the reader's read() blocks."""
+    """Hold a reader of FIFOS in its read(): open their write ends once it
+    has opened one, and write nothing."""
 
-    def __init__(self, tree: Path) -> None:
-        self.paths = [tree / str(BLOCKER) / name for name in ("statm", "cmdline")]
+    def __init__(self, fifos: Sequence[Path]) -> None:
+        self.paths = list(fifos)
         self.fds: List[int] = []
 
     def wait(self, started: Started, timeout: float = 30) -> None:
+        """Wait until STARTED has opened a FIFO and sleeps in its read().
+
+        In read(), not just past open(): a signal that arrives between the
+        two is handled before read() starts, which then waits for ever (a
+        race of every program, that Ctrl-C on /proc never meets)."""
         deadline = time.monotonic() + timeout
         while not self.fds:
             for path in self.paths:
@@ -403,10 +352,19 @@ class Blocked:
                 except OSError as error:
                     if error.errno != errno.ENXIO:  # ENXIO: no reader yet
                         raise
-            if started.popen.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the program never reached the FIFO")
+            if not self.fds:
+                if started.popen.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("never read %s: %r" % (self.paths, started.finish()))
+                time.sleep(0.01)
+        wchan = Path("/proc/%d/wchan" % started.popen.pid)
+        while time.monotonic() < deadline:
+            try:
+                if "pipe" in wchan.read_text():  # pipe_read, pipe_wait
+                    return
+            except OSError:
+                break
             time.sleep(0.01)
-        time.sleep(0.1)  # from open() into read()
+        time.sleep(0.2)  # no wchan to tell: give read() time to start
 
     def close(self) -> None:
         for fd in self.fds:
@@ -414,14 +372,14 @@ class Blocked:
         self.fds = []
 
 
-def both(run: Callable[[str], Outcome]) -> List[Outcome]:
-    return [run("ours"), run("reference")]
+def signalled_mid_scan(tree: Path, args: List[str], sig: int,
+                       fifos: Sequence[Path] = ()) -> List[Result]:
+    """Both programs on TREE with ARGS, sent SIG while blocked reading one
+    of FIFOS (by default BLOCKER's)."""
+    fifos = fifos or [tree / str(BLOCKER) / name for name in ("statm", "cmdline")]
 
-
-def signalled_mid_scan(tree: Path, args: List[str], sig: int) -> List[Outcome]:
-    """Both programs on TREE with ARGS, sent SIG while blocked mid-scan."""
-    def run(program: str) -> Outcome:
-        blocked = Blocked(tree)
+    def run(program: str) -> Result:
+        blocked = Blocked(fifos)
         started = Started(command(program, tree, args))
         try:
             blocked.wait(started)
@@ -430,11 +388,11 @@ def signalled_mid_scan(tree: Path, args: List[str], sig: int) -> List[Outcome]:
         finally:
             blocked.close()
 
-    return both(run)
+    return [run("ours"), run("reference")]
 
 
 # ----------------------------------------------------------------------------
-# Ctrl-C
+# Ctrl-C and SIGTERM
 # ----------------------------------------------------------------------------
 
 
@@ -445,14 +403,42 @@ def signalled_mid_scan(tree: Path, args: List[str], sig: int) -> List[Outcome]:
 def test_one_shot_interrupted_mid_scan_dies_by_the_signal(blocking_tree, sig, status):
     ours, reference = signalled_mid_scan(blocking_tree, [], sig)
     assert ours == reference
-    assert ours == (status, HEADER, b"")
+    assert ours == Result(TABLE_HEADER, b"", status)
 
 
 @needs_reference
 def test_ctrl_c_during_a_watch_scan_ends_the_watch(blocking_tree):
     """Mid-scan, before any sample: exit 0, the header, the warnings."""
     ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGINT)
-    assert ours == reference == (0, HEADER, WARNING)
+    assert ours == reference == Result(TABLE_HEADER, WARNING, 0)
+
+
+def _tree_with_fifo(destination: Path) -> Path:
+    """A copy of a captured tree in which one process's cmdline is a FIFO:
+    ps_mem blocks reading it, midway through its scan, until written to."""
+    source = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
+    if not source.is_dir():
+        pytest.skip("no captured tree %s" % source)
+    shutil.copytree(source, destination, symlinks=True)
+    self_pid = os.readlink(destination / "self")
+    pid = min(entry for entry in os.listdir(destination) if entry.isdigit() and entry != self_pid)
+    os.unlink(destination / pid / "cmdline")
+    os.mkfifo(destination / pid / "cmdline")
+    return destination / pid / "cmdline"
+
+
+@needs_reference
+@pytest.mark.parametrize("watch", [False, True], ids=["one-shot", "watch"])
+def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
+    """Ctrl-C while ps_mem reads a captured tree (a 6.x kernel's: no
+    warnings): a one-shot run dies by SIGINT with no traceback (the header
+    already written); a watch ends normally, exit 0; as 3.14 does."""
+    options = ["-w", "1"] if watch else []
+    tree = tmp_path / "proc"
+    fifo = _tree_with_fifo(tree)
+    ours, reference = signalled_mid_scan(tree, options, signal.SIGINT, [fifo])
+    assert ours == reference
+    assert ours == Result(TABLE_HEADER, b"", 0 if watch else -signal.SIGINT)
 
 
 @needs_reference
@@ -460,7 +446,7 @@ def test_ctrl_c_during_a_watch_scan_ends_the_watch(blocking_tree):
 def test_ctrl_c_while_a_watch_sleeps(quiet_tree, args):
     """After the first sample: exit 0, that sample, then the warnings
     (-t's say "Error:" and exit 1 without Pss, as 3.14)."""
-    def run(program: str) -> Outcome:
+    def run(program: str) -> Result:
         started = Started(command(program, quiet_tree, ["-w", "5", *args]))
         # The first sample is whole once bash, the largest, is printed (-t
         # prints nothing on this kernel: wait for the process to sleep).
@@ -471,7 +457,7 @@ def test_ctrl_c_while_a_watch_sleeps(quiet_tree, args):
         started.popen.send_signal(signal.SIGINT)
         return started.finish()
 
-    ours, reference = both(run)
+    ours, reference = run("ours"), run("reference")
     assert ours == reference
     assert b"Error:" in ours.stderr if "-t" in args else ours.stderr.startswith(b"Warning:")
     assert ours.status == (1 if "-t" in args else 0)
@@ -479,22 +465,22 @@ def test_ctrl_c_while_a_watch_sleeps(quiet_tree, args):
 
 @needs_reference
 def test_sigterm_while_a_watch_sleeps(quiet_tree):
-    def run(program: str) -> Outcome:
+    def run(program: str) -> Result:
         started = Started(command(program, quiet_tree, ["-w", "5"]))
         started.wait_for(lambda out: b"\tbash" in out)
         started.popen.send_signal(signal.SIGTERM)
         return started.finish()
 
-    ours, reference = both(run)
+    ours, reference = run("ours"), run("reference")
     assert ours == reference
     assert ours.status == -signal.SIGTERM and ours.stderr == b""
-    assert ours.stdout.startswith(HEADER) and ours.stdout.endswith(b"\tbash\n")
+    assert ours.stdout.startswith(TABLE_HEADER) and ours.stdout.endswith(b"\tbash\n")
 
 
 @needs_reference
 def test_sigterm_during_a_watch_scan(blocking_tree):
     ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGTERM)
-    assert ours == reference == (-signal.SIGTERM, HEADER, b"")
+    assert ours == reference == Result(TABLE_HEADER, b"", -signal.SIGTERM)
 
 
 # ----------------------------------------------------------------------------
@@ -502,27 +488,17 @@ def test_sigterm_during_a_watch_scan(blocking_tree):
 # ----------------------------------------------------------------------------
 
 
-def _into_closed_pipe(argv: List[str]) -> Outcome:
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=write_end,
-                              stderr=subprocess.PIPE, timeout=60, env=_env())
-    finally:
-        os.close(write_end)
-    return Outcome(done.returncode, b"", done.stderr)
-
-
 @needs_reference
 @pytest.mark.parametrize("args", [[], ["-t"], ["-w", "1"], ["-w", "1", "-d", "-S"]],
                          ids=["one-shot", "-t", "-w", "-w-d-S"])
 def test_stdout_closed_from_the_start(quiet_tree, args):
-    ours, reference = both(lambda program: _into_closed_pipe(command(program, quiet_tree, args)))
+    ours, reference = (into_closed_pipe(command(program, quiet_tree, args))
+                       for program in ("ours", "reference"))
     if "-t" in args and "-w" not in args:
         # 3.14's -t never writes (no total without Pss), so never sees the pipe.
         assert ours == reference and ours.status == 1 and b"Error:" in ours.stderr
         return
-    assert ours == reference == (1, b"", b"")
+    assert ours == reference == Result(b"", b"", 1)
 
 
 @pytest.fixture(scope="module")
@@ -545,9 +521,10 @@ def test_head_takes_one_line(big_tree, args):
     if head is None:
         pytest.skip("no head")
 
-    def run(program: str) -> Outcome:
+    def run(program: str) -> Result:
         writer = subprocess.Popen(command(program, big_tree, args), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=child_env())
         reader = subprocess.run([head, "-1"], stdin=writer.stdout, stdout=subprocess.PIPE,
                                 timeout=60)
         writer.stdout.close()
@@ -557,10 +534,10 @@ def test_head_takes_one_line(big_tree, args):
             if writer.poll() is None:
                 writer.kill()
                 writer.wait()
-        return Outcome(writer.returncode, reader.stdout, stderr)
+        return Result(reader.stdout, stderr, writer.returncode)
 
-    ours, reference = both(run)
-    assert ours == (1, HEADER.split(b"\n")[0] + b"\n", b"")
+    ours, reference = run("ours"), run("reference")
+    assert ours == Result(FIRST_LINE, b"", 1)
     assert reference.status == 1 and b"Traceback" not in reference.stderr
 
 
@@ -568,127 +545,20 @@ def test_head_takes_one_line(big_tree, args):
 def test_reader_leaves_while_a_watch_writes(quiet_tree):
     """-w 1: the reader takes the first line and closes; the next write
     (at the latest the next sample's) fails: exit 1, nothing on stderr."""
-    def run(program: str) -> Outcome:
+    def run(program: str) -> Result:
         child = subprocess.Popen(command(program, quiet_tree, ["-w", "1"]),
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=_env())
+                                 stderr=subprocess.PIPE, env=child_env())
         try:
             line = child.stdout.readline()
             child.stdout.close()
             status = child.wait(timeout=30)
-            return Outcome(status, line, child.stderr.read())
+            return Result(line, child.stderr.read(), status)
         finally:
             if child.poll() is None:
                 child.kill()
                 child.wait()
             child.stderr.close()
 
-    ours, reference = both(run)
-    assert ours == reference == (1, HEADER.split(b"\n")[0] + b"\n", b"")
-
-
-# ps_mem 3.14 on a tree, as tests/harness.py runs it, but started in the
-# background so that it can be signalled.
-_REFERENCE_ON_TREE = r"""
-import os, sys
-reference_dir, root, self_pid = sys.argv[1:4]
-sys.argv = ["ps_mem"] + sys.argv[4:]
-os.geteuid = lambda: 0
-os.getpid = lambda: int(self_pid)
-sys.path.insert(0, reference_dir)
-import ps_mem
-ps_mem.proc.proc = root
-ps_mem.our_pid = int(self_pid)
-ps_mem.main()
-"""
-
-
-def _tree_with_fifo(destination: Path) -> Path:
-    """A copy of a captured tree in which one process's cmdline is a FIFO:
-    ps_mem blocks reading it, midway through its scan, until written to."""
-    source = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
-    if not source.is_dir():
-        pytest.skip("no captured tree %s" % source)
-    shutil.copytree(source, destination, symlinks=True)
-    self_pid = os.readlink(destination / "self")
-    pid = min(entry for entry in os.listdir(destination) if entry.isdigit() and entry != self_pid)
-    os.unlink(destination / pid / "cmdline")
-    os.mkfifo(destination / pid / "cmdline")
-    return destination / pid / "cmdline"
-
-
-def _wait_blocked_on(fifo: Path, child: subprocess.Popen) -> int:
-    """Wait until CHILD has opened FIFO for reading and sleeps in its read();
-    return a write end, kept open (and never written) so that it stays
-    there.
-
-    Sleeping in read(), not just past open(): a signal that arrives between
-    the two is handled before read() starts, which then waits for ever (a
-    race of every program, that Ctrl-C on /proc never meets)."""
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            writer = os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError:  # ENXIO: no reader yet
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("never read %s: %r" % (fifo, child.communicate())) from None
-            time.sleep(0.02)
-    wchan = Path("/proc/%d/wchan" % child.pid)
-    while time.monotonic() < deadline:
-        try:
-            if "pipe" in wchan.read_text():  # pipe_read, pipe_wait
-                return writer
-        except OSError:
-            break
-        time.sleep(0.01)
-    time.sleep(0.2)  # no wchan to tell: give read() time to start
-    return writer
-
-
-def _finish(child: subprocess.Popen, timeout: float = 20) -> Tuple[bytes, bytes, int]:
-    """(stdout, stderr, status) of CHILD; if it hangs, fail with where."""
-    try:
-        return child.communicate(timeout=timeout) + (child.returncode,)
-    except subprocess.TimeoutExpired:
-        child.send_signal(signal.SIGABRT)  # faulthandler prints every thread
-        _, err = child.communicate()
-        raise AssertionError("%s hung after SIGINT:\n%s"
-                             % (child.args[:3], err.decode("utf-8", "replace"))) from None
-
-
-@pytest.mark.parametrize("watch", [False, True], ids=["one-shot", "watch"])
-def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
-    """Ctrl-C while ps_mem reads /proc: a one-shot run dies by SIGINT with no
-    traceback (the header already written); a watch ends normally, exit 0,
-    with its warnings; as 3.14 does.  A FIFO makes both block at the same
-    point, so the outcome does not depend on timing."""
-    need_reference()
-    options = ["-w", "1"] if watch else []
-    env = dict(child_env(), PYTHONFAULTHANDLER="1")
-    trees = [tmp_path / "ours", tmp_path / "reference"]
-    fifos = [_tree_with_fifo(tree) for tree in trees]
-    children = [
-        subprocess.Popen([sys.executable, str(OURS), "--procfs", str(trees[0]), *options],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env),
-        subprocess.Popen([sys.executable, "-c", _REFERENCE_ON_TREE, str(REFERENCE_DIR),
-                          str(trees[1]), os.readlink(trees[1] / "self"), *options],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env),
-    ]
-    writers = []
-    try:
-        for fifo, child in zip(fifos, children):
-            writers.append(_wait_blocked_on(fifo, child))
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        results = [_finish(child) for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        for writer in writers:
-            os.close(writer)
-    ours, reference = results
-    assert ours == reference
-    assert ours == (HEADER, b"", 0 if watch else -signal.SIGINT)
+    ours, reference = run("ours"), run("reference")
+    assert ours == reference == Result(FIRST_LINE, b"", 1)

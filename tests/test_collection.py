@@ -29,47 +29,18 @@ import re
 import shutil
 import signal
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import trees
-from tests.harness import REFERENCE_DIR, Result, run_ours, run_reference
-from tests.inprocess import ps_mem, run_main
+from tests.garbling import CGROUP, SAMPLES, garbled
+from tests.harness import (DENIED_WARNING_1, DENIED_WARNING_2, REFERENCE, assert_reaped,
+                           fork_refused, need_reference, printable_names, ps_mem, run_main,
+                           run_ours, run_reference)
 from tests.procfs_builder import SELF_PID, ProcTree, program_maps
-
-DATA = Path(__file__).resolve().parent / "data"
-REFERENCE = REFERENCE_DIR / "ps_mem.py"
-OURS = Path(ps_mem.__file__).resolve()
-WARNING_1 = (b"Warning: 1 process could not be read (permission denied); "
-             b"their memory is not included.\n")
-WARNING_2 = (b"Warning: 2 processes could not be read (permission denied); "
-             b"their memory is not included.\n")
-
-
-
-def need_reference() -> None:
-    if not REFERENCE.exists():
-        pytest.skip("ps_mem 3.14 is not installed in %s: run tests/run" % REFERENCE_DIR)
-
-
-def data(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-CGROUP = (b"12:memory:/user.slice/user-1000.slice\n11:cpu,cpuacct:/user.slice\n"
-          b"0::/user.slice/user-1000.slice/session-3.scope\n")
-# Real text of each file, to garble.
-SAMPLES: Dict[str, bytes] = {
-    "smaps_rollup": data("sleep.smaps_rollup"),
-    "smaps": data("sleep.smaps")[:6000],
-    "status": data("sleep.status"),
-    "statm": data("sleep.statm"),
-    "cmdline": data("bash.cmdline"),
-    "cgroup": CGROUP,
-}
 
 
 # ----------------------------------------------------------------------------
@@ -109,59 +80,6 @@ def test_defect_huge_counter_through_the_command_line(tree):
     result = run_ours(procfs=t.root)
     assert b"Traceback" not in result.stderr, result.err.strip().splitlines()[-1]
     assert result.status == 0 and "\tgood\n" in result.out
-
-
-# ----------------------------------------------------------------------------
-# Garbling
-# ----------------------------------------------------------------------------
-
-NOISE = st.binary(max_size=40) | st.sampled_from([
-    b"\0", b"\r", b"\n", b"\r\n", b":", b" ", b"\t", b"-", b"kB", b"\xff\xfe", b"\xc3",
-    b"Pss:", b"Private_Dirty:", b"Shared_Clean:", b"SwapPss:", b"Swap:", b"PPid:", b"Uid:",
-    b"Name:\t", b"Private_Hugetlb:", b"Shared_Hugetlb:", b"Private:", b"Shared:",
-    b"-5", b"+5", b"1_000", b"0x10", b"1e5", b"nan", b"\xd9\xa3", b"\xef\xbc\x91",
-    b" " * 300, b"0" * 30])
-NUMBER = st.sampled_from([b"", b"-1", b"+7", b"1_0", b"0x1f", b"1.5", b"nan", b"\xd9\xa3",
-                          b"9" * 25, b"9" * 5000]) | st.integers(0, 2 ** 70).map(
-    lambda n: str(n).encode())
-
-
-@st.composite
-def garbled(draw, base: bytes) -> bytes:
-    """BASE cut short, with bytes changed, lines dropped or repeated,
-    numbers replaced, made huge, emptied, or replaced by noise."""
-    kind = draw(st.sampled_from(["truncate", "flip", "insert", "lines", "number",
-                                 "oversized", "empty", "noise", "mixed"]))
-    text = base
-    if kind in ("truncate", "mixed"):
-        text = text[:draw(st.integers(0, len(text)))]
-    if kind in ("flip", "mixed"):
-        for _ in range(draw(st.integers(1, 8))):
-            if text:
-                at = draw(st.integers(0, len(text) - 1))
-                text = text[:at] + bytes([draw(st.integers(0, 255))]) + text[at + 1:]
-    if kind in ("insert", "mixed"):
-        for _ in range(draw(st.integers(1, 4))):
-            at = draw(st.integers(0, len(text)))
-            text = text[:at] + draw(NOISE) + text[at:]
-    if kind in ("lines", "mixed"):
-        lines = text.split(b"\n")
-        order = draw(st.lists(st.integers(0, max(0, len(lines) - 1)), max_size=len(lines) + 3))
-        text = b"\n".join(lines[index] for index in order)
-    if kind == "number":
-        numbers = list(re.finditer(rb"\d+", text))
-        for _ in range(draw(st.integers(1, 3))):
-            if numbers:
-                match = numbers[draw(st.integers(0, len(numbers) - 1))]
-                text = text[:match.start()] + draw(NUMBER) + text[match.end():]
-                numbers = list(re.finditer(rb"\d+", text))
-    if kind == "oversized":
-        text = text * draw(st.integers(50, 400)) + draw(NOISE) * draw(st.integers(0, 2000))
-    if kind == "empty":
-        text = b""
-    if kind == "noise":
-        text = draw(st.binary(max_size=3000))
-    return text
 
 
 # ----------------------------------------------------------------------------
@@ -303,22 +221,7 @@ def test_each_file_broken_alone_matches_3_14_or_skips(tree, tmp_path, name, shap
         reference = run_reference(*args, procfs=t.root)
         if b"Traceback" in reference.stderr:
             reference = run_reference(*args, procfs=without)
-        assert ours == printable_rows(reference), (name, shape, args)
-
-
-QUESTION = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
-def printable_rows(reference: Result) -> Result:
-    """3.14's output with control characters in names as ours shows them
-    ("?").  Only for outputs whose names hold no newline (-s makes
-    newlines spaces; status Names have none)."""
-    head, sep, body = reference.stdout.decode("utf-8").partition("\n\n")
-    lines = []
-    for line in body.split("\n"):
-        sizes, tab, name = line.partition("\t")
-        lines.append(sizes + tab + name.translate(QUESTION))
-    return reference._replace(stdout=(head + sep + "\n".join(lines)).encode("utf-8"))
+        assert ours == printable_names(reference), (name, shape, args)
 
 
 # ----------------------------------------------------------------------------
@@ -362,9 +265,9 @@ def test_denied_processes_warned_on_stderr_only(three, monkeypatch, args, tmp_pa
     _denying(monkeypatch, [300, 302])
     two = run_main(*args, procfs=three.root)
     monkeypatch.undo()
-    assert one.stderr == expected.stderr + WARNING_1
+    assert one.stderr == expected.stderr + DENIED_WARNING_1
     assert two.stdout == expected.stdout and two.status == expected.status
-    assert two.stderr == expected.stderr + WARNING_2
+    assert two.stderr == expected.stderr + DENIED_WARNING_2
     if REFERENCE.exists():
         # 3.14 leaves them out without a word: the same stdout.
         assert two.stdout == run_reference(*args, procfs=without).stdout
@@ -377,18 +280,18 @@ def test_only_permission_errors_are_warned(three, monkeypatch, code, warned):
     result = run_main(procfs=three.root)
     monkeypatch.undo()
     assert result.status == 0 and b"\tbeta\n" not in result.stdout
-    assert result.stderr == (WARNING_1 if warned else b"")
+    assert result.stderr == (DENIED_WARNING_1 if warned else b"")
 
 
 def test_denied_in_json_and_watch(three, monkeypatch):
     _denying(monkeypatch, [301])
     document = json.loads(run_main("--json", procfs=three.root).stdout)
-    assert document["warnings"] == [WARNING_1.decode().rstrip("\n")]
+    assert document["warnings"] == [DENIED_WARNING_1.decode().rstrip("\n")]
     assert [program["name"] for program in document["programs"]] == ["init", "alpha", "gamma"]
     # A watch that ends by itself (-p of a denied pid): the warning once, at the end.
     watch = run_main("-w", "1", "-p", "301", procfs=three.root)
     assert watch.stdout.endswith(b"Process does not exist anymore.\n")
-    assert watch.stderr == WARNING_1 and watch.status == 0
+    assert watch.stderr == DENIED_WARNING_1 and watch.status == 0
 
 
 # ----------------------------------------------------------------------------
@@ -429,12 +332,6 @@ OPTION_SETS = {
 def scan(procfs: "ps_mem.ProcFS", options: "ps_mem.Options", readers: int) -> "ps_mem.Scan":
     kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
     return ps_mem.collect(procfs, options, kernel, procfs.self_pid(), readers=readers)
-
-
-def assert_reaped(pids: List[int]) -> None:
-    for pid in pids:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -552,10 +449,7 @@ def test_no_fork_reads_every_share_here(proc_trees, monkeypatch):
     procfs = ps_mem.ProcFS(str(proc_trees.get("rollup_6_1").root))
     expected = scan(procfs, ps_mem.Options(), 1)
 
-    def no_fork():
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", fork_refused)
     assert scan(procfs, ps_mem.Options(), 3) == expected
 
 

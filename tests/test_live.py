@@ -17,9 +17,7 @@ sizes are compared within a tolerance and everything else exactly.
 bracketed() retries to ride out other processes starting and exiting.
 """
 
-import contextlib
 import ctypes
-import errno
 import json
 import os
 import platform
@@ -30,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,56 +36,31 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from tests.capture_tree import capture as capture_tree
-from tests.harness import (OURS, REFERENCE_DIR, REPO, Result, child_env, live,
-                           run_ours, run_reference)
-from tests.inprocess import parse_table, ps_mem, run_main
-from tests.realproc import SLEEP, Processes, build, process_state, wait_settled
-from tests.test_aggregation import doc_of, groups
-from tests.test_captures import MEMBER, assert_only_what_ps_mem_reads, member_data, members
-from tests.test_cli import Outcome, Started, both, command
-from tests.test_collection import WARNING_1, assert_reaped
-from tests.test_output import assert_no_control_bytes, printable, rows_of, with_names_printable
-from tests.test_output_json import assert_same_as_table, assert_schema, assert_warnings_are_stderr
-from tests.test_output_json import document as json_document
-from tests.test_output_differential import needs_reference
+from tests.harness import (
+    DENIED_WARNING_1, HEADER, LIVE, MEMBER, OURS, REFERENCE, REPO, Result, Started, as_nobody,
+    assert_no_control_bytes, assert_only_what_ps_mem_reads, assert_reaped, assert_same_as_table,
+    assert_schema, assert_warnings_are_stderr, child_env, command, document, document_of,
+    fork_refused, json_of, kib, member_data, members, need_reference,
+    parse_rows, parse_table, pids_by_name, printable, ps_mem, rounding, row_names,
+    run_as_nobody, run_main, run_ours, run_reference, run_script, setpriv, sizes,
+    with_names_printable,
+)
+from tests.realproc import (SLEEP, Processes, build, children_of, csv, memory_text,
+                            process_state, wait_settled)
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
-                       reason="needs a Linux /proc with smaps"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
-]
+pytestmark = LIVE
 
-LIVE = live
-REFERENCE = REFERENCE_DIR / "ps_mem.py"
-HEADER = " Private  +   Shared  =  RAM used\tProgram\n\n"
-# "%9s" of human(): 1.0 MiB to 999.9 KiB (and 1000.0 where %.1f rounds up).
-SIZE = r"(?: {2}\d| \d\d|\d{3}|\d{4})\.\d [KMGT]iB"
-ROW = re.compile(r"(%s) \+ (%s) = (%s)\t([^\n]+)\n" % (SIZE, SIZE, SIZE))
-FOOTER = re.compile(r"-{33}\n {24}(%s)\n={33}\n" % SIZE)
-UNITS = {"KiB": 1, "MiB": 1024, "GiB": 1024 ** 2, "TiB": 1024 ** 3}
-# What ps_mem.py shows as "?" in a name: C0, DEL and C1 controls.
-CONTROLS = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
 # Unlike 3.14, ps_mem.py says on stderr how many processes it was denied
 # (here: a sandbox's pid 1, unreadable even for root); nothing else is
 # expected there in a whole-system run on this kernel.
 WARNINGS_ONLY = re.compile(rb"(?:Warning: [^\n]*\n)*")
-
-
-
-def need_reference() -> None:
-    if not REFERENCE.exists():
-        pytest.skip("ps_mem 3.14 is not installed in %s: run tests/run" % REFERENCE_DIR)
-
-
+MIB = 1024 * 1024
 
 
 def run_reference_live(*args: str, timeout: float = 60) -> Result:
     """ps_mem 3.14 itself on the live /proc, as root."""
     need_reference()
-    done = subprocess.run([sys.executable, str(REFERENCE), *args], capture_output=True,
-                          timeout=timeout, env=child_env())
-    return Result(done.stdout, done.stderr, done.returncode)
+    return run_script(REFERENCE, *args, timeout=timeout)
 
 
 def bracketed(args: Sequence[str], agree: Callable[[Result, Result], bool],
@@ -133,32 +105,16 @@ def printable_row(reference: Result) -> Result:
     """3.14's one-row output as ps_mem.py prints it: control characters in
     the name as "?"."""
     _, name = single_row(reference.out)
-    stdout = reference.out.replace("\t" + name + "\n", "\t" + name.translate(CONTROLS) + "\n")
+    stdout = reference.out.replace("\t" + name + "\n", "\t" + printable(name) + "\n")
     return reference._replace(stdout=stdout.encode())
 
 
-# A size as printed, with its padding; or a -t total in bytes.
-_PRINTED_SIZE = re.compile(r" *\d+\.\d [KMGT]iB|^\d+$", re.M)
-
-
-def _sizes(text: str) -> Tuple[str, List[float]]:
-    """The output with each size replaced by "#", and the sizes in KiB."""
-    sizes: List[float] = []
-
-    def take(match) -> str:
-        size = match[0].strip()
-        sizes.append(kib(size) if size.endswith("iB") else int(size) / 1024)
-        return "#"
-
-    return _PRINTED_SIZE.sub(take, text), sizes
-
-
 def close_enough(ours: Result, reference: Result, slack_kib: float = 64) -> bool:
-    ours_text, ours_sizes = _sizes(ours.out)
-    reference_text, reference_sizes = _sizes(reference.out)
+    ours_text, ours_sizes = sizes(ours.out)
+    reference_text, reference_sizes = sizes(reference.out)
     return ((ours_text, ours.stderr, ours.status)
             == (reference_text, reference.stderr, reference.status)
-            and all(abs(a - b) <= slack_kib + _rounding(a) + _rounding(b)
+            and all(abs(a - b) <= slack_kib + rounding(a) + rounding(b)
                     for a, b in zip(ours_sizes, reference_sizes)))
 
 
@@ -170,40 +126,17 @@ def assert_close(ours: Result, reference: Result, slack_kib: float = 64) -> None
             (reference.out, reference.err, reference.status)
 
 
-def kib(size: str) -> float:
-    number, unit = size.split()
-    return float(number) * UNITS[unit]
-
-
-def _rounding(size_kib: float) -> float:
-    """How far a printed size may be from the true one: half of 0.1 of its
-    unit (a size printed as 1000 or more KiB went up a unit)."""
-    unit = 1
-    while size_kib >= 1000 * unit:
-        unit *= 1024
-    return 0.05 * unit
-
-
 def parse_report(stdout: str, header: str = HEADER) -> Tuple[List[Tuple[float, float, float, str]],
                                                              Optional[float]]:
     """Rows as (private, shared, ram, name) in KiB, and the footer total;
-    fails unless the whole output has 3.14's layout."""
+    fails unless the whole output is HEADER, rows and a footer in 3.14's
+    layout (without -S)."""
     assert stdout.startswith(header), stdout[:200]
-    rest = stdout[len(header):]
-    rows = []
-    while True:
-        match = ROW.match(rest)
-        if not match:
-            break
-        rows.append((kib(match[1]), kib(match[2]), kib(match[3]), match[4]))
-        rest = rest[match.end():]
-    total = None
-    match = FOOTER.fullmatch(rest)
-    if match:
-        total = kib(match[1])
-    else:
-        assert rest == "", "not a row or a footer: %r" % rest[:200]
-    return rows, total
+    table = parse_table(stdout)
+    assert table.rest == "", "not a row or a footer: %r" % table.rest[:200]
+    assert table.total_swap is None and all(row.swap is None and row.name for row in table.rows)
+    rows = [(kib(row.private), kib(row.shared), kib(row.ram), row.name) for row in table.rows]
+    return rows, None if table.total_ram is None else kib(table.total_ram)
 
 
 def single_row(stdout: str) -> Tuple[str, str]:
@@ -240,9 +173,9 @@ def test_whole_system_report_has_3_14_layout():
     assert rams == sorted(rams), "rows not in ascending order of RAM used"
     for private, shared, ram, name in rows:
         assert ram > 0, name
-        slack = _rounding(private) + _rounding(shared) + _rounding(ram)
+        slack = rounding(private) + rounding(shared) + rounding(ram)
         assert abs(private + shared - ram) <= slack, name
-    slack = sum(_rounding(ram) for ram in rams) + _rounding(total)
+    slack = sum(rounding(ram) for ram in rams) + rounding(total)
     assert abs(sum(rams) - total) <= slack
 
 
@@ -316,11 +249,6 @@ def test_renamed_process_with_utf8_name(procs):
     assert [name for *_, name in parse_report(result.out)[0]] == [" ".join(command_line)]
 
 
-def _children(pid: int) -> List[int]:
-    with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
-        return [int(word) for word in handle.read().split()]
-
-
 def test_renamed_child_joins_its_parents_program(procs):
     """A forked child that renamed itself (firefox's "Web Content") is
     named by its executable where its parent runs the same one, as in
@@ -334,11 +262,11 @@ def test_renamed_child_joins_its_parents_program(procs):
               "time.sleep(600)\n")
     family = procs.command([sys.executable, "-c", script], exe=os.path.realpath(sys.executable))
     deadline = time.monotonic() + 10
-    while not (_children(family.pid) and
-               _status_name(_children(family.pid)[0]) == "Web Content"):
+    while not (children_of(family.pid) and
+               _status_name(children_of(family.pid)[0]) == "Web Content"):
         assert time.monotonic() < deadline, "the child did not rename itself"
         time.sleep(0.01)
-    child = _children(family.pid)[0]
+    child = children_of(family.pid)[0]
     lonely = procs.helper("setname", b"Web Content".hex())
     result = compare_live("-p", "%d,%d,%d" % (family.pid, child, lonely.pid))
     python = os.path.basename(os.path.realpath(sys.executable))
@@ -369,7 +297,7 @@ def test_control_characters_in_name_print_as_question_marks(procs):
     assert ours == printable_row(reference)
     assert ours.status == 0 and ours.stderr == b""
     assert single_row(reference.out)[1] == kernel_name  # the defect: raw ESC, BEL, TAB
-    assert single_row(ours.out)[1] == kernel_name.translate(CONTROLS) == "?[31mred??\\n\\\\x"
+    assert single_row(ours.out)[1] == printable(kernel_name) == "?[31mred??\\n\\\\x"
 
 
 def test_control_characters_in_executable_name(procs):
@@ -388,7 +316,7 @@ def test_control_characters_in_executable_name(procs):
         assert_close(ours, printable_row(reference))
         assert ours.status == 0 and ours.stderr == b""
         assert single_row(reference.out)[1] == raw_name, options  # printed raw by 3.14
-        assert single_row(ours.out)[1] == raw_name.translate(CONTROLS), options
+        assert single_row(ours.out)[1] == printable(raw_name), options
         assert "\x1b" not in ours.out and ours.out.count("\n") == 6
 
 
@@ -662,51 +590,30 @@ def test_ctrl_c_ends_watch_cleanly(procs):
     assert err == reference_err == b""  # PSS and SwapPss here: no warnings
     rows, total = parse_report(out.decode().split("---", 1)[0])
     assert [name for *_, name in rows] == ["sleep"]
-    samples = out.decode()[len(HEADER):]
-    sample = re.compile(ROW.pattern + FOOTER.pattern)
-    assert re.fullmatch("(?:%s)+" % sample.pattern, samples), samples
-    assert 1 <= len(sample.findall(samples)) <= 3
+    # Whole samples only, each of one row and a footer.
+    rest = out.decode()[len(HEADER):]
+    samples = 0
+    while rest:
+        rows_, total_ram, total_swap, rest = parse_rows(rest)
+        assert len(rows_) == 1 and rows_[0].swap is None, out
+        assert total_ram is not None and total_swap is None, out
+        samples += 1
+    assert 1 <= samples <= 3
     assert reference_out.startswith(HEADER.encode())
-
-
-_CAN_READ = ("import os, sys\n"
-             "for path in sys.argv[1:]:\n"
-             "    os.listdir(path) if os.path.isdir(path) else open(path, 'rb').close()\n")
-
-
-def _run_as_nobody(*args: str, reads: Sequence[Path] = ()) -> Result:
-    """Run ARGS with Python as the user nobody, which must be able to read
-    READS (a clone under /root would not be, say: then skip)."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    env = child_env()
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for python in (sys.executable, "/usr/bin/python3"):
-        done = subprocess.run(as_nobody + [python, "-c", _CAN_READ, *map(str, reads)], cwd="/",
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        if done.returncode == 0:
-            break
-    else:
-        pytest.skip("the user nobody cannot run Python on %s" % [str(path) for path in reads])
-    done = subprocess.run(as_nobody + [python, *args], cwd="/", capture_output=True,
-                          timeout=60, env=env)
-    return Result(done.stdout, done.stderr, done.returncode)
 
 
 def test_non_root_without_pids_is_refused():
     need_reference()
-    result = _run_as_nobody(str(OURS), reads=[OURS, REFERENCE])
+    result = run_as_nobody(str(OURS), reads=[OURS, REFERENCE])
     assert result == (b"", b"Sorry, root permission required, or specify pids with -p\n", 1)
-    assert _run_as_nobody(str(REFERENCE)) == result
+    assert run_as_nobody(str(REFERENCE)) == result
 
 
 def test_non_root_reads_a_fixture_tree():
     tree = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
     if not tree.is_dir():
         pytest.skip("no captured tree %s" % tree)
-    result = _run_as_nobody(str(OURS), "--procfs", str(tree), reads=[OURS, tree, tree / "self"])
+    result = run_as_nobody(str(OURS), "--procfs", str(tree), reads=[OURS, tree, tree / "self"])
     assert result.status == 0 and result.stderr == b""
     assert result == run_ours(procfs=tree)
     need_reference()
@@ -714,22 +621,18 @@ def test_non_root_reads_a_fixture_tree():
     assert "python3.11" in result.out
 
 
-@needs_reference
-@pytest.mark.live
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs a Linux /proc")
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-def test_sigterm_during_a_live_watch():
-    with Processes() as procs:
-        sleeper = procs.sleep()
+def test_sigterm_during_a_live_watch(procs):
+    need_reference()
+    sleeper = procs.sleep()
 
-        def run(program: str) -> Outcome:
-            started = Started(command(program, None, ["-w", "1", "-p", str(sleeper.pid)]))
-            started.wait_for(lambda out: out.count(b"=" * 33) >= 1)
-            time.sleep(0.3)
-            started.popen.send_signal(signal.SIGTERM)
-            return started.finish()
+    def run(program: str) -> Result:
+        started = Started(command(program, None, ["-w", "1", "-p", str(sleeper.pid)]))
+        started.wait_for(lambda out: out.count(b"=" * 33) >= 1)
+        time.sleep(0.3)
+        started.popen.send_signal(signal.SIGTERM)
+        return started.finish()
 
-        ours, reference = both(run)
+    ours, reference = run("ours"), run("reference")
     for outcome in (ours, reference):
         assert outcome.status == -signal.SIGTERM and outcome.stderr == b""
         assert outcome.stdout.startswith(HEADER.encode()) and b"\tsleep\n" in outcome.stdout
@@ -758,49 +661,6 @@ def agreeing(ours: Callable[[], Result], reference: Callable[[], Result],
     return pair
 
 
-class Static:
-    """Copies of the static setname helper run under file names of our
-    choosing; each is ended (SIGTERM to its group, then SIGKILL) on close."""
-
-    def __init__(self) -> None:
-        self.running: List[subprocess.Popen] = []
-        self.directory = tempfile.mkdtemp(prefix="ps_mem-hostile-")
-
-    def start(self, file_name: bytes, comm: bytes) -> Tuple[int, bytes]:
-        """Run a copy named FILE_NAME that renames itself COMM; its pid
-        and the path it runs from."""
-        helper = build("setname")
-        path = os.path.join(os.fsencode(self.directory), file_name)
-        shutil.copy(helper, path)
-        os.chmod(path, 0o755)
-        child = subprocess.Popen([path, comm.hex().encode()], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)
-        self.running.append(child)
-        line = child.stdout.readline()  # the helper exits if we die first
-        assert line.split() == [b"ready", str(child.pid).encode()], line
-        wait_settled([child.pid])
-        return child.pid, path
-
-    def close(self) -> None:
-        for child in self.running:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, sig)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(timeout=5)
-                    break
-            child.stdout.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-@pytest.fixture
-def static():
-    started = Static()
-    yield started
-    started.close()
-
-
 @pytest.fixture(scope="module")
 def renamed():
     """One setname helper per name of RENAMES, for the module's tests."""
@@ -822,15 +682,14 @@ RENAMES: Dict[bytes, str] = {
 }
 
 
-@live
 @pytest.mark.parametrize("view", [[], ["-d"], ["-s"], ["-s", "-d"]],
                          ids=["default", "-d", "-s", "-s-d"])
 def test_renamed_live_processes(renamed, view):
     need_reference()
     helpers = renamed
     csv = ",".join(str(helper.pid) for helper in helpers.values())
-    ours, reference = agreeing(lambda: run_live(ps_mem_path(), *view, "-p", csv),
-                               lambda: run_live(REFERENCE, *view, "-p", csv),
+    ours, reference = agreeing(lambda: run_script(OURS, *view, "-p", csv),
+                               lambda: run_script(REFERENCE, *view, "-p", csv),
                                lambda result: _printable_all(result, helpers))
     assert ours.status == reference.status == 0
     assert ours.stderr == reference.stderr == b""
@@ -850,16 +709,15 @@ def test_renamed_live_processes(renamed, view):
     if "-d" in view and "-s" not in view:  # -s names have no [pid], as in 3.14
         expected_names = ["%s [%d]" % (name, helper.pid)
                           for name, helper in zip(expected_names, helpers.values())]
-    assert sorted(rows_of(ours.out)) == sorted(expected_names)
+    assert sorted(row_names(ours.out)) == sorted(expected_names)
     assert ours == with_names_printable(reference, raw_names)
 
 
-@live
 def test_renamed_live_processes_json(renamed):
     helpers = renamed
     csv = ",".join(str(helper.pid) for helper in helpers.values())
     for args in (["--json"], ["--json", "-d"]):
-        result = run_live(ps_mem_path(), *args, "-p", csv)
+        result = run_script(OURS, *args, "-p", csv)
         assert result.status == 0 and result.stderr == b""
         assert_no_control_bytes(result.stdout)
         document = json.loads(result.stdout)
@@ -880,13 +738,7 @@ def _printable_all(reference: Result, helpers) -> Result:
 def _kernel_name(pid: int) -> str:
     """The name as 3.14 reads it: status's Name, undecodable bytes dropped,
     cut at a carriage return (it reads status with universal newlines)."""
-    with open("/proc/%d/status" % pid, "rb") as handle:
-        first = handle.readline()
-    return first[6:-1].decode("utf-8", "ignore").split("\r")[0]
-
-
-def ps_mem_path() -> Path:
-    return Path(ps_mem.__file__).resolve()
+    return _status_name(pid).split("\r")[0]
 
 
 # An executable file name with escape sequences, BEL, a newline and a C1
@@ -896,12 +748,12 @@ def ps_mem_path() -> Path:
 HOSTILE_FILE = "evil\x1b[7mname\x07\x1b[0m\nline2\u009b".encode()
 
 
-@live
 @pytest.mark.parametrize("view", [[], ["-d"], ["-s"], ["--json"]],
                          ids=["default", "-d", "-s", "--json"])
-def test_executable_file_name_with_escapes_live(static, view):
-    pid, path = static.start(HOSTILE_FILE, HOSTILE_FILE[:15])
-    ours = run_live(ps_mem_path(), *view, "-p", str(pid))
+def test_executable_file_name_with_escapes_live(procs, view):
+    helper = procs.helper("setname", HOSTILE_FILE[:15].hex(), file_name=HOSTILE_FILE)
+    pid, path = helper.pid, helper.popen.args[0]
+    ours = run_script(OURS, *view, "-p", str(pid))
     assert ours.status == 0 and ours.stderr == b""
     assert_no_control_bytes(ours.stdout)
     file_name = HOSTILE_FILE.decode()
@@ -915,10 +767,10 @@ def test_executable_file_name_with_escapes_live(static, view):
         [program] = json.loads(ours.stdout)["programs"]
         assert program["name"] == shown
         return
-    assert rows_of(ours.out) == [shown]
+    assert row_names(ours.out) == [shown]
     need_reference()
-    ours, reference = agreeing(lambda: run_live(ps_mem_path(), *view, "-p", str(pid)),
-                               lambda: run_live(REFERENCE, *view, "-p", str(pid)),
+    ours, reference = agreeing(lambda: run_script(OURS, *view, "-p", str(pid)),
+                               lambda: run_script(REFERENCE, *view, "-p", str(pid)),
                                lambda result: with_names_printable(result, [raw]))
     assert reference.status == 0
     assert raw.encode() in reference.stdout  # 3.14 prints it raw
@@ -930,84 +782,19 @@ def test_executable_file_name_with_escapes_live(static, view):
 # ----------------------------------------------------------------------------
 
 
-MIB = 1024 * 1024
-
-
-def run_live(script: Path, *args: str, preexec_fn=None) -> Result:
-    done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                          timeout=60, env=child_env(), preexec_fn=preexec_fn)
-    return Result(done.stdout, done.stderr, done.returncode)
-
-
-def document(result: Result) -> dict:
-    assert result.status == 0 and result.stderr == b"", result.err
-    return json.loads(result.stdout)
-
-
 def ram_mib(result: Result) -> Dict[str, float]:
     """RAM used per row of a --json run, in MiB, and the total as "total"."""
-    doc = document(result)
+    doc = document_of(result)
     rows = {program["name"]: program["ram"] / MIB for program in doc["programs"]}
     rows["total"] = doc["total"]["ram"] / MIB
     return rows
 
 
 def total_mib(stdout: str) -> float:
-    """The footer's total of a table, in MiB."""
-    lines = stdout.rstrip("\n").split("\n")
-    assert lines[-1] == "=" * 33 and lines[-3] == "-" * 33, stdout
-    number, unit = lines[-2].split()
-    return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[unit]
-
-
-class _Procs(Processes):
-    """Processes, and `setarch -R` runs of any command."""
-
-    def no_aslr(self, argv: Sequence[str], processes: int = 1) -> List[int]:
-        """ARGV under `setarch -R`; its pid and its children's, once there
-        are PROCESSES in all and they have settled."""
-        setarch = shutil.which("setarch")
-        if setarch is None:
-            pytest.skip("setarch (util-linux) is not installed")
-        exe = os.path.realpath(shutil.which(argv[0]) or argv[0])
-        try:
-            running = self.command([setarch, "-R", *argv], exe=exe, settle=False)
-        except RuntimeError as error:
-            pytest.skip("setarch -R does not work here: %s" % error)
-        deadline = time.monotonic() + 10
-        children_file = "/proc/%d/task/%d/children" % (running.pid, running.pid)
-        while True:
-            try:
-                with open(children_file) as handle:
-                    pids = [running.pid] + [int(word) for word in handle.read().split()]
-            except FileNotFoundError:
-                pytest.skip("no %s (CONFIG_PROC_CHILDREN)" % children_file)
-            if len(pids) == processes:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("%s: %d processes, not %d" % (argv, len(pids), processes))
-            time.sleep(0.02)
-        wait_settled(pids)
-        return pids
-
-    def sleeps_no_aslr(self, count: int) -> List[int]:
-        return [self.no_aslr([shutil.which("sleep") or "/bin/sleep", "600"])[0]
-                for _ in range(count)]
-
-
-@pytest.fixture
-def procs():
-    with _Procs() as started:
-        yield started
-
-
-def csv(pids: Sequence[int]) -> str:
-    return ",".join(map(str, pids))
-
-
-def memory_file(pid: int) -> bytes:
-    with open("/proc/%d/smaps_rollup" % pid, "rb") as handle:
-        return handle.read()
+    """The footer's total of a table (without -S), in MiB."""
+    table = parse_table(stdout)
+    assert table.rest == "" and table.total_ram is not None and table.total_swap is None, stdout
+    return kib(table.total_ram) / 1024
 
 
 # ----------------------------------------------------------------------------
@@ -1015,37 +802,35 @@ def memory_file(pid: int) -> bytes:
 # ----------------------------------------------------------------------------
 
 
-@live
 def test_clone_vm_space_counted_once_in_every_view(procs):
     helper = procs.helper("clone_vm", "2", "32")  # 32 MiB written, then 2 clones
     pids = helper.pids
     assert len(pids) == 3
 
-    rows = ram_mib(run_live(OURS, "--json", "-p", csv(pids)))
+    rows = ram_mib(run_script(OURS, "--json", "-p", csv(pids)))
     assert set(rows) == {"clone_vm", "total"}
     assert 32 <= rows["clone_vm"] == rows["total"] <= 34
 
-    by_pid = ram_mib(run_live(OURS, "--json", "-d", "-p", csv(pids)))
+    by_pid = ram_mib(run_script(OURS, "--json", "-d", "-p", csv(pids)))
     assert set(by_pid) == {"clone_vm [%d]" % pid for pid in pids} | {"total"}
     for pid in pids:  # a third each
         assert abs(by_pid["clone_vm [%d]" % pid] - rows["total"] / 3) < 0.01
     assert abs(by_pid["total"] - rows["total"]) < 0.01
 
-    table = run_live(OURS, "-d", "-p", csv(pids))
+    table = run_script(OURS, "-d", "-p", csv(pids))
     assert 32 <= total_mib(table.out) <= 34
-    only_total = run_live(OURS, "-t", "-d", "-p", csv(pids))
+    only_total = run_script(OURS, "-t", "-d", "-p", csv(pids))
     assert 32 * MIB <= int(only_total.stdout) <= 34 * MIB
 
     need_reference()
-    reference = run_live(REFERENCE, "-d", "-p", csv(pids))
+    reference = run_script(REFERENCE, "-d", "-p", csv(pids))
     assert 3 * 32 <= total_mib(reference.out) <= 3 * 34  # 3.14: once per process
     # Without -d 3.14's rule (identical text) gets it right: same bytes.
-    ours, reference = agreeing(lambda: run_live(OURS, "-p", csv(pids)),
-                               lambda: run_live(REFERENCE, "-p", csv(pids)))
+    ours, reference = agreeing(lambda: run_script(OURS, "-p", csv(pids)),
+                               lambda: run_script(REFERENCE, "-p", csv(pids)))
     assert ours == reference
 
 
-@live
 def test_only_some_processes_of_a_program_share(procs):
     """clone_vm's three processes in one space, and an independent clone_vm
     of 8 MiB: one program of 4 processes and 2 address spaces.  Not all
@@ -1054,53 +839,48 @@ def test_only_some_processes_of_a_program_share(procs):
     alone = procs.helper("clone_vm", "0", "8").pids
     pids = group + alone
 
-    rows = ram_mib(run_live(OURS, "--json", "-p", csv(pids)))
-    one_space = ram_mib(run_live(OURS, "--json", "-p", csv(group)))["total"]
-    single = ram_mib(run_live(OURS, "--json", "-p", csv(alone)))["total"]
+    rows = ram_mib(run_script(OURS, "--json", "-p", csv(pids)))
+    one_space = ram_mib(run_script(OURS, "--json", "-p", csv(group)))["total"]
+    single = ram_mib(run_script(OURS, "--json", "-p", csv(alone)))["total"]
     assert 8 <= single <= 9.5
     assert abs(rows["clone_vm"] - (one_space + single)) < 0.05
     assert abs(rows["total"] - rows["clone_vm"]) < 0.01
 
-    by_pid = ram_mib(run_live(OURS, "--json", "-d", "-p", csv(pids)))
+    by_pid = ram_mib(run_script(OURS, "--json", "-d", "-p", csv(pids)))
     for pid in group:
         assert abs(by_pid["clone_vm [%d]" % pid] - one_space / 3) < 0.02
     assert abs(by_pid["clone_vm [%d]" % alone[0]] - single) < 0.02
     assert abs(by_pid["total"] - rows["total"]) < 0.05
 
     # -p naming only one process of the space: that process is all of it.
-    first = ram_mib(run_live(OURS, "--json", "-p", str(group[0])))
+    first = ram_mib(run_script(OURS, "--json", "-p", str(group[0])))
     assert abs(first["total"] - one_space) < 0.05
 
     need_reference()
-    table = run_live(REFERENCE, "-p", csv(pids))
+    table = run_script(REFERENCE, "-p", csv(pids))
     assert abs(total_mib(table.out) - (3 * one_space + single)) < 0.2  # 3.14's sum
 
 
-@live
 def test_two_identical_spaces_are_two(procs):
     """Two `setarch -R clone_vm 2 16`: six processes whose smaps_rollup are
     all the same text, in two address spaces of 16 MiB each.  3.14 takes
     them for one space (16 MiB); ours asks the kernel (32 MiB)."""
-    helper = helper_path("clone_vm")
+    helper = str(build("clone_vm"))
     first = procs.no_aslr([helper, "2", "16"], processes=3)
     second = procs.no_aslr([helper, "2", "16"], processes=3)
     pids = first + second
-    if len({memory_file(pid) for pid in pids}) != 1:
+    if len({memory_text(pid) for pid in pids}) != 1:
         pytest.skip("the two groups' memory files differ here: nothing for 3.14 to merge")
 
-    rows = ram_mib(run_live(OURS, "--json", "-p", csv(pids)))
+    rows = ram_mib(run_script(OURS, "--json", "-p", csv(pids)))
     assert 32 <= rows["total"] <= 34.5
-    by_pid = ram_mib(run_live(OURS, "--json", "-d", "-p", csv(pids)))
+    by_pid = ram_mib(run_script(OURS, "--json", "-d", "-p", csv(pids)))
     assert abs(by_pid["total"] - rows["total"]) < 0.05
     assert all(abs(by_pid["clone_vm [%d]" % pid] - rows["total"] / 6) < 0.02 for pid in pids)
 
     need_reference()
-    reference = run_live(REFERENCE, "-p", csv(pids))
+    reference = run_script(REFERENCE, "-p", csv(pids))
     assert 16 <= total_mib(reference.out) <= 17.5  # 3.14: one space
-
-
-def helper_path(name: str) -> str:
-    return str(build(name))
 
 
 # ----------------------------------------------------------------------------
@@ -1108,16 +888,15 @@ def helper_path(name: str) -> str:
 # ----------------------------------------------------------------------------
 
 
-@live
 def test_setarch_sleeps_counted_three_times(procs):
     """Three `setarch -R sleep 600`: identical memory text, three address
     spaces.  Ours counts three sleeps (about 3 times one); 3.14 shows one
     sleep's worth."""
-    sleepers = procs.sleeps_no_aslr(3)
-    if len({memory_file(pid) for pid in sleepers}) != 1:
+    sleepers = [procs.sleep_no_aslr().pid for _ in range(3)]
+    if len({memory_text(pid) for pid in sleepers}) != 1:
         pytest.skip("the sleeps' memory files differ here: nothing for 3.14 to merge")
-    one = document(run_live(OURS, "--json", "-p", str(sleepers[0])))
-    three = document(run_live(OURS, "--json", "-p", csv(sleepers)))
+    one = document_of(run_script(OURS, "--json", "-p", str(sleepers[0])))
+    three = document_of(run_script(OURS, "--json", "-p", csv(sleepers)))
     [program] = three["programs"]
     assert program["name"] == "sleep" and program["count"] == 3
     [single] = one["programs"]
@@ -1127,13 +906,13 @@ def test_setarch_sleeps_counted_three_times(procs):
     assert 2.7 * single["ram"] <= program["ram"] <= 3.3 * single["ram"]
     assert three["total"]["ram"] == program["ram"]
 
-    by_pid = document(run_live(OURS, "--json", "-d", "-p", csv(sleepers)))
+    by_pid = document_of(run_script(OURS, "--json", "-d", "-p", csv(sleepers)))
     assert len(by_pid["programs"]) == 3
     assert abs(by_pid["total"]["ram"] - three["total"]["ram"]) <= 48 * 1024
 
     need_reference()
     for _ in range(5):  # 3.14 merges only if its three reads agreed
-        reference = run_live(REFERENCE, "-p", csv(sleepers))
+        reference = run_script(REFERENCE, "-p", csv(sleepers))
         assert reference.status == 0
         if total_mib(reference.out) < 1.5 * single["ram"] / MIB:
             break
@@ -1144,19 +923,6 @@ def test_setarch_sleeps_counted_three_times(procs):
 # ----------------------------------------------------------------------------
 # Where kcmp cannot be had: 3.14's rule, 3.14's bytes
 # ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def static_groups(procs):
-    """Static processes only, so that ours and 3.14 read the same bytes:
-    two setarch -R clone_vm groups of 16 MiB with identical memory files,
-    which 3.14 merges into one."""
-    helper = helper_path("clone_vm")
-    pids = procs.no_aslr([helper, "2", "16"], processes=3)
-    pids += procs.no_aslr([helper, "2", "16"], processes=3)
-    if len({memory_file(pid) for pid in pids}) != 1:
-        pytest.skip("the two groups' memory files differ here: nothing for 3.14 to merge")
-    return pids
 
 
 def _seccomp_refusing_kcmp(kill: bool = False):
@@ -1193,7 +959,6 @@ def _seccomp_refusing_kcmp(kill: bool = False):
     return install
 
 
-@live
 def test_kcmp_refused_gives_3_14s_output(static_groups):
     """kcmp refused by seccomp (EPERM on ps_mem itself): 3.14's rule, and
     so 3.14's bytes in every view."""
@@ -1206,15 +971,14 @@ def test_kcmp_refused_gives_3_14s_output(static_groups):
     pids = csv(static_groups)
     for args in ([], ["-d"], ["-t"], ["-s"], ["-S"]):
         ours, reference = agreeing(
-            lambda args=args: run_live(OURS, *args, "-p", pids, preexec_fn=refuse),
-            lambda args=args: run_live(REFERENCE, *args, "-p", pids))
+            lambda args=args: run_script(OURS, *args, "-p", pids, preexec_fn=refuse),
+            lambda args=args: run_script(REFERENCE, *args, "-p", pids))
         assert ours == reference, args
     # Where kcmp works: two spaces, not 3.14's one.
-    assert 32 * MIB <= int(run_live(OURS, "-t", "-p", pids).stdout) <= 34.5 * MIB
-    assert 16 * MIB <= int(run_live(REFERENCE, "-t", "-p", pids).stdout) <= 17.5 * MIB
+    assert 32 * MIB <= int(run_script(OURS, "-t", "-p", pids).stdout) <= 34.5 * MIB
+    assert 16 * MIB <= int(run_script(REFERENCE, "-t", "-p", pids).stdout) <= 17.5 * MIB
 
 
-@live
 def test_kcmp_killed_gives_3_14s_output(static_groups):
     """A filter that kills whoever calls kcmp: ps_mem asks from a forked
     child, which dies; ps_mem itself goes on with 3.14's rule."""
@@ -1227,27 +991,22 @@ def test_kcmp_killed_gives_3_14s_output(static_groups):
     pids = csv(static_groups)
     for args in ([], ["-d"], ["-t"]):
         ours, reference = agreeing(
-            lambda args=args: run_live(OURS, *args, "-p", pids, preexec_fn=kill),
-            lambda args=args: run_live(REFERENCE, *args, "-p", pids))
+            lambda args=args: run_script(OURS, *args, "-p", pids, preexec_fn=kill),
+            lambda args=args: run_script(REFERENCE, *args, "-p", pids))
         assert ours == reference, args
 
 
-@live
 def test_no_fork_gives_3_14s_output(static_groups, monkeypatch):
     """No child can be forked to ask kcmp (EAGAIN): 3.14's rule."""
     need_reference()
 
-    def no_fork():
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", fork_refused)
     pids = csv(static_groups)
     ours, reference = agreeing(lambda: run_main("-p", pids),
-                               lambda: run_live(REFERENCE, "-p", pids))
+                               lambda: run_script(REFERENCE, "-p", pids))
     assert ours == reference
 
 
-@live
 def test_no_kcmp_number_gives_3_14s_output(static_groups, monkeypatch):
     """A machine whose kcmp number ps_mem does not know: 3.14's rule."""
     need_reference()
@@ -1255,17 +1014,16 @@ def test_no_kcmp_number_gives_3_14s_output(static_groups, monkeypatch):
     pids = csv(static_groups)
     for args in ([], ["-d"]):
         ours, reference = agreeing(lambda args=args: run_main(*args, "-p", pids),
-                                   lambda args=args: run_live(REFERENCE, *args, "-p", pids))
+                                   lambda args=args: run_script(REFERENCE, *args, "-p", pids))
         assert ours == reference, args
 
 
-@live
 def test_kcmp_denied_for_some_processes(procs, static_groups, monkeypatch):
     """kcmp refused for some processes only (EPERM: another user's, not
     dumpable): 3.14's rule for the processes alike to them, the kernel's
     answer for the others."""
-    sleepers = procs.sleeps_no_aslr(3)
-    if len({memory_file(pid) for pid in sleepers}) != 1:
+    sleepers = [procs.sleep_no_aslr().pid for _ in range(3)]
+    if len({memory_text(pid) for pid in sleepers}) != 1:
         pytest.skip("the sleeps' memory files differ here")
     compare = ps_mem.AddressSpaces.compare
 
@@ -1294,13 +1052,12 @@ def test_kcmp_denied_for_some_processes(procs, static_groups, monkeypatch):
     assert abs(rows["clone_vm"]["ram"] - exact["programs"][0]["ram"]) <= 64 * 1024
 
 
-@live
 def test_copy_of_proc_gives_3_14s_output(procs, static_groups, tmp_path):
     """The same processes read through --procfs on a copy of their /proc
     entries: no kernel to ask, so 3.14's rule and 3.14's bytes; the
     sleeps that 3.14 merges are merged there too."""
     need_reference()
-    sleepers = procs.sleeps_no_aslr(3)
+    sleepers = [procs.sleep_no_aslr().pid for _ in range(3)]
     me = procs.sleep().pid  # the copy's `self`: the accuracy probe, left out
     tree = tmp_path / "proc"
     capture_tree(str(tree), static_groups + sleepers + [me], me)
@@ -1308,24 +1065,9 @@ def test_copy_of_proc_gives_3_14s_output(procs, static_groups, tmp_path):
         ours = run_ours(*args, procfs=tree)
         assert ours == run_reference(*args, procfs=tree), args
 
-    live_total = int(run_live(OURS, "-t", "-p", csv(static_groups + sleepers)).stdout)
+    live_total = int(run_script(OURS, "-t", "-p", csv(static_groups + sleepers)).stdout)
     copy_total = int(run_ours("-t", procfs=tree).stdout)
     assert live_total > copy_total + 15 * MIB  # the copy merges as 3.14 does
-
-
-@pytest.mark.slow  # a capture holds every process of the machine
-@live
-def test_capture_records_the_kernels_answer(static_groups, tmp_path):
-    """A --capture of the live system keeps what kcmp said, so a later
-    --procfs run on it counts address spaces as the live run did."""
-    pids = csv(static_groups)
-    archive = tmp_path / "capture.tar.gz"
-    done = run_live(OURS, "--capture", str(archive), "-t", "-p", pids)
-    assert done.status == 0, done.err
-    offline = run_ours("--json", "-d", "-p", pids, procfs=archive)
-    now = run_live(OURS, "--json", "-d", "-p", pids)
-    assert [(p["name"], p["ram"]) for p in document(offline)["programs"]] == \
-        [(p["name"], p["ram"]) for p in document(now)["programs"]]
 
 
 # ----------------------------------------------------------------------------
@@ -1334,7 +1076,6 @@ def test_capture_records_the_kernels_answer(static_groups, tmp_path):
 
 
 @pytest.mark.usefixtures("small_chunks")
-@live
 def test_live_readers_scan_as_one_reader(children):
     """Idle processes read by three readers and by one: the same samples."""
     with Processes() as processes:
@@ -1367,7 +1108,6 @@ def spaces_of(scan: "ps_mem.Scan") -> set:
 
 
 @pytest.mark.usefixtures("small_chunks")
-@live
 def test_live_readers_find_the_spaces_one_reader_finds(children):
     """Readers tell kcmp's helper of alike processes as they read them: the
     same spaces as one reader asking at the end.  Two CLONE_VM groups and a
@@ -1394,11 +1134,8 @@ def test_live_readers_find_the_spaces_one_reader_finds(children):
 
 
 def _setpriv(procs: Processes, *options: str):
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    sleep = shutil.which("sleep") or "/bin/sleep"
-    return procs.command([setpriv, *options, sleep, "600"], exe=os.path.realpath(sleep))
+    """`sleep 600` run by setpriv with OPTIONS."""
+    return procs.command(setpriv(*options) + [SLEEP, "600"], exe=os.path.realpath(SLEEP))
 
 
 def _uids(pid: int) -> List[int]:
@@ -1406,7 +1143,6 @@ def _uids(pid: int) -> List[int]:
     return [int(uid) for uid in re.search(r"^Uid:\t(.*)$", status, re.M).group(1).split()]
 
 
-@LIVE
 def test_live_user_is_the_real_uid():
     """A root sleep shows as root; one whose real uid is 65534 (effective 0)
     as that uid's name; one with only the effective uid changed as root."""
@@ -1416,20 +1152,19 @@ def test_live_user_is_the_real_uid():
         effective = _setpriv(procs, "--euid=65534")
         assert _uids(real.pid)[:2] == [65534, 0] and _uids(effective.pid)[:2] == [0, 65534]
         pids = "%d,%d,%d" % (mine.pid, real.pid, effective.pid)
-        doc = doc_of("--group-by", "user", "-p", pids)
+        doc = json_of("--group-by", "user", "-p", pids)
     try:
         nobody = pwd.getpwuid(65534).pw_name
     except KeyError:
         nobody = "65534"
-    assert groups(doc) == {"root": sorted([mine.pid, effective.pid]), nobody: [real.pid]}
+    assert pids_by_name(doc) == {"root": sorted([mine.pid, effective.pid]), nobody: [real.pid]}
 
 
-@LIVE
 def test_live_whole_system_by_user_has_root():
     with Processes() as procs:
         mine = procs.sleep()
-        doc = doc_of("--group-by", "user")
-    names = groups(doc)
+        doc = json_of("--group-by", "user")
+    names = pids_by_name(doc)
     assert mine.pid in names["root"]
     assert all(program["ram"] > 0 for program in doc["programs"])
 
@@ -1452,19 +1187,17 @@ def _expected_cgroup(text: str) -> str:
     return memory if memory is not None else "-"
 
 
-@LIVE
 def test_live_cgroup_is_this_process_cgroup():
     own = Path("/proc/self/cgroup").read_text()
     with Processes() as procs:
         sleeper = procs.sleep()  # starts in our cgroup
         assert Path("/proc/%d/cgroup" % sleeper.pid).read_text() == own
-        doc = doc_of("--group-by", "cgroup", "-p", str(sleeper.pid))
+        doc = json_of("--group-by", "cgroup", "-p", str(sleeper.pid))
         table = run_ours("--group-by", "cgroup", "-p", str(sleeper.pid))
-    assert groups(doc) == {_expected_cgroup(own): [sleeper.pid]}
+    assert pids_by_name(doc) == {_expected_cgroup(own): [sleeper.pid]}
     assert [row.name for row in parse_table(table.out).rows] == [_expected_cgroup(own)]
 
 
-@LIVE
 def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
     """On the live /proc the kernel says which processes share an address
     space: a user (or cgroup) row counts it once, like the program row.
@@ -1476,13 +1209,13 @@ def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
         helper = procs.helper("clone_vm", "3")
         sleeper = procs.sleep()
         pids = helper.csv() + ",%d" % sleeper.pid
-        live = {grouping: doc_of("--group-by", grouping, "-p", pids)
+        live = {grouping: json_of("--group-by", grouping, "-p", pids)
                 for grouping in ("program", "user", "cgroup")}
         assert run_ours("--capture", str(capture), "-p", pids).status == 0
     for grouping, doc in live.items():
         # Live, a run apart: within what the sleep's library pages move.
         assert abs(doc["total"]["ram"] - live["program"]["total"]["ram"]) <= 64 * 1024, grouping
-    by = {grouping: doc_of("--group-by", grouping, "-p", pids, procfs=capture)
+    by = {grouping: json_of("--group-by", grouping, "-p", pids, procfs=capture)
           for grouping in ("program", "user", "cgroup")}
     assert [(row["name"], row["count"]) for row in by["user"]["programs"]] == [("root", 5)]
     assert by["user"]["total"] == by["program"]["total"] == by["cgroup"]["total"]
@@ -1497,7 +1230,6 @@ def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-@LIVE
 @pytest.mark.parametrize("key", ["private", "count", "name"])
 def test_live_top_in_order(key):
     result = run_ours("--json", "--sort", key, "--reverse", "--top", "5")
@@ -1513,7 +1245,6 @@ def test_live_top_in_order(key):
     assert abs(doc["total"]["ram"] - rows) <= len(values)
 
 
-@LIVE
 def test_live_table_top_footer_is_sum_of_rows():
     # A container may run only two or three programs; four distinct sleeps
     # (and this test's python) make sure there are more than four to cut.
@@ -1524,15 +1255,9 @@ def test_live_table_top_footer_is_sum_of_rows():
     assert result.status == 0, result.err
     table = parse_table(result.out)
     assert len(table.rows) == 4 and table.rest == ""
-    units = {"KiB": 1, "MiB": 1024, "GiB": 1024 ** 2, "TiB": 1024 ** 3}
-
-    def kib(size: str) -> float:
-        number, unit = size.split()
-        return float(number) * units[unit]
-
     rams = [kib(row.ram) for row in table.rows]
     assert rams == sorted(rams, reverse=True)
-    slack = sum(_rounding(size) for size in rams + [kib(table.total_ram)])
+    slack = sum(rounding(size) for size in rams + [kib(table.total_ram)])
     assert abs(sum(rams) - kib(table.total_ram)) <= slack
 
 
@@ -1541,7 +1266,6 @@ def test_live_table_top_footer_is_sum_of_rows():
 # ----------------------------------------------------------------------------
 
 
-@LIVE
 def test_watch_on_live_proc_prints_flushed_json_lines():
     """`--json -w 1` on the live /proc for about 2.5 s, then SIGINT: each line
     is read as it comes (so it was flushed), each is one document, and the
@@ -1575,7 +1299,7 @@ def test_watch_on_live_proc_prints_flushed_json_lines():
     lines += (buffered + rest).split(b"\n")
     assert lines[-1] == b""
     assert child.returncode == 0 and err == b""
-    docs = [json_document(line + b"\n") for line in lines[:-1]]
+    docs = [document(line + b"\n") for line in lines[:-1]]
     assert 2 <= len(docs) <= 5
     for doc in docs:
         assert_schema(doc, os.uname().release)
@@ -1586,7 +1310,6 @@ def test_watch_on_live_proc_prints_flushed_json_lines():
     assert times == sorted(times) and times[0] != times[-1]
 
 
-@LIVE
 def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
     """A live `--json` run that also captures what it read; the table read
     from that capture has the same rows and totals, and the warnings (here
@@ -1596,7 +1319,7 @@ def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
     capture = tmp_path / "live.tar.gz"
     live = run_ours("--json", "--capture", str(capture))
     assert live.status == 0, live.err
-    doc = json_document(live.stdout)
+    doc = document(live.stdout)
     assert_schema(doc, os.uname().release)
     assert_warnings_are_stderr(doc, live.stderr)
     assert doc["programs"] and doc["total"]["ram"] and doc["accuracy"]["ram"] == 2
@@ -1604,7 +1327,7 @@ def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
     monkeypatch.setattr(ps_mem, "load_capture", lambda path: loaded)
     assert run_main("--json", procfs=capture) == live
     for options in ([], ["-d", "-S"], ["-s"]):
-        replay = json_document(run_main("--json", *options, procfs=capture).stdout)
+        replay = document(run_main("--json", *options, procfs=capture).stdout)
         table = run_main(*options, procfs=capture)
         assert table.status == 0 and table.stderr == live.stderr
         assert_same_as_table(replay, table.out, options)
@@ -1612,7 +1335,6 @@ def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
     assert int(only_total.stdout) == doc["total"]["ram"]
 
 
-@LIVE
 def test_live_document_for_named_processes():
     """-p on the live /proc: the processes named, with the sizes the kernel
     shows; a static helper's memory does not move between two runs."""
@@ -1621,7 +1343,7 @@ def test_live_document_for_named_processes():
         csv = helper.csv()
         for _ in range(5):
             table = run_ours("-p", csv)
-            doc = json_document(run_ours("--json", "-p", csv).stdout)
+            doc = document(run_ours("--json", "-p", csv).stdout)
             again = run_ours("-p", csv)
             if table == again:
                 break
@@ -1673,7 +1395,6 @@ def live_captures(tmp_path_factory):
         procs.close()
 
 
-@LIVE
 @pytest.mark.parametrize("index", range(len(LIVE_OPTIONS)),
                          ids=[" ".join(options) or "default" for options in LIVE_OPTIONS])
 def test_live_capture_reproduces_its_run(live_captures, index):
@@ -1693,7 +1414,6 @@ def test_live_capture_reproduces_its_run(live_captures, index):
         assert pid not in shown and shown
 
 
-@LIVE
 def test_live_capture_content_and_size(live_captures, capsys):
     captures, sleeper = live_captures
     capture, _, pid, _ = captures[0]
@@ -1714,7 +1434,6 @@ def test_live_capture_content_and_size(live_captures, capsys):
     assert size <= 2048 * len(pids) + 65536
 
 
-@LIVE
 def test_live_capture_read_with_other_options_is_consistent(live_captures, monkeypatch):
     """One live sample, many views: the totals of -d, -s, user and cgroup
     groupings (and of --top larger than the rows) are the default view's,
@@ -1745,33 +1464,12 @@ def test_live_capture_read_with_other_options_is_consistent(live_captures, monke
 # ----------------------------------------------------------------------------
 
 
-def _as_nobody() -> List[str]:
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    done = subprocess.run(prefix + [sys.executable, "-c", "pass"], cwd="/",
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if done.returncode != 0:
-        pytest.skip("the user nobody cannot run %s" % sys.executable)
-    return prefix
-
-
-def _run_as_nobody(script: Path, *args: str) -> Result:
-    env = dict(os.environ, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8",
-               PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run(_as_nobody() + [sys.executable, str(script), *args], cwd="/",
-                          capture_output=True, timeout=60, env=env)
-    return Result(done.stdout, done.stderr, done.returncode)
-
-
-@live
 def test_unprivileged_user_denied_a_root_process():
     """As nobody, -p naming a root sleep and nobody's own process: the
     root one cannot be read; ours says so on stderr and prints what it
     prints for nobody's process alone (what 3.14 prints, silently)."""
     helper = build("setname")  # static: its numbers do not move
-    prefix = _as_nobody()
+    prefix = as_nobody()
     with Processes() as procs:
         root_sleep = procs.sleep()
         own = subprocess.Popen(prefix + [str(helper), b"mine".hex()], stdin=subprocess.DEVNULL,
@@ -1780,19 +1478,20 @@ def test_unprivileged_user_denied_a_root_process():
             assert own.stdout.readline().split()[0] == b"ready"
             wait_settled([own.pid])
             both = "%d,%d" % (root_sleep.pid, own.pid)
-            ours = _run_as_nobody(OURS, "-p", both)
-            alone = _run_as_nobody(OURS, "-p", str(own.pid))
+            ours = run_as_nobody(str(OURS), "-p", both, reads=[OURS])
+            alone = run_as_nobody(str(OURS), "-p", str(own.pid), reads=[OURS])
             assert ours.status == alone.status == 0
-            assert ours.stderr == WARNING_1 and alone.stderr == b""
+            assert ours.stderr == DENIED_WARNING_1 and alone.stderr == b""
             assert ours.stdout == alone.stdout
             assert re.search(rb"\tmine\n", ours.stdout)
             assert b"sleep" not in ours.stdout
             for args in (["-s"], ["-t"], ["-d", "-S"]):
-                denied = _run_as_nobody(OURS, *args, "-p", both)
-                assert denied.stderr == WARNING_1, args
-                assert denied.stdout == _run_as_nobody(OURS, *args, "-p", str(own.pid)).stdout
+                denied = run_as_nobody(str(OURS), *args, "-p", both, reads=[OURS])
+                assert denied.stderr == DENIED_WARNING_1, args
+                assert denied.stdout == run_as_nobody(str(OURS), *args, "-p", str(own.pid),
+                                                 reads=[OURS]).stdout
             if REFERENCE.exists():
-                reference = _run_as_nobody(REFERENCE, "-p", both)
+                reference = run_as_nobody(str(REFERENCE), "-p", both, reads=[REFERENCE])
                 assert (reference.stdout, reference.stderr, reference.status) == \
                     (ours.stdout, b"", 0)
         finally:

@@ -17,57 +17,20 @@ with each control character of each name replaced by "?".
 """
 
 import json
-import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import (REFERENCE_DIR, Result, run_ours, run_reference)
-from tests.inprocess import ps_mem
+from tests.harness import (RAW_CONTROL, assert_no_control_bytes, need_reference,
+                           printable, ps_mem, row_names, run_ours, run_reference,
+                           with_names_printable)
 from tests.procfs_builder import ProcTree, mapping
 
-REFERENCE = REFERENCE_DIR / "ps_mem.py"
-CONTROLS = [*range(0x01, 0x20), 0x7F, *range(0x80, 0xA0)]  # NUL cannot be in a name
-QUESTION = {code: "?" for code in [0, *CONTROLS]}
-# A control character anywhere but the layout's tabs and newlines: raw
-# bytes (C0, DEL) or a C1 character, UTF-8 encoded or as a lone byte.
-RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
-
-
-def printable(text: str) -> str:
-    return text.translate(QUESTION)
-
-
-def assert_no_control_bytes(stdout: bytes) -> None:
-    """Only the layout's tabs and newlines: no other C0, no DEL, no C1
-    (encoded, or as a byte that is not UTF-8)."""
-    match = RAW_CONTROL.search(stdout)
-    assert match is None, "control character %r at %d" % (match.group(), match.start())
-    stdout.decode("utf-8")  # strict: no lone byte such as \x9b either
-
-
-def rows_of(stdout: str) -> List[str]:
-    """The names column of ours (one line per row, as ours prints them)."""
-    body = stdout.split("\n\n", 1)[1]
-    return [line.split("\t", 1)[1] for line in body.split("\n") if "\t" in line]
-
-
-def with_names_printable(reference: Result, raw_names: Sequence[str]) -> Result:
-    """3.14's output with each of RAW_NAMES (as it printed them, newlines
-    and all) made printable.  Each name follows the row's tab."""
-    text = reference.stdout.decode("utf-8")
-    for raw in sorted(set(raw_names), key=len, reverse=True):
-        assert "\t" + raw in text, "3.14 did not print %r" % raw
-        text = text.replace("\t" + raw, "\t" + printable(raw))
-    return reference._replace(stdout=text.encode("utf-8"))
-
-
-def need_reference() -> None:
-    if not REFERENCE.exists():
-        pytest.skip("ps_mem 3.14 is not installed in %s: run tests/run" % REFERENCE_DIR)
+# Every control character a name can hold (not NUL).
+CONTROL_CODES = [*range(0x01, 0x20), 0x7F, *range(0x80, 0xA0)]
 
 
 # ----------------------------------------------------------------------------
@@ -79,7 +42,7 @@ ORDINARY = ["café-ünïcode", "日本語デーモン", "snake-🐍", "nb\u00a0s
             "right\u202eleft", "ångström"]
 
 
-def hostile_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
+def control_character_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
     """A tree with, for each control character C, a process whose status
     Name holds C, one whose executable's file name holds C (its Name a
     prefix of it), each with C in an argument; and the ORDINARY names.
@@ -99,7 +62,7 @@ def hostile_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
         joined = " ".join(args).replace("\r\n", "\n").replace("\r", "\n")
         raw["cmdline"].append(joined.replace("\n", " "))
 
-    for code in CONTROLS:
+    for code in CONTROL_CODES:
         char = chr(code)
         # The kernel writes "\n" in a Name as the two characters \ and n.
         name = "n%02x%sz" % (code, "\\n" if char == "\n" else char)
@@ -118,7 +81,7 @@ def hostile_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    return hostile_tree(tmp_path_factory.mktemp("hostile") / "proc")
+    return control_character_tree(tmp_path_factory.mktemp("hostile") / "proc")
 
 
 @pytest.mark.parametrize("view", [[], ["-s"], ["-d"], ["-s", "-d"], ["-S"], ["-d", "-S"]],
@@ -158,7 +121,7 @@ def test_sort_by_name_and_top_keep_names_printable(hostile):
     result = run_ours("--sort", "name", "--top", "20", procfs=tree.root)
     assert result.status == 0
     assert_no_control_bytes(result.stdout)
-    shown = rows_of(result.out)
+    shown = row_names(result.out)
     assert shown == sorted(printable(name) for name in raw["name"])[:20]
 
 
@@ -208,7 +171,7 @@ def test_cgroup_and_user_views_keep_names_printable(tree):
     result = run_ours("--group-by", "cgroup", procfs=t.root)
     assert result.status == 0 and result.stderr == b""
     assert_no_control_bytes(result.stdout)
-    assert rows_of(result.out) == ["/user.slice/?]0;owned?.scope", "/sys?31m.slice",
+    assert row_names(result.out) == ["/user.slice/?]0;owned?.scope", "/sys?31m.slice",
                                    "/plain/café.scope"]
 
 
@@ -250,12 +213,12 @@ def _report(*programs, total_ram=0.0, total_swap=0.0, pss=True, swap_pss=True):
     return ps_mem.Report(list(programs), total_ram, total_swap, pss, swap_pss)
 
 
-SLEEP = ps_mem.ProgramUsage("sleep", 2, (10, 11), 104.0, 33.5, 137.5, 12.0)
-CLONE = ps_mem.ProgramUsage("clone_vm", 1, (12,), 33484.0, 0.5, 33484.5, 0.0)
+SLEEP_ROW = ps_mem.ProgramUsage("sleep", 2, (10, 11), 104.0, 33.5, 137.5, 12.0)
+CLONE_ROW = ps_mem.ProgramUsage("clone_vm", 1, (12,), 33484.0, 0.5, 33484.5, 0.0)
 
 
 def test_rows():
-    report = _report(SLEEP, CLONE)
+    report = _report(SLEEP_ROW, CLONE_ROW)
     assert ps_mem.rows(report, ps_mem.Options()) == (
         "104.0 KiB +  33.5 KiB = 137.5 KiB\tsleep (2)\n"
         " 32.7 MiB +   0.5 KiB =  32.7 MiB\tclone_vm\n")
@@ -266,13 +229,13 @@ def test_rows():
 
 def test_rows_control_characters_print_as_question_marks():
     # A deliberate difference from 3.14, which prints names raw.
-    named = SLEEP._replace(name="\x1b[31mred\x07\tx\x9b", count=1)
+    named = SLEEP_ROW._replace(name="\x1b[31mred\x07\tx\x9b", count=1)
     assert ps_mem.rows(_report(named), ps_mem.Options()) == \
         "104.0 KiB +  33.5 KiB = 137.5 KiB\t?[31mred??x?\n"
 
 
 def test_footer():
-    report = _report(SLEEP, CLONE, total_ram=33622.0, total_swap=12.0)
+    report = _report(SLEEP_ROW, CLONE_ROW, total_ram=33622.0, total_swap=12.0)
     assert ps_mem.footer(ps_mem.Options(), True, True, report) == (
         "-" * 33 + "\n" + " " * 24 + " 32.8 MiB\n" + "=" * 33 + "\n")
     assert ps_mem.footer(ps_mem.Options(show_swap=True), True, True, report) == (
@@ -285,7 +248,7 @@ def test_footer():
 
 
 def test_only_total():
-    report = _report(SLEEP, total_ram=137.5, total_swap=12.0)
+    report = _report(SLEEP_ROW, total_ram=137.5, total_swap=12.0)
     assert ps_mem.only_total(ps_mem.Options(only_total=True), True, True, report) == "140800\n"
     assert ps_mem.only_total(ps_mem.Options(only_total=True, show_swap=True), True, True,
                              report) == "12288\n"

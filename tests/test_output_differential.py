@@ -24,7 +24,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from tests.harness import (REFERENCE_DIR, Result, run_ours, run_reference, tree_self_pid)
+from tests.harness import (Result, needs_reference, printable_names, run_ours, run_reference,
+                           tree_self_pid)
 from tests.procfs_builder import PYTHON, mapping, program_maps
 from tests.trees import few
 
@@ -182,11 +183,6 @@ def assert_same(expected: Result, actual: Result) -> None:
     assert actual.stdout == expected.stdout  # and byte for byte, not just as text
 
 
-needs_reference = pytest.mark.skipif(
-    not (REFERENCE_DIR / "ps_mem.py").exists(),
-    reason="ps_mem 3.14 is not installed in %s (tests/run installs it)" % REFERENCE_DIR)
-
-
 @needs_reference
 @pytest.mark.parametrize("tree_name, options", list(_cases()))
 def test_same_as_reference(runs, tree_name, options):
@@ -228,23 +224,6 @@ def test_vanishing_process_crashes_reference(proc_trees, tree_name):
 # 3.14 prints a name as the process set it, escape sequences and all;
 # ps_mem.py shows C0 controls (tab and newline too), DEL and C1 as "?".  The
 # expected output is 3.14's with that done to the name column.
-
-_UNPRINTABLE = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
-def printable_names(reference: Result) -> Result:
-    """3.14's output with control characters in each row's name made "?".
-    A row is "SIZES\\tNAME\\n"; the sizes hold no tab, and no name here
-    holds a newline (-s makes them spaces; Name cannot have one)."""
-    text = reference.stdout.decode("utf-8")
-    head, sep, body = text.partition("\n\n")
-    lines = []
-    for line in body.split("\n"):
-        sizes, tab, name = line.partition("\t")
-        lines.append(sizes + tab + name.translate(_UNPRINTABLE))
-    stdout = (head + sep + "\n".join(lines)).encode("utf-8")
-    return reference._replace(stdout=stdout)
-
 
 HOSTILE_OPTIONS = [[], ["-s"], ["-d"], ["-s", "-d"], ["-p", PIDS]]
 
@@ -336,7 +315,7 @@ def test_carriage_return_in_mapped_path_is_not_a_line(tree, options):
 # ----------------------------------------------------------------------------
 
 
-CASES = [
+DEFAULT_CASES = [
     ("rollup_6_1", []), ("rollup_6_1", ["-S"]), ("rollup_6_1", ["-s", "-d"]),
     ("rollup_6_1", ["-t"]),
     ("smaps_no_pss", []), ("smaps_no_pss", ["-S", "-t"]),
@@ -347,8 +326,9 @@ CASES = [
 
 
 @needs_reference
-@pytest.mark.parametrize("name, options", CASES,
-                         ids=["%s:%s" % (name, " ".join(options)) for name, options in CASES])
+@pytest.mark.parametrize("name, options", DEFAULT_CASES,
+                         ids=["%s:%s" % (name, " ".join(options))
+                              for name, options in DEFAULT_CASES])
 def test_same_bytes_as_3_14(proc_trees, name, options):
     root = proc_trees.get(name).root
     ours = run_ours(*options, procfs=root)
@@ -369,13 +349,10 @@ def test_watch_same_bytes_as_3_14(proc_trees):
 # ----------------------------------------------------------------------------
 
 
-TREES_DIR = Path(__file__).resolve().parent / "trees_captured"
-TREES = sorted(path for path in TREES_DIR.iterdir() if (path / "self").is_symlink())
-# What ps_mem.py shows as "?" in a name: C0, DEL and C1 controls.
-CONTROLS = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
-OPTIONS = [[], ["-s"], ["-t"], ["-d"], ["-S"], ["-S", "-t"], ["-d", "-S"], ["-s", "-d"]]
+CAPTURED_DIR = Path(__file__).resolve().parent / "trees_captured"
+CAPTURED = sorted(path for path in CAPTURED_DIR.iterdir() if (path / "self").is_symlink())
+CAPTURED_OPTIONS = [[], ["-s"], ["-t"], ["-d"], ["-S"], ["-S", "-t"], ["-d", "-S"], ["-s", "-d"]]
+CAPTURED_CASES = [(tree, options) for tree in CAPTURED for options in CAPTURED_OPTIONS]
 
 
 def _pids(tree: Path) -> List[int]:
@@ -395,48 +372,30 @@ def _pid_pairs(tree: Path) -> Dict[str, str]:
     return {"same-exe": "%d,%d" % tuple(same[:2]), "apart": "%d,%d" % (pids[0], pids[-1])}
 
 
-def _printable_names(stdout: bytes) -> bytes:
-    """3.14's output as ps_mem.py prints it: names (after each line's first
-    tab) with control characters as "?".  Only for trees whose names hold
-    no newline, so that lines are rows."""
-    lines = []
-    for line in stdout.decode("utf-8").split("\n"):
-        head, tab, name = line.partition("\t")
-        lines.append(head + tab + name.translate(CONTROLS))
-    return "\n".join(lines).encode("utf-8")
-
-
-def _expected(reference: Result) -> Result:
-    return reference._replace(stdout=_printable_names(reference.stdout))
-
-
-CASES = [(tree, options) for tree in TREES for options in OPTIONS]
-
-
-@pytest.mark.parametrize("tree,options", CASES,
+@pytest.mark.parametrize("tree,options", CAPTURED_CASES,
                          ids=["%s:%s" % (tree.name, " ".join(options) or "default")
-                              for tree, options in CASES])
-def test_same_as_3_14(tree, options):
+                              for tree, options in CAPTURED_CASES])
+def test_captured_tree_same_as_3_14(tree, options):
     ours = run_ours(*options, procfs=tree)
     reference = run_reference(*options, procfs=tree)
-    assert ours == _expected(reference)
+    assert ours == printable_names(reference)
     assert ours.status in (0, 1) and b"Traceback" not in ours.stderr
 
 
-@pytest.mark.parametrize("tree", TREES, ids=[tree.name for tree in TREES])
+@pytest.mark.parametrize("tree", CAPTURED, ids=[tree.name for tree in CAPTURED])
 @pytest.mark.parametrize("pair", ["same-exe", "apart"])
-def test_two_pids_same_as_3_14(tree, pair):
+def test_captured_tree_two_pids_same_as_3_14(tree, pair):
     pids = _pid_pairs(tree)[pair]
     ours = run_ours("-p", pids, procfs=tree)
-    assert ours == _expected(run_reference("-p", pids, procfs=tree))
+    assert ours == printable_names(run_reference("-p", pids, procfs=tree))
     assert ours.status == 0 and ours.stdout.count(b"\t") >= 2  # header and a row
 
 
 def test_trees_are_real_captures():
     """Each tree has what capture_tree.py writes, and the situations the
     tests above are meant to cover are still in them."""
-    assert {tree.name for tree in TREES} >= {"sleeps_shell_python", "helpers", "no_rollup"}
-    for tree in TREES:
+    assert {tree.name for tree in CAPTURED} >= {"sleeps_shell_python", "helpers", "no_rollup"}
+    for tree in CAPTURED:
         assert (tree / "sys" / "kernel" / "osrelease").read_bytes()[:1].isdigit()
         assert (tree / "meminfo").read_bytes().startswith(b"MemTotal:")
         self_pid = tree_self_pid(tree)
@@ -446,7 +405,7 @@ def test_trees_are_real_captures():
             assert {"cmdline", "status", "statm", "smaps", "exe"} <= files, pid
             assert os.readlink(tree / str(pid) / "exe").startswith("/")
             assert ("smaps_rollup" in files) == (tree.name != "no_rollup"), pid
-    helpers = TREES_DIR / "helpers"
+    helpers = CAPTURED_DIR / "helpers"
     names = {(helpers / str(pid) / "status").read_bytes().split(b"\n")[0]
              for pid in _pids(helpers)}
     assert "Name:\tпример".encode() in names
@@ -457,7 +416,7 @@ def test_clone_vm_rule_on_captured_tree():
     """The captured CLONE_VM family (one address space, identical
     smaps_rollup text) is one row of four with the 32 MiB counted once;
     the forked family (different texts) is not divided."""
-    ours = run_ours(procfs=TREES_DIR / "helpers").out
+    ours = run_ours(procfs=CAPTURED_DIR / "helpers").out
     rows = {line.split("\t")[1]: line.split("\t")[0] for line in ours.splitlines()
             if "\t" in line}
     assert rows["clone_vm (4)"].startswith(" 32.7 MiB +")

@@ -15,21 +15,14 @@ Pss exactly; 0.5 KiB added per Pss line), or by reading the file.
 
 import contextlib
 import re
-from pathlib import Path
 from typing import Callable, Dict, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.inprocess import ps_mem
-from tests.test_collection import SAMPLES, garbled
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def data(name: str) -> bytes:
-    return (DATA / name).read_bytes()
+from tests.garbling import SAMPLES, garbled
+from tests.harness import data, ps_mem
 
 
 def counters(text: bytes) -> dict:

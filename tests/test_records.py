@@ -2,17 +2,11 @@
 with named items, made as collections.namedtuple makes them."""
 
 import marshal
-import sys
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import ps_mem  # noqa: E402  (after the path is set)
+from tests.harness import ps_mem
 
 
 @ps_mem._record

@@ -1,5 +1,7 @@
-"""ps_mem under process churn: hundreds of runs while processes fork, exec,
-rename themselves and exit around it (tests/churn.py's forker).
+"""ps_mem under load and at size.
+
+Churn: hundreds of runs while processes fork, exec, rename themselves and
+exit around it (tests/churn.py, tests/forker.py).
 
 Every run must end with the documented exit status (0 here; -t's 1 only
 where the kernel lacks Pss or SwapPss), nothing on stderr but ps_mem.py's
@@ -15,11 +17,17 @@ real SIGINT among them.
 `-m slow` runs the long version (about 10 minutes): hundreds of commands of
 ours and of 3.14, with each one's failure rate reported (also `python
 tests/churn.py --reference`).
+
+Huge inputs: 65,000 mappings (fixture smaps, and a live process), a 2 MiB
+command line (live, and fixture): correct output, in reasonable time.
+
+Marks: `stress` (out of the quick lane) on every test that needs the live
+/proc here, `live` too; `slow` on the long ones, which only `-m slow` runs.
+The fixture-tree tests are in the quick lane.
 """
 
 import contextlib
 import errno
-import io
 import json
 import os
 import re
@@ -28,27 +36,21 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import List, Sequence
 
 import pytest
 
-from tests.harness import (OURS, Result, live,
-                           run_ours, run_reference)
-from tests.inprocess import ps_mem
+from tests.churn import (
+    OPTIONS_3_14, OPTIONS_NEW, WATCH, Churn, Tally, frozen_copy, judge, run_command, stress_runs,
+)
+from tests.harness import (OURS, REFERENCE, Result, document_of, live, run_main, run_ours,
+                           run_reference, run_script, sizes)
 from tests.procfs_builder import program_maps
 from tests.realproc import Processes
-from tests.churn import (
-    OPTIONS_3_14, OPTIONS_NEW, REFERENCE, WATCH, Churn, Tally, frozen_copy, judge, run_command,
-    stress,
-)
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
-                       reason="needs a Linux /proc with smaps"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to read every process's memory"),
-]
+stress = pytest.mark.stress
 
 # Seconds of in-process runs in the default suite; at least MIN_RUNS runs.
 BUDGET = float(os.environ.get("PS_MEM_CHURN_SECONDS", "5"))
@@ -98,26 +100,21 @@ class _Interrupt:
         signal.signal(signal.SIGALRM, self.previous)
 
 
-def run_in_process(args: Sequence[str], interrupt_after: float = 0):
-    """ps_mem.main(ARGS) here, its output caught: (stdout, stderr, status),
-    or the exception it let out as a traceback text in stderr."""
-    out = io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    stderr = io.StringIO()
+def run_in_process(args: Sequence[str], interrupt_after: float = 0) -> Result:
+    """ps_mem.main(ARGS) here, its output caught, or the exception it let
+    out as a traceback text in stderr (status -1)."""
     interrupt = _Interrupt(interrupt_after) if interrupt_after else contextlib.nullcontext()
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), interrupt:
-            status = ps_mem.main(list(args))
+        with interrupt:
+            return run_main(*args)
     except BaseException as error:  # noqa: B036 - anything out of main() is a failure
-        import traceback
-
-        stderr.write("Traceback (from main()):\n" + "".join(
-            traceback.format_exception(type(error), error, error.__traceback__)))
-        status = -1
-    stdout.flush()
-    return out.getvalue(), stderr.getvalue().encode("utf-8"), status
+        text = "Traceback (from main()):\n" + "".join(
+            traceback.format_exception(type(error), error, error.__traceback__))
+        return Result(b"", text.encode("utf-8"), -1)
 
 
+@stress
+@live
 def test_hundreds_of_runs_in_process(churn, request):
     """Every option combination over the churning processes (-p) in each
     cycle, and over the whole system in turn while the budget lasts (a
@@ -143,6 +140,8 @@ def test_hundreds_of_runs_in_process(churn, request):
     assert not tally.failures, "\n".join(tally.failures[:20])
 
 
+@stress
+@live
 def test_commands_with_real_signals(churn, request, tmp_path):
     """Real commands, as a user runs them: one over the churning pids, one
     over the whole system, and two watches ended by a real SIGINT after
@@ -162,15 +161,17 @@ def test_commands_with_real_signals(churn, request, tmp_path):
 
 
 @pytest.mark.slow
+@stress
+@live
 def test_long_churn_ours_and_3_14(request, tmp_path):
     """SLOW_RUNS commands of ours over every combination (whole system,
     churning pids, watches), then as many of 3.14 over its own options:
     ours never fails; 3.14's failure rate is reported."""
     with Churn(target=150, min_ms=10, max_ms=400) as running:
-        ours = stress(running, SLOW_RUNS, frozen_copy(str(tmp_path)), "ps_mem.py", ours=True)
+        ours = stress_runs(running, SLOW_RUNS, frozen_copy(str(tmp_path)), "ps_mem.py", ours=True)
         reference = None
         if REFERENCE.exists():
-            reference = stress(running, SLOW_RUNS, REFERENCE, "ps_mem 3.14", ours=False)
+            reference = stress_runs(running, SLOW_RUNS, REFERENCE, "ps_mem 3.14", ours=False)
     lines: List[str] = [ours.summary()]
     if reference is not None:
         lines.append(reference.summary())
@@ -180,6 +181,22 @@ def test_long_churn_ours_and_3_14(request, tmp_path):
     if reference is not None and reference.runs >= 200:
         # The churn does reach the races that this suite is about.
         assert reference.failures, "3.14 never failed: the churn is too gentle to test anything"
+
+
+@pytest.mark.slow  # a capture holds every process of the machine
+@stress
+@live
+def test_capture_records_the_kernels_answer(static_groups, tmp_path):
+    """A --capture of the live system keeps what kcmp said, so a later
+    --procfs run on it counts address spaces as the live run did."""
+    pids = ",".join(map(str, static_groups))
+    archive = tmp_path / "capture.tar.gz"
+    done = run_script(OURS, "--capture", str(archive), "-t", "-p", pids)
+    assert done.status == 0, done.err
+    offline = run_ours("--json", "-d", "-p", pids, procfs=archive)
+    now = run_script(OURS, "--json", "-d", "-p", pids)
+    assert [(p["name"], p["ram"]) for p in document_of(offline)["programs"]] == \
+        [(p["name"], p["ram"]) for p in document_of(now)["programs"]]
 
 
 # ----------------------------------------------------------------------------
@@ -251,6 +268,7 @@ time.sleep(600)
 """
 
 
+@stress
 @live
 def test_65000_mappings_live():
     """A real process with 65,000 mappings: ps_mem reads it in reasonable
@@ -286,23 +304,18 @@ def test_65000_mappings_live():
 
 
 def run_ours_live(*args: str, script: Path = OURS) -> Result:
-    env = dict(os.environ, LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
-    done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                          timeout=120, env=env)
-    assert done.returncode == 0 and done.stderr == b"", done.stderr
-    return Result(done.stdout, done.stderr, done.returncode)
+    result = run_script(script, *args, timeout=120)
+    assert result.status == 0 and result.stderr == b"", result.stderr
+    return result
 
 
 def _sizes_close(ours: str, reference: str) -> bool:
     """The same text but for sizes, which move by a few KiB between two
-    runs over a dynamically linked process."""
-    size = re.compile(r"\d+\.\d [KMG]iB")
-    if size.sub("#", ours).replace(" ", "") != size.sub("#", reference).replace(" ", ""):
+    runs over a dynamically linked process: within 2% and 64 KiB."""
+    (ours_text, ours_sizes), (reference_text, reference_sizes) = sizes(ours), sizes(reference)
+    if ours_text.replace(" ", "") != reference_text.replace(" ", ""):
         return False
-    units = {"KiB": 1, "MiB": 1024, "GiB": 1024 ** 2}
-    values = [[float(match.split()[0]) * units[match.split()[1]] for match in size.findall(text)]
-              for text in (ours, reference)]
-    return all(abs(a - b) <= 0.02 * max(a, b) + 64 for a, b in zip(*values))
+    return all(abs(a - b) <= 0.02 * max(a, b) + 64 for a, b in zip(ours_sizes, reference_sizes))
 
 
 # 2 MiB of arguments: 16 of 128 KiB (the most one argument may have),
@@ -310,6 +323,7 @@ def _sizes_close(ours: str, reference: str) -> bool:
 BIG_ARGS = [("%02d" % number).encode() * (64 * 1024 - 1) for number in range(16)]
 
 
+@stress
 @live
 def test_2_mib_command_line_live():
     """A process whose command line is 2 MiB: -s shows all of it, as 3.14
