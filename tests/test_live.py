@@ -1169,33 +1169,59 @@ def test_live_whole_system_by_user_has_root():
     assert all(program["ram"] > 0 for program in doc["programs"])
 
 
-def _expected_cgroup(text: str) -> str:
-    """The spec's rule, written apart from ps_mem's: the line of hierarchy 0
-    with no controllers (cgroup v2, or the unified part of a hybrid setup),
-    else the line whose controllers include memory, else "-".  A hybrid
-    setup whose unified path is only the root "/" (every process there, as
-    on this machine) says nothing: the memory controller's path is used."""
-    unified = memory = None
-    for line in text.splitlines():
-        hierarchy, controllers, path = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":
-            unified = path
-        elif "memory" in controllers.split(","):
-            memory = path
-    if unified is not None and (unified != "/" or memory is None):
-        return unified
-    return memory if memory is not None else "-"
+def _unified_hierarchy() -> Path:
+    """Where the cgroup v2 (unified) hierarchy is mounted from its root, so
+    that a cgroup NAME made there is "/NAME" in /proc/PID/cgroup."""
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            kind = fields[fields.index("-") + 1]
+            if kind == "cgroup2" and fields[3] == "/":
+                return Path(fields[4])
+    pytest.skip("no cgroup v2 hierarchy mounted here")
 
 
-def test_live_cgroup_is_this_process_cgroup():
-    own = Path("/proc/self/cgroup").read_text()
-    with Processes() as procs:
-        sleeper = procs.sleep()  # starts in our cgroup
-        assert Path("/proc/%d/cgroup" % sleeper.pid).read_text() == own
-        doc = json_of("--group-by", "cgroup", "-p", str(sleeper.pid))
-        table = run_ours("--group-by", "cgroup", "-p", str(sleeper.pid))
-    assert pids_by_name(doc) == {_expected_cgroup(own): [sleeper.pid]}
-    assert [row.name for row in parse_table(table.out).rows] == [_expected_cgroup(own)]
+def _remove_cgroup(path: Path) -> None:
+    """Remove the cgroup PATH once the kernel has let its last process go."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # EBUSY: a process that ended is still being freed
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_live_cgroup_is_the_process_cgroup():
+    """A sleep moved into a cgroup made for the test in the unified
+    hierarchy is one row named by that cgroup's path, "/ps_mem-test-PID",
+    written out here rather than read back from /proc (the rule for every
+    shape of /proc/PID/cgroup: test_parsers.py's test_parse_cgroup, and
+    test_aggregation.py's cgroup tree)."""
+    name = "/ps_mem-test-%d" % os.getpid()
+    cgroup = _unified_hierarchy() / name[1:]
+    try:
+        cgroup.mkdir()
+    except OSError as error:
+        pytest.skip("cannot make the cgroup %s: %s" % (cgroup, error))
+    try:
+        with Processes() as procs:
+            sleeper = procs.sleep()
+            try:
+                (cgroup / "cgroup.procs").write_text("%d\n" % sleeper.pid)
+            except OSError as error:
+                pytest.skip("cannot move a process into %s: %s" % (cgroup, error))
+            assert "\n0::%s\n" % name in "\n" + Path("/proc/%d/cgroup" % sleeper.pid).read_text()
+            doc = json_of("--group-by", "cgroup", "-p", str(sleeper.pid))
+            table = run_ours("--group-by", "cgroup", "-p", str(sleeper.pid))
+    finally:
+        _remove_cgroup(cgroup)
+    assert pids_by_name(doc) == {name: [sleeper.pid]}
+    assert row_names(table.out) == [name]
 
 
 def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
