@@ -1,9 +1,11 @@
 """ps_mem.py on this machine's real /proc, beside ps_mem 3.14.
 
+
 Needs a Linux /proc with smaps and root (ps_mem reads other processes'
 memory files); skipped elsewhere.  Processes are started for the purpose
 (tests/realproc.py: `sleep`, and C helpers built with gcc, skipped without
 it) and always ended in teardown.
+
 
 Where ours and 3.14 read the same memory they must print the same bytes,
 so exact comparisons use the static C helpers, whose memory is their own.
@@ -40,15 +42,15 @@ from tests.harness import (
     DENIED_WARNING_1, HEADER, LIVE, MEMBER, OURS, REFERENCE, REPO, Result, Started, as_nobody,
     assert_no_control_bytes, assert_only_what_ps_mem_reads, assert_reaped, assert_same_as_table,
     assert_schema, assert_warnings_are_stderr, child_env, command, document, document_of,
-    fork_refused, json_of, kib, member_data, members, need_reference,
-    parse_rows, parse_table, pids_by_name, printable, ps_mem, rounding, row_names,
-    run_as_nobody, run_main, run_ours, run_reference, run_script, setpriv, sizes,
-    with_names_printable,
+    fork_refused, into_closed_pipe, json_of, kib, member_data, members, need_reference,
+    parse_rows, parse_table, pids_by_name, printable, ps_mem, rounding, row_names, run_as_nobody,
+    run_main, run_ours, run_reference, run_script, setpriv, sizes, with_names_printable,
 )
 from tests.realproc import (SLEEP, Processes, build, children_of, csv, memory_text,
                             process_state, wait_settled)
 
 pytestmark = LIVE
+
 
 # Unlike 3.14, ps_mem.py says on stderr how many processes it was denied
 # (here: a sandbox's pid 1, unreadable even for root); nothing else is
@@ -99,6 +101,24 @@ def compare_live(*args: str) -> Result:
     ours, reference = bracketed(args, lambda ours, reference: ours == reference)
     assert (ours.out, ours.err, ours.status) == (reference.out, reference.err, reference.status)
     return reference
+
+
+def agreeing(ours: Callable[[], Result], reference: Callable[[], Result],
+             expected: Callable[[Result], Result] = lambda result: result,
+             tries: int = 4) -> Tuple[Result, Result]:
+    """(ours(), reference()), run again while ours is not expected(reference)
+    (by default: while they differ), up to TRIES times: the helpers' pages
+    are shared with any other copy of the same helper running on the
+    machine, whose start or exit moves their Pss between two runs.  A real
+    difference persists."""
+    for _ in range(tries):
+        pair = ours(), reference()
+        try:
+            if pair[0] == expected(pair[1]):
+                break
+        except AssertionError:
+            pass
+    return pair
 
 
 def printable_row(reference: Result) -> Result:
@@ -194,7 +214,7 @@ def test_total_agrees_with_footer():
 
 
 # ----------------------------------------------------------------------------
-# Processes started for the test
+# Processes started for the test: sizes and names
 # ----------------------------------------------------------------------------
 
 
@@ -369,296 +389,9 @@ def _unused_pid() -> int:
     return pid
 
 
-def test_watch_ends_when_the_process_exits(procs):
-    """-w with -p stops after the sample that finds nothing, whose footer
-    then shows 0.0 KiB, and says so."""
-    need_reference()
-    short = procs.command([SLEEP, "1.5"], settle=False)
-    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", short.csv()],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-                for script in (OURS, REFERENCE)]
-    try:
-        results = [child.communicate(timeout=20) + (child.returncode,) for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    last_sample = ("-" * 33 + "\n" + " " * 24 + "  0.0 KiB\n" + "=" * 33 + "\n"
-                   "Process does not exist anymore.\n").encode()
-    for out, err, status in results:
-        assert (err, status) == (b"", 0)
-        assert out.startswith(HEADER.encode()) and out.endswith(last_sample), out
-        assert out.count(b"\tsleep\n") >= 1
-
-
-def _next_sample(child: subprocess.Popen, timeout: float = 20) -> List[str]:
-    """The names in the next sample a -w run prints (up to its footer)."""
-    names = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = child.stdout.readline().decode()
-        if not line or line == "=" * 33 + "\n":
-            return names
-        if "\t" in line and not line.startswith(" Private"):
-            names.append(line.rstrip("\n").split("\t", 1)[1])
-    raise AssertionError("no sample from %s in %.0f s" % (child.args[:2], timeout))
-
-
-def test_watch_shows_names_as_they_change_like_3_14(procs):
-    """During -w a process renames itself (prctl) and another's executable
-    is removed: the samples after that show the new name and " [deleted]",
-    as 3.14's do."""
-    need_reference()
-    renamed = procs.helper("setname", b"before".hex(), b"after".hex())
-    victim = procs.sleep_named(b"victim")
-    csv = "%d,%d" % (renamed.pid, victim.pid)
-    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", csv],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-                for script in (OURS, REFERENCE)]
-    try:
-        first = [sorted(_next_sample(child)) for child in children]
-        assert renamed.request() == b"renamed\n"
-        os.unlink(os.readlink("/proc/%d/exe" % victim.pid))
-        # The sample being taken may have read either name: look at the next.
-        later = [[sorted(_next_sample(child)) for _ in range(2)][-1] for child in children]
-        for child in children:
-            child.send_signal(signal.SIGINT)
-            child.communicate(timeout=20)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    assert first == [["before", "victim"]] * 2
-    ours, reference = later
-    assert reference == ["after", "victim [deleted]"]
-    assert ours == reference
-
-
-def test_clone_vm_processes_merged_as_in_3_14(procs):
-    """Processes sharing one address space (clone(CLONE_VM) without
-    CLONE_THREAD) count it once, as 3.14's rule (identical smaps_rollup
-    text) does."""
-    helper = procs.helper("clone_vm", "3")  # 32 MiB, 4 processes
-    assert len(helper.pids) == 4
-    for options in ([], ["-S"], ["-t"], ["-s"]):
-        result = compare_live(*options, "-p", helper.csv())
-        assert result.status == 0 and result.stderr == b""
-    rows, total = parse_report(run_ours("-p", helper.csv()).out)
-    [(private, _, ram, name)] = rows
-    assert name == "clone_vm (4)"
-    assert 32 * 1024 <= private <= 34 * 1024 and total == ram
-
-
-def test_clone_vm_with_d_counted_once_unlike_3_14(procs):
-    """With -d each process of a shared address space is its own row: 3.14
-    counts the space once per row (its total 4 times too big); ours gives
-    each row a quarter, so the rows add up to the one address space."""
-    helper = procs.helper("clone_vm", "3")
-    ours = run_ours("-d", "-p", helper.csv())
-    reference = run_reference_live("-d", "-p", helper.csv())
-    assert ours.status == reference.status == 0
-    ours_rows, ours_total = parse_report(ours.out, HEADER.replace("Program", "Program[pid]"))
-    reference_rows, reference_total = parse_report(
-        reference.out, HEADER.replace("Program", "Program[pid]"))
-    assert sorted(name for *_, name in ours_rows) == \
-        sorted("clone_vm [%d]" % pid for pid in helper.pids)
-    assert 32 * 1024 <= ours_total <= 34 * 1024
-    assert all(8 * 1024 <= private <= 8.5 * 1024 for private, *_ in ours_rows)
-    assert 4 * 32 * 1024 <= reference_total <= 4 * 34 * 1024  # 3.14's defect
-
-
-def test_setarch_R_sleeps_not_merged_unlike_3_14(procs):
-    """Three independent `setarch -R sleep 600` (ASLR off) have identical
-    smaps_rollup text: 3.14 takes them for one CLONE_VM address space and
-    shows a third of their private memory.  Ours asks the kernel (kcmp) and
-    counts each."""
-    sleepers = [procs.sleep_no_aslr() for _ in range(3)]
-    csv = ",".join(sleeper.csv() for sleeper in sleepers)
-    one = private_of(run_ours("-p", sleepers[0].csv()).out)
-    for _ in range(5):  # 3.14 merges only if its three reads agreed
-        reference = run_reference_live("-p", csv)
-        rows, _ = parse_report(reference.out)
-        if rows[0][0] < 2 * one:
-            break
-    assert [name for *_, name in rows] == ["sleep (3)"]
-    # 3.14: three processes' private memory shown as one's (within what
-    # libc pages moving between Private and Shared account for).
-    assert abs(rows[0][0] - one) <= 48, (rows[0][0], one)
-
-    ours = run_ours("-p", csv)
-    assert ours.status == 0 and ours.stderr == b""
-    [(private, _, _, name)] = parse_report(ours.out)[0]
-    assert name == "sleep (3)"
-    assert abs(private - 3 * one) <= 48, (private, one)
-
-
-def test_forked_children_not_merged_unlike_3_14(procs):
-    """Children forked from one parent that then sleep show identical
-    smaps_rollup text; 3.14 merges them as if they shared memory."""
-    family = procs.helper("forkshare", "8", "3")
-    children = family.csv(family.pids[1:])
-    one = private_of(run_ours("-p", str(family.pids[1])).out)
-    reference = run_reference_live("-p", children)
-    assert private_of(reference.out) == one  # 3.14's defect
-    ours = run_ours("-p", children)
-    assert abs(private_of(ours.out) - 3 * one) <= 0.3
-    assert parse_report(ours.out)[0][0][3] == "forkshare (3)"
-
-
 # ----------------------------------------------------------------------------
-# Pipes, signals and users
+# Hostile names (issue 3): every control character, in names, files, views
 # ----------------------------------------------------------------------------
-
-
-def _run_into_closed_pipe(script: Path, *args: str) -> Tuple[int, bytes]:
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        done = subprocess.run([sys.executable, str(script), *args], stdout=write_end,
-                              stderr=subprocess.PIPE, timeout=60, env=child_env())
-    finally:
-        os.close(write_end)
-    return done.returncode, done.stderr
-
-
-def test_stdout_closed_at_once():
-    need_reference()
-    ours = _run_into_closed_pipe(OURS)
-    assert ours == _run_into_closed_pipe(REFERENCE) == (1, b"")
-
-
-def test_head_reads_one_line():
-    """`ps_mem | head -1`: whether ps_mem is still writing when head leaves
-    depends on timing, so exit 0 or 1, but never a traceback."""
-    head = shutil.which("head")
-    if head is None:
-        pytest.skip("no head")
-    done = subprocess.run("%s %s | %s -1" % (sys.executable, OURS, head), shell=True,
-                          capture_output=True, timeout=60, env=child_env())
-    assert done.stdout == HEADER.split("\n")[0].encode() + b"\n"
-    assert b"Traceback" not in done.stderr and b"Error" not in done.stderr
-
-
-def test_watch_reader_closes_after_first_line(procs):
-    """`ps_mem -w 1 -p PID | head -1`: a later write fails; exit 1."""
-    need_reference()
-    pid = str(procs.sleep().pid)
-    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", pid],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-                for script in (OURS, REFERENCE)]  # side by side, to save time
-    try:
-        lines = [child.stdout.readline() for child in children]
-        for child in children:
-            child.stdout.close()
-        results = [(child.wait(timeout=20), line, child.stderr.read())
-                   for child, line in zip(children, lines)]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            child.stderr.close()
-    ours, reference = results
-    assert ours == (1, HEADER.split("\n")[0].encode() + b"\n", b"")
-    assert reference == ours
-
-
-def _interrupted_watch(script: Path, pid: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", str(pid)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-
-
-def test_ctrl_c_ends_watch_cleanly(procs):
-    need_reference()
-    sleeper = procs.sleep()
-    children = [_interrupted_watch(OURS, sleeper.pid), _interrupted_watch(REFERENCE, sleeper.pid)]
-    try:
-        time.sleep(1.5)
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        results = [(child.wait(timeout=20),) + child.communicate(timeout=20)
-                   for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    (status, out, err), (reference_status, reference_out, reference_err) = results
-    assert status == reference_status == 0
-    assert err == reference_err == b""  # PSS and SwapPss here: no warnings
-    rows, total = parse_report(out.decode().split("---", 1)[0])
-    assert [name for *_, name in rows] == ["sleep"]
-    # Whole samples only, each of one row and a footer.
-    rest = out.decode()[len(HEADER):]
-    samples = 0
-    while rest:
-        rows_, total_ram, total_swap, rest = parse_rows(rest)
-        assert len(rows_) == 1 and rows_[0].swap is None, out
-        assert total_ram is not None and total_swap is None, out
-        samples += 1
-    assert 1 <= samples <= 3
-    assert reference_out.startswith(HEADER.encode())
-
-
-def test_non_root_without_pids_is_refused():
-    need_reference()
-    result = run_as_nobody(str(OURS), reads=[OURS, REFERENCE])
-    assert result == (b"", b"Sorry, root permission required, or specify pids with -p\n", 1)
-    assert run_as_nobody(str(REFERENCE)) == result
-
-
-def test_non_root_reads_a_fixture_tree():
-    tree = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
-    if not tree.is_dir():
-        pytest.skip("no captured tree %s" % tree)
-    result = run_as_nobody(str(OURS), "--procfs", str(tree), reads=[OURS, tree, tree / "self"])
-    assert result.status == 0 and result.stderr == b""
-    assert result == run_ours(procfs=tree)
-    need_reference()
-    assert result == run_reference(procfs=tree)
-    assert "python3.11" in result.out
-
-
-def test_sigterm_during_a_live_watch(procs):
-    need_reference()
-    sleeper = procs.sleep()
-
-    def run(program: str) -> Result:
-        started = Started(command(program, None, ["-w", "1", "-p", str(sleeper.pid)]))
-        started.wait_for(lambda out: out.count(b"=" * 33) >= 1)
-        time.sleep(0.3)
-        started.popen.send_signal(signal.SIGTERM)
-        return started.finish()
-
-    ours, reference = run("ours"), run("reference")
-    for outcome in (ours, reference):
-        assert outcome.status == -signal.SIGTERM and outcome.stderr == b""
-        assert outcome.stdout.startswith(HEADER.encode()) and b"\tsleep\n" in outcome.stdout
-
-
-# ----------------------------------------------------------------------------
-# Hostile names (issue 3)
-# ----------------------------------------------------------------------------
-
-
-def agreeing(ours: Callable[[], Result], reference: Callable[[], Result],
-             expected: Callable[[Result], Result] = lambda result: result,
-             tries: int = 4) -> Tuple[Result, Result]:
-    """(ours(), reference()), run again while ours is not expected(reference)
-    (by default: while they differ), up to TRIES times: the helpers' pages
-    are shared with any other copy of the same helper running on the
-    machine, whose start or exit moves their Pss between two runs.  A real
-    difference persists."""
-    for _ in range(tries):
-        pair = ours(), reference()
-        try:
-            if pair[0] == expected(pair[1]):
-                break
-        except AssertionError:
-            pass
-    return pair
 
 
 @pytest.fixture(scope="module")
@@ -778,6 +511,105 @@ def test_executable_file_name_with_escapes_live(procs, view):
 
 
 # ----------------------------------------------------------------------------
+# Collection: forked readers
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_live_readers_scan_as_one_reader(children):
+    """Idle processes read by three readers and by one: the same samples."""
+    with Processes() as processes:
+        started = [processes.sleep_named(b"reader-%d" % index) for index in range(7)]
+        options = ps_mem.Options(pids=tuple(process.pid for process in started))
+        procfs = ps_mem.ProcFS("/proc", live=True)
+        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
+        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
+    assert [sample.name for sample in one.samples] == ["reader-%d" % index for index in range(7)]
+
+    def unshared(scan):
+        # The readers map libc too while they run, so the sleeps' shares of
+        # it (PSS, and the memory text) differ between the two scans.
+        return [(sample.pid, sample.name, sample.private_kib, sample.swap_kib)
+                for sample in scan.samples], scan.unreadable
+
+    assert unshared(three) == unshared(one)
+    assert len(children) == 2
+    assert_reaped(children)
+
+
+def spaces_of(scan: "ps_mem.Scan") -> set:
+    """The address spaces found, as sets of pids (processes alone in theirs
+    left out), however each is named."""
+    spaces = {}
+    for pid, mm in (scan.address_spaces or {}).items():
+        spaces.setdefault(mm, set()).add(pid)
+    return {frozenset(pids) for pids in spaces.values() if len(pids) > 1}
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_live_readers_find_the_spaces_one_reader_finds(children):
+    """Readers tell kcmp's helper of alike processes as they read them: the
+    same spaces as one reader asking at the end.  Two CLONE_VM groups and a
+    forked family (alike, each in a space of its own), in chunks of two."""
+    with Processes() as processes:
+        groups = [processes.helper("clone_vm", "2", "8").pids for _ in range(2)]
+        family = processes.helper("forkshare", "4", "3").pids
+        pids = tuple(pid for group in groups for pid in group) + tuple(family)
+        options = ps_mem.Options(pids=pids)
+        procfs = ps_mem.ProcFS("/proc", live=True)
+        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
+        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
+    assert spaces_of(one) == spaces_of(three) == {frozenset(group) for group in groups}
+    # The family's children were asked about: alike, yet each alone.
+    asked = set(three.address_spaces)
+    assert set(family[1:]) <= asked
+    assert_reaped(children)
+
+
+# ----------------------------------------------------------------------------
+# Collection: processes that may not be read
+# ----------------------------------------------------------------------------
+
+
+def test_unprivileged_user_denied_a_root_process():
+    """As nobody, -p naming a root sleep and nobody's own process: the
+    root one cannot be read; ours says so on stderr and prints what it
+    prints for nobody's process alone (what 3.14 prints, silently)."""
+    helper = build("setname")  # static: its numbers do not move
+    prefix = as_nobody()
+    with Processes() as procs:
+        root_sleep = procs.sleep()
+        own = subprocess.Popen(prefix + [str(helper), b"mine".hex()], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            assert own.stdout.readline().split()[0] == b"ready"
+            wait_settled([own.pid])
+            both = "%d,%d" % (root_sleep.pid, own.pid)
+            ours = run_as_nobody(str(OURS), "-p", both, reads=[OURS])
+            alone = run_as_nobody(str(OURS), "-p", str(own.pid), reads=[OURS])
+            assert ours.status == alone.status == 0
+            assert ours.stderr == DENIED_WARNING_1 and alone.stderr == b""
+            assert ours.stdout == alone.stdout
+            assert re.search(rb"\tmine\n", ours.stdout)
+            assert b"sleep" not in ours.stdout
+            for args in (["-s"], ["-t"], ["-d", "-S"]):
+                denied = run_as_nobody(str(OURS), *args, "-p", both, reads=[OURS])
+                assert denied.stderr == DENIED_WARNING_1, args
+                assert denied.stdout == run_as_nobody(str(OURS), *args, "-p", str(own.pid),
+                                                 reads=[OURS]).stdout
+            if REFERENCE.exists():
+                reference = run_as_nobody(str(REFERENCE), "-p", both, reads=[REFERENCE])
+                assert (reference.stdout, reference.stderr, reference.status) == \
+                    (ours.stdout, b"", 0)
+        finally:
+            own.terminate()
+            own.wait(timeout=10)
+            own.stdout.close()
+
+
+# ----------------------------------------------------------------------------
 # Shared address spaces, counted exactly (kcmp)
 # ----------------------------------------------------------------------------
 
@@ -795,6 +627,77 @@ def total_mib(stdout: str) -> float:
     table = parse_table(stdout)
     assert table.rest == "" and table.total_ram is not None and table.total_swap is None, stdout
     return kib(table.total_ram) / 1024
+
+
+def test_clone_vm_processes_merged_as_in_3_14(procs):
+    """Processes sharing one address space (clone(CLONE_VM) without
+    CLONE_THREAD) count it once, as 3.14's rule (identical smaps_rollup
+    text) does."""
+    helper = procs.helper("clone_vm", "3")  # 32 MiB, 4 processes
+    assert len(helper.pids) == 4
+    for options in ([], ["-S"], ["-t"], ["-s"]):
+        result = compare_live(*options, "-p", helper.csv())
+        assert result.status == 0 and result.stderr == b""
+    rows, total = parse_report(run_ours("-p", helper.csv()).out)
+    [(private, _, ram, name)] = rows
+    assert name == "clone_vm (4)"
+    assert 32 * 1024 <= private <= 34 * 1024 and total == ram
+
+
+def test_clone_vm_with_d_counted_once_unlike_3_14(procs):
+    """With -d each process of a shared address space is its own row: 3.14
+    counts the space once per row (its total 4 times too big); ours gives
+    each row a quarter, so the rows add up to the one address space."""
+    helper = procs.helper("clone_vm", "3")
+    ours = run_ours("-d", "-p", helper.csv())
+    reference = run_reference_live("-d", "-p", helper.csv())
+    assert ours.status == reference.status == 0
+    ours_rows, ours_total = parse_report(ours.out, HEADER.replace("Program", "Program[pid]"))
+    reference_rows, reference_total = parse_report(
+        reference.out, HEADER.replace("Program", "Program[pid]"))
+    assert sorted(name for *_, name in ours_rows) == \
+        sorted("clone_vm [%d]" % pid for pid in helper.pids)
+    assert 32 * 1024 <= ours_total <= 34 * 1024
+    assert all(8 * 1024 <= private <= 8.5 * 1024 for private, *_ in ours_rows)
+    assert 4 * 32 * 1024 <= reference_total <= 4 * 34 * 1024  # 3.14's defect
+
+
+def test_setarch_R_sleeps_not_merged_unlike_3_14(procs):
+    """Three independent `setarch -R sleep 600` (ASLR off) have identical
+    smaps_rollup text: 3.14 takes them for one CLONE_VM address space and
+    shows a third of their private memory.  Ours asks the kernel (kcmp) and
+    counts each."""
+    sleepers = [procs.sleep_no_aslr() for _ in range(3)]
+    csv = ",".join(sleeper.csv() for sleeper in sleepers)
+    one = private_of(run_ours("-p", sleepers[0].csv()).out)
+    for _ in range(5):  # 3.14 merges only if its three reads agreed
+        reference = run_reference_live("-p", csv)
+        rows, _ = parse_report(reference.out)
+        if rows[0][0] < 2 * one:
+            break
+    assert [name for *_, name in rows] == ["sleep (3)"]
+    # 3.14: three processes' private memory shown as one's (within what
+    # libc pages moving between Private and Shared account for).
+    assert abs(rows[0][0] - one) <= 48, (rows[0][0], one)
+
+    ours = run_ours("-p", csv)
+    assert ours.status == 0 and ours.stderr == b""
+    [(private, _, _, name)] = parse_report(ours.out)[0]
+    assert name == "sleep (3)"
+    assert abs(private - 3 * one) <= 48, (private, one)
+
+
+def test_forked_children_not_merged_unlike_3_14(procs):
+    """Children forked from one parent that then sleep show identical
+    smaps_rollup text; 3.14 merges them as if they shared memory."""
+    family = procs.helper("forkshare", "8", "3")
+    children = family.csv(family.pids[1:])
+    one = private_of(run_ours("-p", str(family.pids[1])).out)
+    reference = run_reference_live("-p", children)
+    assert private_of(reference.out) == one  # 3.14's defect
+    ours = run_ours("-p", children)
+    assert abs(private_of(ours.out) - 3 * one) <= 0.3
+    assert parse_report(ours.out)[0][0][3] == "forkshare (3)"
 
 
 # ----------------------------------------------------------------------------
@@ -1071,65 +974,7 @@ def test_copy_of_proc_gives_3_14s_output(procs, static_groups, tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# Forked readers
-# ----------------------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("small_chunks")
-def test_live_readers_scan_as_one_reader(children):
-    """Idle processes read by three readers and by one: the same samples."""
-    with Processes() as processes:
-        started = [processes.sleep_named(b"reader-%d" % index) for index in range(7)]
-        options = ps_mem.Options(pids=tuple(process.pid for process in started))
-        procfs = ps_mem.ProcFS("/proc", live=True)
-        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
-        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
-        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
-    assert [sample.name for sample in one.samples] == ["reader-%d" % index for index in range(7)]
-
-    def unshared(scan):
-        # The readers map libc too while they run, so the sleeps' shares of
-        # it (PSS, and the memory text) differ between the two scans.
-        return [(sample.pid, sample.name, sample.private_kib, sample.swap_kib)
-                for sample in scan.samples], scan.unreadable
-
-    assert unshared(three) == unshared(one)
-    assert len(children) == 2
-    assert_reaped(children)
-
-
-def spaces_of(scan: "ps_mem.Scan") -> set:
-    """The address spaces found, as sets of pids (processes alone in theirs
-    left out), however each is named."""
-    spaces = {}
-    for pid, mm in (scan.address_spaces or {}).items():
-        spaces.setdefault(mm, set()).add(pid)
-    return {frozenset(pids) for pids in spaces.values() if len(pids) > 1}
-
-
-@pytest.mark.usefixtures("small_chunks")
-def test_live_readers_find_the_spaces_one_reader_finds(children):
-    """Readers tell kcmp's helper of alike processes as they read them: the
-    same spaces as one reader asking at the end.  Two CLONE_VM groups and a
-    forked family (alike, each in a space of its own), in chunks of two."""
-    with Processes() as processes:
-        groups = [processes.helper("clone_vm", "2", "8").pids for _ in range(2)]
-        family = processes.helper("forkshare", "4", "3").pids
-        pids = tuple(pid for group in groups for pid in group) + tuple(family)
-        options = ps_mem.Options(pids=pids)
-        procfs = ps_mem.ProcFS("/proc", live=True)
-        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
-        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
-        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
-    assert spaces_of(one) == spaces_of(three) == {frozenset(group) for group in groups}
-    # The family's children were asked about: alike, yet each alone.
-    asked = set(three.address_spaces)
-    assert set(family[1:]) <= asked
-    assert_reaped(children)
-
-
-# ----------------------------------------------------------------------------
-# --group-by user and cgroup
+# Aggregation: --group-by user and cgroup
 # ----------------------------------------------------------------------------
 
 
@@ -1252,7 +1097,7 @@ def test_live_clone_vm_counted_once_in_user_and_cgroup_rows(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# --sort and --top
+# Aggregation: --sort and --top
 # ----------------------------------------------------------------------------
 
 
@@ -1288,7 +1133,7 @@ def test_live_table_top_footer_is_sum_of_rows():
 
 
 # ----------------------------------------------------------------------------
-# --json
+# Output: --json
 # ----------------------------------------------------------------------------
 
 
@@ -1486,41 +1331,187 @@ def test_live_capture_read_with_other_options_is_consistent(live_captures, monke
 
 
 # ----------------------------------------------------------------------------
-# Processes that may not be read
+# The command line: watches, pipes, signals, users
 # ----------------------------------------------------------------------------
 
 
-def test_unprivileged_user_denied_a_root_process():
-    """As nobody, -p naming a root sleep and nobody's own process: the
-    root one cannot be read; ours says so on stderr and prints what it
-    prints for nobody's process alone (what 3.14 prints, silently)."""
-    helper = build("setname")  # static: its numbers do not move
-    prefix = as_nobody()
-    with Processes() as procs:
-        root_sleep = procs.sleep()
-        own = subprocess.Popen(prefix + [str(helper), b"mine".hex()], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, start_new_session=True)
-        try:
-            assert own.stdout.readline().split()[0] == b"ready"
-            wait_settled([own.pid])
-            both = "%d,%d" % (root_sleep.pid, own.pid)
-            ours = run_as_nobody(str(OURS), "-p", both, reads=[OURS])
-            alone = run_as_nobody(str(OURS), "-p", str(own.pid), reads=[OURS])
-            assert ours.status == alone.status == 0
-            assert ours.stderr == DENIED_WARNING_1 and alone.stderr == b""
-            assert ours.stdout == alone.stdout
-            assert re.search(rb"\tmine\n", ours.stdout)
-            assert b"sleep" not in ours.stdout
-            for args in (["-s"], ["-t"], ["-d", "-S"]):
-                denied = run_as_nobody(str(OURS), *args, "-p", both, reads=[OURS])
-                assert denied.stderr == DENIED_WARNING_1, args
-                assert denied.stdout == run_as_nobody(str(OURS), *args, "-p", str(own.pid),
-                                                 reads=[OURS]).stdout
-            if REFERENCE.exists():
-                reference = run_as_nobody(str(REFERENCE), "-p", both, reads=[REFERENCE])
-                assert (reference.stdout, reference.stderr, reference.status) == \
-                    (ours.stdout, b"", 0)
-        finally:
-            own.terminate()
-            own.wait(timeout=10)
-            own.stdout.close()
+def test_watch_ends_when_the_process_exits(procs):
+    """-w with -p stops after the sample that finds nothing, whose footer
+    then shows 0.0 KiB, and says so."""
+    need_reference()
+    short = procs.command([SLEEP, "1.5"], settle=False)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", short.csv()],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+                for script in (OURS, REFERENCE)]
+    try:
+        results = [child.communicate(timeout=20) + (child.returncode,) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    last_sample = ("-" * 33 + "\n" + " " * 24 + "  0.0 KiB\n" + "=" * 33 + "\n"
+                   "Process does not exist anymore.\n").encode()
+    for out, err, status in results:
+        assert (err, status) == (b"", 0)
+        assert out.startswith(HEADER.encode()) and out.endswith(last_sample), out
+        assert out.count(b"\tsleep\n") >= 1
+
+
+def _next_sample(child: subprocess.Popen, timeout: float = 20) -> List[str]:
+    """The names in the next sample a -w run prints (up to its footer)."""
+    names = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = child.stdout.readline().decode()
+        if not line or line == "=" * 33 + "\n":
+            return names
+        if "\t" in line and not line.startswith(" Private"):
+            names.append(line.rstrip("\n").split("\t", 1)[1])
+    raise AssertionError("no sample from %s in %.0f s" % (child.args[:2], timeout))
+
+
+def test_watch_shows_names_as_they_change_like_3_14(procs):
+    """During -w a process renames itself (prctl) and another's executable
+    is removed: the samples after that show the new name and " [deleted]",
+    as 3.14's do."""
+    need_reference()
+    renamed = procs.helper("setname", b"before".hex(), b"after".hex())
+    victim = procs.sleep_named(b"victim")
+    csv = "%d,%d" % (renamed.pid, victim.pid)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", csv],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+                for script in (OURS, REFERENCE)]
+    try:
+        first = [sorted(_next_sample(child)) for child in children]
+        assert renamed.request() == b"renamed\n"
+        os.unlink(os.readlink("/proc/%d/exe" % victim.pid))
+        # The sample being taken may have read either name: look at the next.
+        later = [[sorted(_next_sample(child)) for _ in range(2)][-1] for child in children]
+        for child in children:
+            child.send_signal(signal.SIGINT)
+            child.communicate(timeout=20)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert first == [["before", "victim"]] * 2
+    ours, reference = later
+    assert reference == ["after", "victim [deleted]"]
+    assert ours == reference
+
+
+def test_stdout_closed_at_once():
+    need_reference()
+    ours = into_closed_pipe(command("ours", None, []))
+    assert ours == into_closed_pipe(command("reference", None, [])) == Result(b"", b"", 1)
+
+
+def test_head_reads_one_line():
+    """`ps_mem | head -1`: whether ps_mem is still writing when head leaves
+    depends on timing, so exit 0 or 1, but never a traceback."""
+    head = shutil.which("head")
+    if head is None:
+        pytest.skip("no head")
+    done = subprocess.run("%s %s | %s -1" % (sys.executable, OURS, head), shell=True,
+                          capture_output=True, timeout=60, env=child_env())
+    assert done.stdout == HEADER.split("\n")[0].encode() + b"\n"
+    assert b"Traceback" not in done.stderr and b"Error" not in done.stderr
+
+
+def test_watch_reader_closes_after_first_line(procs):
+    """`ps_mem -w 1 -p PID | head -1`: a later write fails; exit 1."""
+    need_reference()
+    pid = str(procs.sleep().pid)
+    children = [subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", pid],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+                for script in (OURS, REFERENCE)]  # side by side, to save time
+    try:
+        lines = [child.stdout.readline() for child in children]
+        for child in children:
+            child.stdout.close()
+        results = [(child.wait(timeout=20), line, child.stderr.read())
+                   for child, line in zip(children, lines)]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stderr.close()
+    ours, reference = results
+    assert ours == (1, HEADER.split("\n")[0].encode() + b"\n", b"")
+    assert reference == ours
+
+
+def _interrupted_watch(script: Path, pid: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(script), "-w", "1", "-p", str(pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+
+
+def test_ctrl_c_ends_watch_cleanly(procs):
+    need_reference()
+    sleeper = procs.sleep()
+    children = [_interrupted_watch(OURS, sleeper.pid), _interrupted_watch(REFERENCE, sleeper.pid)]
+    try:
+        time.sleep(1.5)
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        results = [(child.wait(timeout=20),) + child.communicate(timeout=20)
+                   for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    (status, out, err), (reference_status, reference_out, reference_err) = results
+    assert status == reference_status == 0
+    assert err == reference_err == b""  # PSS and SwapPss here: no warnings
+    rows, total = parse_report(out.decode().split("---", 1)[0])
+    assert [name for *_, name in rows] == ["sleep"]
+    # Whole samples only, each of one row and a footer.
+    rest = out.decode()[len(HEADER):]
+    samples = 0
+    while rest:
+        rows_, total_ram, total_swap, rest = parse_rows(rest)
+        assert len(rows_) == 1 and rows_[0].swap is None, out
+        assert total_ram is not None and total_swap is None, out
+        samples += 1
+    assert 1 <= samples <= 3
+    assert reference_out.startswith(HEADER.encode())
+
+
+def test_sigterm_during_a_live_watch(procs):
+    need_reference()
+    sleeper = procs.sleep()
+
+    def run(program: str) -> Result:
+        started = Started(command(program, None, ["-w", "1", "-p", str(sleeper.pid)]))
+        started.wait_for(lambda out: out.count(b"=" * 33) >= 1)
+        time.sleep(0.3)
+        started.popen.send_signal(signal.SIGTERM)
+        return started.finish()
+
+    ours, reference = run("ours"), run("reference")
+    for outcome in (ours, reference):
+        assert outcome.status == -signal.SIGTERM and outcome.stderr == b""
+        assert outcome.stdout.startswith(HEADER.encode()) and b"\tsleep\n" in outcome.stdout
+
+
+def test_non_root_without_pids_is_refused():
+    need_reference()
+    result = run_as_nobody(str(OURS), reads=[OURS, REFERENCE])
+    assert result == (b"", b"Sorry, root permission required, or specify pids with -p\n", 1)
+    assert run_as_nobody(str(REFERENCE)) == result
+
+
+def test_non_root_reads_a_fixture_tree():
+    tree = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
+    if not tree.is_dir():
+        pytest.skip("no captured tree %s" % tree)
+    result = run_as_nobody(str(OURS), "--procfs", str(tree), reads=[OURS, tree, tree / "self"])
+    assert result.status == 0 and result.stderr == b""
+    assert result == run_ours(procfs=tree)
+    need_reference()
+    assert result == run_reference(procfs=tree)
+    assert "python3.11" in result.out
