@@ -311,6 +311,27 @@ def run_as_nobody(*args: str, reads: Iterable[os.PathLike] = ()) -> Result:
 
 
 # ----------------------------------------------------------------------------
+# Golden outputs: tests/golden/CASE.stdout and CASE.stderr, 3.14's
+# ----------------------------------------------------------------------------
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+_OPTION_WORDS = {"-s": "split", "-S": "swap", "-t": "total", "-d": "pid"}
+
+
+def golden_path(tree: str, options: Sequence[str]) -> Path:
+    """tests/golden/TREE-WORDS, without the suffix: .stdout or .stderr."""
+    # Words, not letters: -s and -S must not differ only in case in a name.
+    return GOLDEN_DIR / "-".join([tree] + [_OPTION_WORDS[option] for option in options])
+
+
+def golden(tree: str, options: Sequence[str], status: int) -> Result:
+    """What 3.14 printed on fixture tree TREE with OPTIONS, exiting STATUS."""
+    base = golden_path(tree, options)
+    return Result(base.with_suffix(".stdout").read_bytes(),
+                  base.with_suffix(".stderr").read_bytes(), status)
+
+
+# ----------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------
 

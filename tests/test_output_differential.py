@@ -24,8 +24,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from tests.harness import (Result, needs_reference, printable_names, run_ours, run_reference,
-                           tree_self_pid)
+from tests.harness import (Result, golden, golden_path, needs_reference, printable_names,
+                           run_ours, run_reference, tree_self_pid)
 from tests.procfs_builder import PYTHON, mapping, program_maps
 from tests.trees import few
 
@@ -246,7 +246,6 @@ def test_hostile_names(runs, options):
 # Only trees whose output does not depend on where they are or on the page
 # size (no statm, no paths that must exist, no ties).
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN = [  # (tree, options, exit status)
     ("rollup_6_1", [], 0),
     ("rollup_6_1", ["-S"], 0),
@@ -260,30 +259,20 @@ GOLDEN = [  # (tree, options, exit status)
 ]
 
 
-_OPTION_WORDS = {"-s": "split", "-S": "swap", "-t": "total", "-d": "pid"}
-
-
-def _golden_name(tree: str, options: Sequence[str]) -> str:
-    # Words, not letters: -s and -S must not differ only in case in a name.
-    return "-".join([tree] + [_OPTION_WORDS[option] for option in options])
-
-
 @pytest.mark.parametrize("tree_name, options, status", GOLDEN,
-                         ids=[_golden_name(t, o) for t, o, _ in GOLDEN])
+                         ids=[golden_path(t, o).name for t, o, _ in GOLDEN])
 def test_golden(proc_trees, tree_name, options, status):
     tree = proc_trees.get(tree_name)
-    base = GOLDEN_DIR / _golden_name(tree_name, options)
+    base = golden_path(tree_name, options)
     args = _resolve(options, tree.probe_pids)
     if os.environ.get("PS_MEM_REGENERATE_GOLDEN"):
         reference = run_reference(*args, procfs=tree.root)
         assert reference.status == status, reference.err
-        GOLDEN_DIR.mkdir(exist_ok=True)
+        base.parent.mkdir(exist_ok=True)
         base.with_suffix(".stdout").write_bytes(reference.stdout)
         base.with_suffix(".stderr").write_bytes(reference.stderr)
     result = run_ours(*args, procfs=tree.root)
-    assert (result.stdout, result.stderr, result.status) == (
-        base.with_suffix(".stdout").read_bytes(), base.with_suffix(".stderr").read_bytes(),
-        status)
+    assert (result.stdout, result.stderr, result.status) == golden(tree_name, options, status)
 
 
 @needs_reference
