@@ -1,4 +1,4 @@
-"""Shared address spaces, counted exactly.
+"""Stage: collection's shared-address-space step, offline.
 
 Processes made with clone(CLONE_VM) but without CLONE_THREAD are separate
 processes in one address space.  3.14 guesses which processes those are:
@@ -16,10 +16,11 @@ each view.  Where kcmp cannot be had (refused by seccomp, or a --procfs
 tree, whose pids the kernel does not know) it keeps 3.14's rule, and its
 output is 3.14's byte for byte.
 
-The live tests use the static clone_vm helper (its memory is its own, so
-two programs reading it agree to the byte) and `setarch -R`, which turns
-address-space randomisation off so that independent processes have
-identical maps.
+Here: the helper's sorting of alike processes against a fake kernel, the
+_Twins that tell it of them, 3.14's rule on a tree, and captures that
+record the kernel's answer.  The live tests (the static clone_vm helper,
+`setarch -R`, seccomp refusing kcmp) are test_live.py's "Shared address
+spaces" section; the counting rule itself is test_aggregation.py's.
 """
 
 from fractions import Fraction

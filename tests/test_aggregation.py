@@ -1,9 +1,15 @@
-"""--group-by KEY: program (the default), pid (what -d shows), cmdline (what -s
-shows), user (the real uid's name, or the number where it has none) and
-cgroup (the unified hierarchy's path, else the v1 memory controller's).
+"""Stage: aggregation.  Samples in, report out: groupings, the CLONE_VM
+rule, sorting and --top.
 
+--group-by KEY: program (the default), pid (what -d shows), cmdline (what -s
+shows), user (the real uid's name, or the number where it has none) and
+cgroup (the unified hierarchy's path, else the v1 memory controller's; the
+expected path of each fixture process is written out in CGROUPS).
 Whatever the grouping, every process is counted once and the total is the
-default view's: the rows are only cut differently.
+default view's: the rows are only cut differently.  Each shared address
+space is counted once, in any grouping (hypothesis, on aggregate()).
+
+--sort KEY, --reverse and --top N: see the section's own comment.
 """
 
 import json

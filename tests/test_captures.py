@@ -1,17 +1,19 @@
-"""--capture FILE and --procfs FILE (README.md, "Reporting a problem").
+"""Stage: proc access, captures: --capture FILE and --procfs FILE (README.md,
+"Reporting a problem").
 
 A capture is one gzip-compressed tar holding what ps_mem reads of every
 process (cmdline, status, smaps_rollup or smaps, statm, cgroup, the exe
 link), the kernel release, meminfo, which pid was ps_mem, whether a deleted
-executable's path still existed, and the kernel's answer on shared address
-spaces.  Read back with --procfs it must answer as the proc root did when
-it was taken:
+executable's path still existed, the errors /proc answered, and the
+kernel's answer on shared address spaces.  Read back with --procfs it must
+answer as the proc root did when it was taken:
 
   * the capturing run and `--procfs FILE` with the same options print the
-    same bytes and exit alike (on the live /proc too, JSON time included);
+    same bytes and exit alike (on the live /proc too: test_live.py);
   * `--procfs FILE` with other options prints what `--procfs TREE` prints
     (fixture trees, including after the executables' paths have changed);
-  * it holds nothing else (no environ, no memory contents), and is small.
+  * it holds nothing else (no environ, no memory contents), and is small;
+  * a file that is not a capture is one line on stderr, exit 2.
 """
 
 import errno

@@ -1,6 +1,14 @@
-"""The command line as 3.14 has it: help, version, usage errors, checks
-made before any output.  Each case runs ps_mem.py and ps_mem 3.14 with the
-same arguments and compares stdout, stderr and exit status whole."""
+"""Stage: the command line.  Options parsed into Options, usage errors,
+checks made before any output, what a plain run loads, and what main()
+does with stdout, signals and exit statuses.
+
+  * 3.14's options: help, version, usage errors and abbreviations, run by
+    ps_mem.py and ps_mem 3.14 with the same arguments, stdout, stderr and
+    exit status compared whole.
+  * The new options' usage errors: one line that says what is wrong.
+  * Signals and closed pipes, on fixture trees against 3.14: see the
+    section's own comment.  On the live /proc: test_live.py.
+"""
 
 import errno
 import os

@@ -1,24 +1,23 @@
-"""Malformed, unreadable and huge /proc files: never a traceback.
+"""Stage: collection.  collect(), its Namer and read_memory: from pids to
+samples, on fixture trees; what the live /proc adds is test_live.py's.
 
-A process's files can be anything a test (or a broken kernel, a FUSE
-"proc", a container runtime's fake) puts there: cut short, garbled, empty,
-oversized.  ps_mem.py's promise: a process whose files cannot be parsed is
-left out, like one that exited, and every other process is shown as usual.
-
-  * Parsers (hypothesis): each either returns, or raises only what its
-    caller turns into ProcessGone (read_memory and Namer catch ValueError,
-    and IndexError for statm).
-  * collect() and main() on a fixture tree with one garbled process and
-    one good one (hypothesis): no exception, the good process always
-    shown, the documented exit status.
-  * Processes that may not be read: one line on stderr, stdout unchanged
-    (live, as the user nobody; in process, on a tree and on a capture).
-  * Huge inputs: 65,000 mappings (fixture smaps, and a live process), a
-    2 MiB command line (live, and fixture): correct output, in reasonable
-    time.
+  * Malformed, unreadable and vanishing files: never a traceback.  A
+    process's files can be anything a test (or a broken kernel, a FUSE
+    "proc", a container runtime's fake) puts there: cut short, garbled,
+    empty, oversized.  A process whose files cannot be parsed is left out,
+    like one that exited, and every other process is shown as usual:
+    collect() and main() on a tree with one garbled process and one good
+    one (hypothesis), and each file broken in turn against 3.14.
+  * Processes that may not be read: one line on stderr, stdout unchanged.
+  * Which processes are read: ps_mem's own pid left out, Pss per line.
+  * Forked readers (reader_count(), _scan_forked()): whatever the readers
+    do, the scan is the one a single reader makes, the same samples in the
+    proc root's order; a reader that fails has its share read by the
+    parent; an interrupted parent leaves no child behind.
 
 The defects found here (a counter no float holds, an empty Uid line) have
-tests of their own below, under "Defects found here".
+tests of their own, under "Defects found here".  Huge inputs are
+test_stress.py's.
 """
 
 import contextlib

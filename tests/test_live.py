@@ -1,11 +1,14 @@
-"""ps_mem.py on this machine's real /proc, beside ps_mem 3.14.
-
+"""Every test that needs this machine's real /proc (but the stress ones,
+test_stress.py's), beside ps_mem 3.14, in the pipeline's order: the whole
+machine; processes started for the test, their sizes and names (hostile
+ones too); collection (forked readers, processes that may not be read);
+shared address spaces (kcmp); aggregation (--group-by, --sort, --top);
+--json; --capture; the command line (watches, pipes, signals, users).
 
 Needs a Linux /proc with smaps and root (ps_mem reads other processes'
 memory files); skipped elsewhere.  Processes are started for the purpose
 (tests/realproc.py: `sleep`, and C helpers built with gcc, skipped without
 it) and always ended in teardown.
-
 
 Where ours and 3.14 read the same memory they must print the same bytes,
 so exact comparisons use the static C helpers, whose memory is their own.
@@ -16,7 +19,8 @@ process has touched moves the sleep's figures between Private and Shared
 programs reading it (ours imports more, and so faults in more of libc) see
 it differ by a few KiB even on an idle machine, so for those processes the
 sizes are compared within a tolerance and everything else exactly.
-bracketed() retries to ride out other processes starting and exiting.
+bracketed() and agreeing() retry to ride out other processes starting and
+exiting.
 """
 
 import ctypes

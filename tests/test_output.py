@@ -1,19 +1,21 @@
-"""Hostile names: no control character that came from /proc reaches stdout.
+"""Stage: output.  The table's formatters (human, header, rows, footer, -t's
+total, the warnings), and names as they are printed.
 
+Hostile names: no control character that came from /proc reaches stdout.
 3.14 prints a process's name, executable file name and command line raw,
 so any user can make the root running ps_mem send its terminal escape
 sequences: prctl(PR_SET_NAME, "\\x1b[31mEVIL\\x07"), or an executable whose
 file name holds ESC and a newline.  ps_mem.py shows each C0 control (tab
 and newline included), DEL and each C1 control (U+0080 to U+009F) as "?",
 as ps does, in every view; everything else prints as 3.14 prints it,
-non-ASCII UTF-8 included.
+non-ASCII UTF-8 included.  On fixture trees: every control character in
+turn, in Name, in an executable's file name and in an argument, beside
+ordinary non-ASCII names; expected output is 3.14's with each control
+character of each name replaced by "?".  The live processes so named are
+test_live.py's.
 
-Live: the static setname helper renamed with prctl, and a copy of it run
-under a hostile file name (static, so that ours and 3.14 read the same
-memory and their outputs can be compared byte for byte).  Fixture trees:
-every control character in turn, in Name, in an executable's file name and
-in an argument, beside ordinary non-ASCII names.  Expected output is 3.14's
-with each control character of each name replaced by "?".
+The other views: --json in test_output_json.py; whole outputs against 3.14
+and the golden files in test_output_differential.py.
 """
 
 import json

@@ -1,9 +1,13 @@
-"""ps_mem.py against ps_mem 3.14 on fixture /proc trees (tests/trees.py).
+"""Stage: output, whole.  ps_mem.py against ps_mem 3.14 on fixture /proc
+trees (tests/trees.py) and on trees captured from a real machine
+(tests/trees_captured/), and against golden text (tests/golden/).
 
 Every case runs both tools on the same tree with the same options and
 compares stdout, stderr and exit status whole.  The main trees get the full
 option matrix, the others a smaller one; each (tree, options) pair is a test
-of its own, e.g. test_same_as_reference[rollup_6_1:-S:-t].
+of its own, e.g. test_same_as_reference[rollup_6_1:-S:-t].  With none of
+the new options the output is 3.14's byte for byte, and the new options at
+their defaults change nothing.
 
 Deliberate departures from 3.14 are asserted, not skipped:
   * a process whose files vanish mid-read makes 3.14 die with a traceback,
@@ -11,8 +15,9 @@ Deliberate departures from 3.14 are asserted, not skipped:
     3.14's on the tree without that process;
   * control characters in names print as "?" (issue 3): see the
     "Hostile names" section.
-The golden section at the end checks whole outputs stored in tests/golden/,
-so that the main behaviour is pinned even where 3.14 cannot be installed.
+The golden section checks whole outputs stored in tests/golden/, so that
+the main behaviour is pinned even where 3.14 cannot be installed.  The
+same cases under every other CPython: test_interpreters.py.
 """
 
 import os

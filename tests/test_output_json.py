@@ -1,12 +1,13 @@
-"""--json: one JSON document on stdout instead of the table (README.md, "JSON").
+"""Stage: output, --json: one JSON document on stdout instead of the table
+(README.md, "JSON").
 
 The document is checked against the table of the same run's options, on the
 same tree: same rows in the same order (name and count), each size in bytes
 printing as the table's column with ps_mem.human(bytes / 1024), totals equal
 to the footer and to -t's byte count, nulls exactly where 3.14 prints no
-total, and a warnings list that is stderr's texts.  On the live /proc a
-table and a document from two runs cannot be compared (memory moves between
-them), so the live check reads one capture both ways.
+total, and a warnings list that is stderr's texts.  (On the live /proc, in
+test_live.py, a table and a document from two runs cannot be compared, so
+that check reads one capture both ways.)
 """
 
 import json

@@ -1,4 +1,9 @@
-"""Unit tests of ps_mem's pure parsers and formatters.
+"""Stage: parsers.  ps_mem's pure parsers, text in, values out: smaps and
+smaps_rollup (the general parser, the reading without a regex, the reading
+by layout), statm, status, stat, cmdline, cgroup, the kernel release; and
+any malformed text they may be given (garbled real text, hypothesis: each
+parser returns, or raises only what its caller turns into "skip this
+process").  The table's formatters are test_output.py's.
 
 Inputs are real kernel text captured from a Linux 6.18 x86_64 machine into
 tests/data/ (a sleep, a bash and the static clone_vm helper), plus odd and
@@ -10,7 +15,8 @@ awk one-liner
          /^Swap:/{sw+=$2} /^SwapPss:/{swp+=$2;m++} END{print p,s,ph,sh,pss,n,sw,swp,m}'
 
 (3.14's rules: any key starting Private or Shared but the hugetlb ones;
-Pss exactly; 0.5 KiB added per Pss line), or by reading the file.
+Pss exactly; 0.5 KiB added per Pss line), or by reading the file.  Two
+tests read this kernel's own /proc/self/smaps_rollup (skipped without one).
 """
 
 import contextlib
