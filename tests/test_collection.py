@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import re
+import select
 import shutil
 import signal
 from pathlib import Path
@@ -407,17 +408,32 @@ def test_each_sample_seen_once_as_it_comes(proc_trees, monkeypatch, children, re
     parent = os.getpid()
     original = ps_mem._scan
     by_parent = []
+    # A child that has taken a chunk waits until this process has read one:
+    # else quick children may take every chunk of so small a tree before
+    # the parent starts, and its own reading goes untried (it did, in
+    # about a third of the runs).
+    gate_out, gate_in = os.pipe()
 
     def reading(procfs, options, kernel, pids, *rest):
         if os.getpid() == parent:
             by_parent.extend(pids)
-        elif failure == "killed":  # every child, once it has taken a chunk
+            scan = original(procfs, options, kernel, pids, *rest)
+            os.write(gate_in, b"." * 16)  # one for each chunk a child may take
+            return scan
+        if failure == "killed":  # every child, once it has taken a chunk
             os.kill(os.getpid(), signal.SIGKILL)
+        if select.select([gate_out], [], [], 10)[0]:  # (a parent that reads none: fail, not hang)
+            os.read(gate_out, 1)
         return original(procfs, options, kernel, pids, *rest)
 
     monkeypatch.setattr(ps_mem, "_scan", reading)
     seen = []
-    result = ps_mem._scan_forked(procfs, ps_mem.Options(), kernel, pids, readers, seen.extend)
+    try:
+        result = ps_mem._scan_forked(procfs, ps_mem.Options(), kernel, pids, readers,
+                                     seen.extend)
+    finally:
+        os.close(gate_out)
+        os.close(gate_in)
     assert sorted(sample.pid for sample in seen) == sorted(sample.pid for sample in result.samples)
     assert by_parent  # the parent read some (or read again a failed child's)
     assert_reaped(children)
