@@ -1,27 +1,20 @@
 """Process churn for stress tests, and the long stress run as a script.
 
-A *forker* keeps a crowd of short-lived processes appearing and exiting,
-so that ps_mem reads processes that vanish, exec or rename themselves
-between any two of its reads (the races that end 3.14 with a traceback
-about one run in forty).  Each child does one of:
+Churn runs tests/forker.py, which keeps a crowd of short-lived processes
+appearing and exiting (sleeping, renaming themselves, exec'ing, spawned
+with CLONE_VM, orphaned, writing memory), so that ps_mem reads processes
+that vanish, exec or rename themselves between any two of its reads (the
+races that end 3.14 with a traceback about one run in forty).  The forker
+dies with whoever started it, and on SIGTERM kills and reaps its children
+before it exits; Churn then kills the whole process group, so nothing is
+left behind.
 
-    sleep      sleeps a few milliseconds and exits
-    rename     prctl(PR_SET_NAME) to "churn-N", sleeps, exits
-    exec       execs `sleep 0.0N`: its exe, name and memory change at once
-    spawn      posix_spawn of `sleep` by the forker: for a moment the child
-               shares the forker's address space (CLONE_VM|CLONE_VFORK)
-    orphan     forks a grandchild and exits at once: the grandchild is
-               reparented (the forker is a child subreaper) while ps_mem
-               may be looking up its parent
-    memory     writes a few MiB, then sleeps and exits
-
-The forker dies with whoever started it (PR_SET_PDEATHSIG), and on SIGTERM
-kills and reaps its children before it exits; Churn (below) then kills
-the whole process group, so nothing is left behind.
+judge() says whether one run's output is what the documentation promises;
+stress_runs() makes many runs and tallies them.
 
 As a script, the long stress run (`-m slow` runs a shorter one in pytest):
 
-    python tests/churn.py [--runs N] [--reference] [--live N]
+    python tests/churn.py [--runs N] [--reference] [--crowd N]
 
 runs ps_mem.py N times (and 3.14 with --reference) over the option
 combinations while the forker runs, and prints the failures and rates.
@@ -31,9 +24,7 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -43,100 +34,15 @@ import time
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-REPO = Path(__file__).resolve().parent.parent
-OURS = REPO / "ps_mem.py"
-REFERENCE = Path(os.environ.get("PS_MEM_REFERENCE", REPO / ".venv" / "reference")) / "ps_mem.py"
-SLEEP = shutil.which("sleep") or "/bin/sleep"
+if __package__ in (None, ""):  # run as a script: the repo is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
-PR_SET_CHILD_SUBREAPER = 36
+from tests.harness import (  # noqa: E402
+    FOOTER, FOOTER_SWAP, HEADERS, OURS, REFERENCE, ROW, Started,
+)
+from tests.realproc import SLEEP, children_of, read_line  # noqa: E402
 
-KINDS = ("sleep", "rename", "exec", "spawn", "orphan", "memory")
-
-
-# ----------------------------------------------------------------------------
-# The forker (runs as its own process: `python tests/churn.py forker ...`)
-# ----------------------------------------------------------------------------
-
-
-def _child(kind: str, life: float, prctl) -> None:
-    """The body of one churning child; never returns."""
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if kind == "rename":
-            prctl(PR_SET_NAME, b"churn-%d" % (os.getpid() % 1000), 0, 0, 0)
-        elif kind == "exec":
-            os.execv(SLEEP, [SLEEP, "%.3f" % life])
-        elif kind == "orphan":
-            if os.fork() == 0:
-                time.sleep(life)
-            os._exit(0)
-        elif kind == "memory":
-            block = bytearray(random.randint(1, 6) << 20)
-            block[::4096] = b"\x01" * len(block[::4096])
-        time.sleep(life)
-    finally:
-        os._exit(0)
-
-
-def forker_main(target: int, min_ms: int, max_ms: int, seed: int) -> int:
-    """Keep about TARGET children alive, each living MIN_MS to MAX_MS."""
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getppid()
-    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:
-        return 1
-    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    random.seed(seed)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
-    children = set()
-    spawned = dict.fromkeys(KINDS, 0)
-    started = time.monotonic()
-    sys.stdout.write("ready %d\n" % os.getpid())
-    sys.stdout.flush()
-    while not stopping:
-        # Reap everything that ended: children, and orphans handed to us.
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            children.discard(pid)
-        while len(children) < target and not stopping:
-            kind = random.choice(KINDS)
-            life = random.uniform(min_ms, max_ms) / 1000
-            if kind == "spawn":
-                pid = os.posix_spawn(SLEEP, [SLEEP, "%.3f" % life], os.environ)
-            else:
-                pid = os.fork()
-                if pid == 0:
-                    _child(kind, life, prctl)
-            children.add(pid)
-            spawned[kind] += 1
-        time.sleep(0.002)
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            time.sleep(0.01)
-    sys.stdout.write("spawned %s in %.2f s\n"
-                     % (json.dumps(spawned), time.monotonic() - started))
-    sys.stdout.flush()
-    return 0
+FORKER = Path(__file__).resolve().parent / "forker.py"
 
 
 # ----------------------------------------------------------------------------
@@ -160,10 +66,10 @@ class Churn:
 
     def __enter__(self) -> "Churn":
         self.popen = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "forker", *self.args],
+            [sys.executable, str(FORKER), *self.args, SLEEP],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
         try:
-            line = self._line(10)
+            line = read_line(self.popen, 10)
             if not line.startswith(b"ready "):
                 raise RuntimeError("forker said %r" % line)
             # Let the crowd grow to its size.
@@ -184,24 +90,9 @@ class Churn:
     def pid(self) -> int:
         return self.popen.pid
 
-    def _line(self, timeout: float) -> bytes:
-        fd = self.popen.stdout.fileno()
-        line = b""
-        deadline = time.monotonic() + timeout
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                break
-            chunk = os.read(fd, 1)
-            if not chunk:
-                break
-            line += chunk
-        return line
-
     def children(self) -> List[int]:
         try:
-            with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as handle:
-                return [int(word) for word in handle.read().split()]
+            return children_of(self.pid)
         except OSError:
             return []
 
@@ -225,7 +116,9 @@ class Churn:
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait(timeout=10)
-            line = self._line(1)
+            line = b""
+            with contextlib.suppress(RuntimeError):  # it died before it could say
+                line = read_line(popen, 1)
             if line.startswith(b"spawned "):
                 words = line.decode().split(" in ")
                 self.spawned = json.loads(words[0][len("spawned "):])
@@ -253,11 +146,8 @@ class Churn:
 # a sandbox's pid 1, unreadable even for root).
 DENIED = re.compile(rb"Warning: \d+ process(?:es)? could not be read \(permission denied\); "
                     rb"their memory is not included\.\n")
-SIZE = r" *\d+\.\d [KMGT]iB"
-HEADER = re.compile(r" Private  \+   Shared  =  RAM used(   Swap used)?\tProgram(\[pid\])?\n\n")
-ROW = r"%s \+ %s = %s(?:   %s)?\t[^\n]*\n" % (SIZE, SIZE, SIZE, SIZE)
-FOOTER = r"-{33}\n {24}%s\n={33}\n|-{45}\n {24}%s {3}%s\n={45}\n" % (SIZE, SIZE, SIZE)
-SAMPLE = re.compile("(?:%s)*(?:%s)?" % (ROW, FOOTER))
+# One sample of a table: rows, then its footer (none without Pss).
+SAMPLE = re.compile("(?:%s)*(?:%s|%s)?" % (ROW.pattern, FOOTER, FOOTER_SWAP))
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -311,10 +201,10 @@ def judge(args: Sequence[str], stdout: bytes, stderr: bytes, status: int,
         if not re.fullmatch(r"(?:\d+\n)*", text):
             return Verdict(False, "not a -t total: %r" % text[-200:])
         return Verdict(True, "")
-    header = HEADER.match(text)
-    if not header:
+    header = next((header for header in HEADERS if text.startswith(header)), None)
+    if header is None:
         return Verdict(False, "no header: %r" % text[:200])
-    body = text[header.end():]
+    body = text[len(header):]
     if not ours:
         return Verdict(True, "")  # 3.14 prints newlines in names raw
     # Samples, each of rows and a footer; a watch may be cut anywhere after
@@ -340,13 +230,6 @@ WATCH = ["-w", "1"]
 WATCH_SECONDS = 1.2
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C.UTF-8")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
-
-
 class Run(NamedTuple):
     args: List[str]
     stdout: bytes
@@ -358,32 +241,29 @@ class Run(NamedTuple):
 def run_command(script: Path, args: Sequence[str], timeout: float = 120) -> Run:
     """SCRIPT with ARGS; a watch (-w) gets SIGINT WATCH_SECONDS after its
     header appeared, as a user's Ctrl-C.  Output goes to files, which
-    never block the writer (whole-system samples outgrow a pipe)."""
+    never block the writer (whole-system samples outgrow a pipe); a run
+    that does not end fails with where it hung."""
     args = list(args)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, str(script), *args], stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=err, env=_env())
-        interrupted = False
-        try:
-            if "-w" in args:
-                deadline = time.monotonic() + 30
-                while os.fstat(out.fileno()).st_size == 0 and child.poll() is None:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("no header from %s %s" % (script.name, args))
-                    time.sleep(0.01)
-                try:
-                    child.wait(timeout=WATCH_SECONDS)
-                except subprocess.TimeoutExpired:
-                    child.send_signal(signal.SIGINT)
-                    interrupted = True
-            status = child.wait(timeout=timeout)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        out.seek(0)
-        err.seek(0)
-        return Run(args, out.read(), err.read(), status, interrupted)
+    started = Started([sys.executable, str(script), *args])
+    interrupted = False
+    try:
+        if "-w" in args:
+            deadline = time.monotonic() + 30
+            while not started.output() and started.popen.poll() is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no header from %s %s" % (script.name, args))
+                time.sleep(0.01)
+            try:
+                started.popen.wait(timeout=WATCH_SECONDS)
+            except subprocess.TimeoutExpired:
+                started.popen.send_signal(signal.SIGINT)
+                interrupted = True
+    except BaseException:
+        started.popen.kill()
+        started.finish()
+        raise
+    result = started.finish(timeout)
+    return Run(args, result.stdout, result.stderr, result.status, interrupted)
 
 
 def frozen_copy(directory: str) -> Path:
@@ -439,7 +319,7 @@ class Tally:
         return text
 
 
-def stress(churn: Churn, runs: int, script: Path, name: str, ours: bool = True,
+def stress_runs(churn: Churn, runs: int, script: Path, name: str, ours: bool = True,
            whole_system_every: int = 1) -> Tally:
     """RUNS runs of SCRIPT cycling through option_sets(); a whole-system run
     only every WHOLE_SYSTEM_EVERY cycles (they cost far more on a busy
@@ -461,8 +341,6 @@ def stress(churn: Churn, runs: int, script: Path, name: str, ours: bool = True,
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["forker"]:
-        return forker_main(*(int(arg) for arg in argv[1:5]))
     parser = argparse.ArgumentParser(prog="churn", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=400, help="runs of each program")
     parser.add_argument("--reference", action="store_true", help="run ps_mem 3.14 too")
@@ -473,11 +351,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("run as root: ps_mem reads every process's memory")
     tallies = []
     with Churn(target=args.crowd) as churn, tempfile.TemporaryDirectory() as directory:
-        tallies.append(stress(churn, args.runs, frozen_copy(directory), "ps_mem.py", True,
+        tallies.append(stress_runs(churn, args.runs, frozen_copy(directory), "ps_mem.py", True,
                               args.whole_system_every))
         print(tallies[-1].summary(), flush=True)
         if args.reference:
-            tallies.append(stress(churn, args.runs, REFERENCE, "ps_mem 3.14", False,
+            tallies.append(stress_runs(churn, args.runs, REFERENCE, "ps_mem 3.14", False,
                                   args.whole_system_every))
             print(tallies[-1].summary(), flush=True)
     print("churn:", churn.rate())

@@ -1,4 +1,6 @@
-"""Fixtures for tests that run ps_mem on fixture /proc trees.
+"""Fixtures shared by the test modules.
+
+Fixture /proc trees:
 
     proc_trees   (session) the trees of tests/trees.py, each built once:
                  proc_trees.get("rollup_6_1") -> ProcTree
@@ -10,19 +12,30 @@
                  `pip install .` fills it from a copy of the project
     node_exporter  Debian's node_exporter on loopback, reading the textfile
                  directory node_exporter.directory (see prometheus_harness)
+    three        a 6.1 tree of init and three programs (alpha, beta, gamma)
+
+Forked readers:
+    small_chunks forked readers take two pids at a time
+    children     the pids of the readers forked during the test
+
+The live /proc:
+    procs        a tests.realproc.Processes, closed (its processes ended) after the test
+    static_groups  pids of two `setarch -R clone_vm 2 16` groups whose memory
+                 files are all the same text (3.14 takes them for one space)
 """
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
 from tests import prometheus_harness, trees
-from tests.harness import REPO
-from tests.procfs_builder import ProcTree
+from tests.harness import REPO, ps_mem
+from tests.procfs_builder import ProcTree, program_maps
+from tests.realproc import Processes, build, memory_text
 
 
 class BuiltTrees:
@@ -94,3 +107,49 @@ def node_exporter(tmp_path: Path):
     exporter = prometheus_harness.NodeExporter(directory, log=tmp_path / "node_exporter.log")
     yield exporter
     exporter.stop()
+@pytest.fixture
+def three(tree):
+    t = tree("6.1")
+    t.add(1, "init", "/sbin/init", ppid=0, maps=program_maps("/sbin/init", heap_kib=900))
+    for pid, name, heap in ((300, "alpha", 1200), (301, "beta", 5100), (302, "gamma", 2300)):
+        t.add(pid, name, "/usr/bin/" + name, maps=program_maps("/usr/bin/" + name, heap_kib=heap))
+    return t
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of two pids, so that the small trees make several."""
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 2)
+
+
+@pytest.fixture
+def children(monkeypatch) -> List[int]:
+    """The pids of the readers forked during the test (not kcmp's helper)."""
+    forked: List[int] = []
+    original = ps_mem._Reader.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        forked.append(self._child.pid)
+
+    monkeypatch.setattr(ps_mem._Reader, "__init__", record)
+    return forked
+
+
+@pytest.fixture
+def procs():
+    with Processes() as started:
+        yield started
+
+
+@pytest.fixture
+def static_groups(procs):
+    """Static processes only, so that ours and 3.14 read the same bytes:
+    two setarch -R clone_vm groups of 16 MiB with identical memory files,
+    which 3.14 merges into one."""
+    helper = str(build("clone_vm"))
+    pids = procs.no_aslr([helper, "2", "16"], processes=3)
+    pids += procs.no_aslr([helper, "2", "16"], processes=3)
+    if len({memory_text(pid) for pid in pids}) != 1:
+        pytest.skip("the two groups' memory files differ here: nothing for 3.14 to merge")
+    return pids

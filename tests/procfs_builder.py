@@ -307,11 +307,14 @@ def program_maps(exe: str, *, heap_kib: int, libs: Sequence[str] = COMMON_LIBS,
 # ----------------------------------------------------------------------------
 
 
-def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map]) -> bytes:
+def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map],
+                uids: Sequence[int] = (0, 0, 0, 0)) -> bytes:
     """/proc/PID/status in the field order of a "modern" (4.x-6.x), "2.6"
     or "2.4" kernel.  Name is written as given (the kernel escapes only
     "\\n" and "\\\\" in it, so a test writes those itself if it wants them).
-    Kernel threads (no maps) have no Vm* lines."""
+    UIDS: real, effective, saved and filesystem uid.  Kernel threads (no
+    maps) have no Vm* lines."""
+    uid_line = "Uid:\t%d\t%d\t%d\t%d" % tuple(uids)
     vm = []
     if maps:
         size = sum(int(item["Size"]) for item in maps)
@@ -329,7 +332,7 @@ def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map]
     if style == "modern":
         lines = ["Umask:\t0022", "State:\tS (sleeping)", "Tgid:\t%d" % pid, "Ngid:\t0",
                  "Pid:\t%d" % pid, "PPid:\t%d" % ppid, "TracerPid:\t0",
-                 "Uid:\t0\t0\t0\t0", "Gid:\t0\t0\t0\t0", "FDSize:\t64", "Groups:\t",
+                 uid_line, "Gid:\t0\t0\t0\t0", "FDSize:\t64", "Groups:\t",
                  "NStgid:\t%d" % pid, "NSpid:\t%d" % pid, "NSpgid:\t%d" % pid,
                  "NSsid:\t%d" % pid] + vm_lines + [
                  "CoreDumping:\t0", "THP_enabled:\t1", "Threads:\t1", "SigQ:\t0/31459",
@@ -346,7 +349,7 @@ def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map]
     elif style == "2.6":
         lines = ["State:\tS (sleeping)", "SleepAVG:\t98%", "Tgid:\t%d" % pid,
                  "Pid:\t%d" % pid, "PPid:\t%d" % ppid, "TracerPid:\t0",
-                 "Uid:\t0\t0\t0\t0", "Gid:\t0\t0\t0\t0", "FDSize:\t32", "Groups:\t0 1 2 3 4 6 10"
+                 uid_line, "Gid:\t0\t0\t0\t0", "FDSize:\t32", "Groups:\t0 1 2 3 4 6 10"
                  ] + vm_lines + [
                  "StaBrk:\t0a2cc000 kB", "Brk:\t0a2ed000 kB", "StaStk:\tbfe3a7a0 kB",
                  "Threads:\t1", "SigQ:\t0/8191", "SigPnd:\t0000000000000000",
@@ -358,7 +361,7 @@ def status_text(style: str, name: Text, pid: int, ppid: int, maps: Sequence[Map]
     elif style == "2.4":
         # Shorter: no Tgid/Ngid/NS* lines, fewer Vm* lines, no Cpus_allowed.
         lines = ["State:\tS (sleeping)", "Tgid:\t%d" % pid, "Pid:\t%d" % pid,
-                 "PPid:\t%d" % ppid, "TracerPid:\t0", "Uid:\t0\t0\t0\t0", "Gid:\t0\t0\t0\t0",
+                 "PPid:\t%d" % ppid, "TracerPid:\t0", uid_line, "Gid:\t0\t0\t0\t0",
                  "FDSize:\t32", "Groups:\t0 1 2 3 4 6 10 "] + vm_lines + [
                  "SigPnd:\t0000000000000000", "SigBlk:\t0000000000000000",
                  "SigIgn:\t8000000000384004", "SigCgt:\t000000004b813efb",
@@ -445,7 +448,8 @@ class ProcTree:
             omit: Iterable[str] = (), empty: Iterable[str] = (),
             truncate: Optional[Mapping[str, int]] = None,
             replace: Optional[Mapping[str, bytes]] = None,
-            status_style: Optional[str] = None, start: Optional[int] = None) -> int:
+            status_style: Optional[str] = None, uids: Sequence[int] = (0, 0, 0, 0),
+            start: Optional[int] = None) -> int:
         """Add process `pid` and return it.
 
         name:     status's Name (the kernel's comm, at most 15 bytes there)
@@ -459,12 +463,14 @@ class ProcTree:
         empty:    files to write empty
         truncate: {file: n}: keep only the first n bytes
         replace:  {file: bytes}: write exactly this
+        uids:     status's Uid line: real, effective, saved, filesystem
         start:    when it started (stat's field 22, clock ticks since boot);
                   default 1000 + pid
         """
         self._write_process(pid, name, exe, cmdline=cmdline, ppid=ppid, maps=maps,
                             statm=statm, omit=omit, empty=empty, truncate=truncate,
-                            replace=replace, status_style=status_style, start=start)
+                            replace=replace, status_style=status_style, uids=uids,
+                            start=start)
         self.pids.append(pid)
         return pid
 
@@ -473,13 +479,14 @@ class ProcTree:
                        statm: Optional[Sequence[int]] = None, omit: Iterable[str] = (),
                        empty: Iterable[str] = (), truncate: Optional[Mapping[str, int]] = None,
                        replace: Optional[Mapping[str, bytes]] = None,
-                       status_style: Optional[str] = None, start: Optional[int] = None) -> None:
+                       status_style: Optional[str] = None,
+                       uids: Sequence[int] = (0, 0, 0, 0), start: Optional[int] = None) -> None:
         kernel = self.kernel
         if cmdline is None:
             cmdline = [exe] if exe is not None else []
         contents: Dict[str, Optional[bytes]] = {
             "cmdline": cmdline_bytes(cmdline),
-            "status": status_text(status_style or kernel.status, name, pid, ppid, maps),
+            "status": status_text(status_style or kernel.status, name, pid, ppid, maps, uids),
             "statm": (" ".join(map(str, statm)) + "\n").encode() if statm is not None
             else statm_text(maps),
             "smaps": smaps_text(maps, kernel.smaps) if kernel.smaps else None,

@@ -120,6 +120,18 @@ def process_state(pid: int) -> Optional[str]:
     return stat[stat.rindex(b")") + 2:][:1].decode("ascii", "replace")
 
 
+def csv(pids: Sequence[int]) -> str:
+    """PIDS as ps_mem's -p wants them."""
+    return ",".join(str(pid) for pid in pids)
+
+
+def children_of(pid: int) -> List[int]:
+    """PID's children (OSError where the kernel has no children file, or
+    PID is gone)."""
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+        return [int(word) for word in handle.read().split()]
+
+
 def wait_settled(pids: Sequence[int], timeout: float = 10.0) -> None:
     """Wait until every pid sleeps and its memory file reads the same twice
     in a row: a process that has just exec'd still maps and touches pages."""
@@ -171,14 +183,14 @@ class Running:
         return self.popen.pid
 
     def csv(self, pids: Optional[Sequence[int]] = None) -> str:
-        """The pids as ps_mem's -p wants them."""
-        return ",".join(str(pid) for pid in (self.pids if pids is None else pids))
+        """The pids (by default its own) as ps_mem's -p wants them."""
+        return csv(self.pids if pids is None else pids)
 
     def request(self, sig: int = signal.SIGUSR1, timeout: float = 10.0) -> bytes:
         """Send a helper SIG (see the helper: setname renames itself on
         SIGUSR1) and return the line it prints once done."""
         os.kill(self.popen.pid, sig)
-        return _read_line(self.popen, timeout)
+        return read_line(self.popen, timeout)
 
     def stop(self) -> None:
         if self.popen.returncode is None:
@@ -197,7 +209,9 @@ class Running:
             os.killpg(self.popen.pid, sig)
 
 
-def _read_line(popen: subprocess.Popen, timeout: float) -> bytes:
+def read_line(popen: subprocess.Popen, timeout: float) -> bytes:
+    """The next line POPEN writes to its stdout (a pipe), within TIMEOUT
+    seconds; RuntimeError if it says nothing or exits first."""
     line = b""
     deadline = time.monotonic() + timeout
     fd = popen.stdout.fileno()
@@ -260,15 +274,16 @@ class Processes:
                                 stderr=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=_die_with_parent())
 
-    def helper(self, name: str, *args: str, settle: bool = True,
-               timeout: float = 10.0) -> Running:
+    def helper(self, name: str, *args: str, settle: bool = True, timeout: float = 10.0,
+               file_name: Optional[bytes] = None) -> Running:
         """Start helper NAME with ARGS and wait for its "ready" line (and,
-        with settle, for its processes to stop changing)."""
-        path = build(name)
+        with settle, for its processes to stop changing).  With FILE_NAME
+        (any bytes but "/" and NUL), a copy of it under that name is run."""
+        path = build(name) if file_name is None else self._copy(build(name), file_name)
         popen = self._popen([path, *args], stdout=subprocess.PIPE)
         running = Running(popen, [popen.pid], polite=True)
         self._running.append(running)
-        words = _read_line(popen, timeout).split()
+        words = read_line(popen, timeout).split()
         if not words or words[0] != b"ready" or int(words[1]) != popen.pid:
             raise RuntimeError("helper %s said %r" % (name, words))
         running.pids = [int(word) for word in words[1:]]
@@ -309,6 +324,32 @@ class Processes:
         return self.command([setarch, "-R", SLEEP, str(seconds)],
                             exe=os.path.realpath(SLEEP))
 
+    def no_aslr(self, argv: Sequence[str], processes: int = 1) -> List[int]:
+        """ARGV under `setarch -R`; its pid and its children's, once there
+        are PROCESSES in all and they have settled."""
+        setarch = shutil.which("setarch")
+        if setarch is None:
+            raise Unavailable("setarch (util-linux) is not installed")
+        exe = os.path.realpath(shutil.which(argv[0]) or argv[0])
+        try:
+            running = self.command([setarch, "-R", *argv], exe=exe, settle=False)
+        except RuntimeError as error:
+            raise Unavailable("setarch -R does not work here: %s" % error) from None
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                pids = [running.pid] + children_of(running.pid)
+            except FileNotFoundError:
+                raise Unavailable("no /proc/PID/task/PID/children (CONFIG_PROC_CHILDREN)") \
+                    from None
+            if len(pids) == processes:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: %d processes, not %d" % (argv, len(pids), processes))
+            time.sleep(0.02)
+        wait_settled(pids)
+        return pids
+
     def sleep_named(self, file_name: bytes, seconds: int = 600,
                     argv0: Optional[bytes] = None) -> Running:
         """A copy of sleep run from a temporary directory under FILE_NAME
@@ -316,12 +357,18 @@ class Processes:
         so that its exe link, command line and status Name hold them.
         ARGV0, if given, is its command line's first word instead of the
         path (as prelink leaves it: the real name, not the file run)."""
+        path = self._copy(SLEEP, file_name)
+        return self.command([path if argv0 is None else argv0, str(seconds).encode()],
+                            exe=os.fsdecode(path), executable=path)
+
+    def _copy(self, source: os.PathLike, file_name: bytes) -> bytes:
+        """A copy of the executable SOURCE named FILE_NAME, in a temporary
+        directory removed on close()."""
         if b"/" in file_name or b"\0" in file_name or not file_name:
             raise ValueError("not a file name: %r" % file_name)
         directory = tempfile.mkdtemp(prefix="ps_mem-live-")
         self._temp_dirs.append(directory)
         path = os.path.join(os.fsencode(directory), file_name)
-        shutil.copy(SLEEP, path)
+        shutil.copy(source, path)
         os.chmod(path, 0o755)
-        return self.command([path if argv0 is None else argv0, str(seconds).encode()],
-                            exe=os.fsdecode(path), executable=path)
+        return path

@@ -1,20 +1,33 @@
-"""The command line as 3.14 has it: help, version, usage errors, checks
-made before any output.  Each case runs ps_mem.py and ps_mem 3.14 with the
-same arguments and compares stdout, stderr and exit status whole."""
+"""Stage: the command line.  Options parsed into Options, usage errors,
+checks made before any output, what a plain run loads, and what main()
+does with stdout, signals and exit statuses.
 
+  * 3.14's options: help, version, usage errors and abbreviations, run by
+    ps_mem.py and ps_mem 3.14 with the same arguments, stdout, stderr and
+    exit status compared whole.
+  * The new options' usage errors: one line that says what is wrong.
+  * Signals and closed pipes, on fixture trees against 3.14: see the
+    section's own comment.  On the live /proc: test_live.py.
+"""
+
+import errno
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import List, Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import run_ours, run_reference
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import ps_mem  # noqa: E402
-
+from tests.harness import (HEADER, REPO, Result, Started, child_env, command, into_closed_pipe,
+                           needs_reference, ps_mem, run_main, run_ours, run_reference)
+from tests.procfs_builder import ProcTree, program_maps
 
 @pytest.fixture(scope="module")
 def empty_tree(tmp_path_factory):
@@ -25,7 +38,7 @@ def empty_tree(tmp_path_factory):
     return root
 
 
-def assert_same(args, tree):
+def assert_same_as_3_14(args, tree):
     ours = run_ours(*args, procfs=tree)
     reference = run_reference(*args, procfs=tree)
     assert (ours.out, ours.err, ours.status) == (reference.out, reference.err, reference.status)
@@ -51,7 +64,7 @@ def assert_same(args, tree):
     (["--t", "--x"], 2),
 ])
 def test_usage_matches_reference(args, status, empty_tree):
-    result = assert_same(args, empty_tree)
+    result = assert_same_as_3_14(args, empty_tree)
     assert result.status == status
 
 
@@ -87,18 +100,18 @@ def test_version_is_4_0(args):
 ])
 def test_accepted_spellings_match_reference(args, empty_tree):
     """Abbreviations and attached values mean what they meant in 3.14."""
-    assert_same(args, empty_tree)
+    assert_same_as_3_14(args, empty_tree)
 
 
 def test_missing_osrelease(tmp_path):
-    result = assert_same([], tmp_path)
+    result = assert_same_as_3_14([], tmp_path)
     assert result.err == ("Couldn't access %s/\n"
                           "Only GNU/Linux and FreeBSD (with linprocfs) are supported\n" % tmp_path)
     assert result.status == 2
 
 
 def test_usage_error_before_proc_check(tmp_path):
-    result = assert_same(["-w", "0"], tmp_path)
+    result = assert_same_as_3_14(["-w", "0"], tmp_path)
     assert result.err.endswith("ps_mem: error: Seconds must be positive! (0)\n")
 
 
@@ -206,10 +219,6 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
     """typing, argparse, collections and re are most of what importing
     ps_mem would cost (memory and time); a run without arguments on a
     kernel with smaps_rollup needs none of them, nor signal."""
-    import subprocess
-
-    from tests.harness import REPO, child_env
-
     program = (
         "import sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
         "import ps_mem\n"
@@ -224,3 +233,349 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
                             capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"[]\n"
+
+
+def test_unknown_pid_with_watch_ends_at_once(proc_trees):
+    result = run_ours("-w", "1", "-p", "99999", procfs=proc_trees.get("rollup_6_1").root,
+                      timeout=5)
+    assert result.out.endswith("\tProgram\n\nProcess does not exist anymore.\n")
+    assert result.status == 0
+
+
+# ----------------------------------------------------------------------------
+# Usage errors of the options added since 3.14
+# ----------------------------------------------------------------------------
+
+
+def assert_usage_error(result, message: str) -> None:
+    assert result.status == 2 and result.stdout == b""
+    lines = result.err.splitlines()
+    assert lines[0].startswith("usage: ps_mem")
+    errors = [line for line in lines if "error:" in line]
+    assert errors == [lines[-1]], result.err  # one line says what is wrong
+    assert lines[-1].startswith("ps_mem: error: " + message), lines[-1]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "argument --top: must be a positive number of rows (0)"),
+    ("-1", "argument --top: must be a positive number of rows (-1)"),
+    ("x", "argument --top: invalid int value: 'x'"),
+    ("2.5", "argument --top: invalid int value: '2.5'"),
+])
+def test_bad_top(empty_tree, value, message):
+    assert_usage_error(run_main("--top", value, procfs=empty_tree), message)
+
+
+def test_top_needs_a_value(empty_tree):
+    assert_usage_error(run_main("--top", procfs=empty_tree),
+                       "argument --top: expected one argument")
+
+
+@pytest.mark.parametrize("key", ["size", "RAM", "", "names"])
+def test_bad_sort_key(empty_tree, key):
+    result = run_main("--sort", key, procfs=empty_tree)
+    assert_usage_error(result, "argument --sort: invalid choice: '%s'" % key)
+    listed = result.err.splitlines()[-1].split("(choose from", 1)[1]
+    assert all(name in listed for name in ("ram", "private", "shared", "swap", "count", "name")), \
+        listed
+
+
+def test_usage_error_as_a_command(empty_tree):
+    """The same through the command line, before any output."""
+    result = run_ours("--top", "0", procfs=empty_tree)
+    assert_usage_error(result, "argument --top: must be a positive number of rows (0)")
+    result = run_ours("--sort", "size", "--json", procfs=empty_tree)
+    assert_usage_error(result, "argument --sort: invalid choice: 'size'")
+
+
+def test_user_with_s_is_a_usage_error(empty_tree):
+    result = run_main("--group-by", "user", "-s", procfs=empty_tree)
+    assert result.status == 2 and result.stdout == b""
+    assert result.err.splitlines()[-1] == \
+        "ps_mem: error: --group-by user cannot be combined with -s"
+
+
+# ----------------------------------------------------------------------------
+# Signals and closed pipes
+# ----------------------------------------------------------------------------
+
+
+# Each case runs ps_mem.py and ps_mem 3.14 on the same fixture tree
+# (--procfs) and compares them:
+#   * the reader goes away (`ps_mem | head -1`, or stdout closed from the
+#     start): exit 1, nothing on stderr, one-shot or -w;
+#   * Ctrl-C (SIGINT) in a one-shot run: killed by SIGINT (status -2 as
+#     Python reports it), nothing on stderr;
+#   * Ctrl-C during -w: the watch ends normally, exit 0, with the warnings;
+#   * SIGTERM during -w: killed by SIGTERM (-15); 3.14 has no handler.
+# To interrupt a run in the middle of a scan, without timing, a process's
+# files are FIFOs: each program blocks reading the first one it opens
+# until the test has delivered its signal.
+
+TABLE_HEADER = HEADER.encode()
+FIRST_LINE = HEADER.split("\n")[0].encode() + b"\n"
+# What a 2.6.18 kernel's smaps (no Pss) makes both programs say at the end.
+WARNING = (b"Warning: Shared memory is slightly over-estimated by this system\n"
+           b"for each program, so totals are not reported.\n")
+BLOCKER = 7000  # the pid whose files are FIFOs
+
+
+def small_tree(root: Path, kernel: str = "2.6.18") -> ProcTree:
+    t = ProcTree(root, kernel)
+    t.add(1, "init", "/sbin/init", ppid=0, maps=program_maps("/sbin/init", heap_kib=700))
+    t.add(688, "sshd", "/usr/sbin/sshd", maps=program_maps("/usr/sbin/sshd", heap_kib=1300))
+    t.add(1203, "bash", "/usr/bin/bash", ppid=688,
+          maps=program_maps("/usr/bin/bash", heap_kib=2400))
+    return t
+
+
+@pytest.fixture(scope="module")
+def quiet_tree(tmp_path_factory) -> Path:
+    return small_tree(tmp_path_factory.mktemp("signals") / "proc").root
+
+
+@pytest.fixture
+def blocking_tree(tmp_path) -> Path:
+    """A tree where BLOCKER's statm and cmdline are FIFOs (3.14 reads
+    cmdline first, ours statm), so a scan stops there until written to."""
+    t = small_tree(tmp_path / "proc")
+    t.add(BLOCKER, "rsync", "/usr/bin/rsync", maps=program_maps("/usr/bin/rsync", heap_kib=900))
+    for name in ("statm", "cmdline"):
+        path = t.root / str(BLOCKER) / name
+        path.unlink()
+        os.mkfifo(str(path))
+    return t.root
+
+
+class Blocked:
+    """Hold a reader of FIFOS in its read(): open their write ends once it
+    has opened one, and write nothing."""
+
+    def __init__(self, fifos: Sequence[Path]) -> None:
+        self.paths = list(fifos)
+        self.fds: List[int] = []
+
+    def wait(self, started: Started, timeout: float = 30) -> None:
+        """Wait until STARTED has opened a FIFO and sleeps in its read().
+
+        In read(), not just past open(): a signal that arrives between the
+        two is handled before read() starts, which then waits for ever (a
+        race of every program, that Ctrl-C on /proc never meets)."""
+        deadline = time.monotonic() + timeout
+        while not self.fds:
+            for path in self.paths:
+                try:
+                    self.fds.append(os.open(str(path), os.O_WRONLY | os.O_NONBLOCK))
+                except OSError as error:
+                    if error.errno != errno.ENXIO:  # ENXIO: no reader yet
+                        raise
+            if not self.fds:
+                if started.popen.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("never read %s: %r" % (self.paths, started.finish()))
+                time.sleep(0.01)
+        wchan = Path("/proc/%d/wchan" % started.popen.pid)
+        while time.monotonic() < deadline:
+            try:
+                if "pipe" in wchan.read_text():  # pipe_read, pipe_wait
+                    return
+            except OSError:
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)  # no wchan to tell: give read() time to start
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def signalled_mid_scan(tree: Path, args: List[str], sig: int,
+                       fifos: Sequence[Path] = ()) -> List[Result]:
+    """Both programs on TREE with ARGS, sent SIG while blocked reading one
+    of FIFOS (by default BLOCKER's)."""
+    fifos = fifos or [tree / str(BLOCKER) / name for name in ("statm", "cmdline")]
+
+    def run(program: str) -> Result:
+        blocked = Blocked(fifos)
+        started = Started(command(program, tree, args))
+        try:
+            blocked.wait(started)
+            started.popen.send_signal(sig)
+            return started.finish()
+        finally:
+            blocked.close()
+
+    return [run("ours"), run("reference")]
+
+
+# ----------------------------------------------------------------------------
+# Ctrl-C and SIGTERM
+# ----------------------------------------------------------------------------
+
+
+@needs_reference
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, -signal.SIGINT),
+                                         (signal.SIGTERM, -signal.SIGTERM)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_one_shot_interrupted_mid_scan_dies_by_the_signal(blocking_tree, sig, status):
+    ours, reference = signalled_mid_scan(blocking_tree, [], sig)
+    assert ours == reference
+    assert ours == Result(TABLE_HEADER, b"", status)
+
+
+@needs_reference
+def test_ctrl_c_during_a_watch_scan_ends_the_watch(blocking_tree):
+    """Mid-scan, before any sample: exit 0, the header, the warnings."""
+    ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGINT)
+    assert ours == reference == Result(TABLE_HEADER, WARNING, 0)
+
+
+def _tree_with_fifo(destination: Path) -> Path:
+    """A copy of a captured tree in which one process's cmdline is a FIFO:
+    ps_mem blocks reading it, midway through its scan, until written to."""
+    source = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
+    if not source.is_dir():
+        pytest.skip("no captured tree %s" % source)
+    shutil.copytree(source, destination, symlinks=True)
+    self_pid = os.readlink(destination / "self")
+    pid = min(entry for entry in os.listdir(destination) if entry.isdigit() and entry != self_pid)
+    os.unlink(destination / pid / "cmdline")
+    os.mkfifo(destination / pid / "cmdline")
+    return destination / pid / "cmdline"
+
+
+@needs_reference
+@pytest.mark.parametrize("watch", [False, True], ids=["one-shot", "watch"])
+def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
+    """Ctrl-C while ps_mem reads a captured tree (a 6.x kernel's: no
+    warnings): a one-shot run dies by SIGINT with no traceback (the header
+    already written); a watch ends normally, exit 0; as 3.14 does."""
+    options = ["-w", "1"] if watch else []
+    tree = tmp_path / "proc"
+    fifo = _tree_with_fifo(tree)
+    ours, reference = signalled_mid_scan(tree, options, signal.SIGINT, [fifo])
+    assert ours == reference
+    assert ours == Result(TABLE_HEADER, b"", 0 if watch else -signal.SIGINT)
+
+
+@needs_reference
+@pytest.mark.parametrize("args", [[], ["-t"], ["-d", "-S"]], ids=["table", "-t", "-d-S"])
+def test_ctrl_c_while_a_watch_sleeps(quiet_tree, args):
+    """After the first sample: exit 0, that sample, then the warnings
+    (-t's say "Error:" and exit 1 without Pss, as 3.14)."""
+    def run(program: str) -> Result:
+        started = Started(command(program, quiet_tree, ["-w", "5", *args]))
+        # The first sample is whole once bash, the largest, is printed (-t
+        # prints nothing on this kernel: wait for the process to sleep).
+        if "-t" in args:
+            time.sleep(1.5)
+        else:
+            started.wait_for(lambda out: b"\tbash" in out)
+        started.popen.send_signal(signal.SIGINT)
+        return started.finish()
+
+    ours, reference = run("ours"), run("reference")
+    assert ours == reference
+    assert b"Error:" in ours.stderr if "-t" in args else ours.stderr.startswith(b"Warning:")
+    assert ours.status == (1 if "-t" in args else 0)
+
+
+@needs_reference
+def test_sigterm_while_a_watch_sleeps(quiet_tree):
+    def run(program: str) -> Result:
+        started = Started(command(program, quiet_tree, ["-w", "5"]))
+        started.wait_for(lambda out: b"\tbash" in out)
+        started.popen.send_signal(signal.SIGTERM)
+        return started.finish()
+
+    ours, reference = run("ours"), run("reference")
+    assert ours == reference
+    assert ours.status == -signal.SIGTERM and ours.stderr == b""
+    assert ours.stdout.startswith(TABLE_HEADER) and ours.stdout.endswith(b"\tbash\n")
+
+
+@needs_reference
+def test_sigterm_during_a_watch_scan(blocking_tree):
+    ours, reference = signalled_mid_scan(blocking_tree, ["-w", "1"], signal.SIGTERM)
+    assert ours == reference == Result(TABLE_HEADER, b"", -signal.SIGTERM)
+
+
+# ----------------------------------------------------------------------------
+# The reader goes away
+# ----------------------------------------------------------------------------
+
+
+@needs_reference
+@pytest.mark.parametrize("args", [[], ["-t"], ["-w", "1"], ["-w", "1", "-d", "-S"]],
+                         ids=["one-shot", "-t", "-w", "-w-d-S"])
+def test_stdout_closed_from_the_start(quiet_tree, args):
+    ours, reference = (into_closed_pipe(command(program, quiet_tree, args))
+                       for program in ("ours", "reference"))
+    if "-t" in args and "-w" not in args:
+        # 3.14's -t never writes (no total without Pss), so never sees the pipe.
+        assert ours == reference and ours.status == 1 and b"Error:" in ours.stderr
+        return
+    assert ours == reference == Result(b"", b"", 1)
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory) -> Path:
+    """Enough output with -s (about 190 KiB) to fill a pipe several times."""
+    t = ProcTree(tmp_path_factory.mktemp("big") / "proc", "6.1")
+    for number in range(64):
+        exe = "/usr/bin/worker%d" % number
+        t.add(2000 + number, "worker%d" % number, exe, cmdline=[exe, "--job=" + "x" * 3000],
+              maps=program_maps(exe, heap_kib=100 + number))
+    return t.root
+
+
+@needs_reference
+@pytest.mark.parametrize("args", [["-s"], ["-s", "-w", "1"]], ids=["one-shot", "-w"])
+def test_head_takes_one_line(big_tree, args):
+    """`ps_mem -s | head -1` with more output than a pipe holds: ps_mem
+    meets the closed pipe while writing: exit 1, nothing on stderr."""
+    head = shutil.which("head")
+    if head is None:
+        pytest.skip("no head")
+
+    def run(program: str) -> Result:
+        writer = subprocess.Popen(command(program, big_tree, args), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=child_env())
+        reader = subprocess.run([head, "-1"], stdin=writer.stdout, stdout=subprocess.PIPE,
+                                timeout=60)
+        writer.stdout.close()
+        try:
+            stderr = writer.communicate(timeout=60)[1]
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+        return Result(reader.stdout, stderr, writer.returncode)
+
+    ours, reference = run("ours"), run("reference")
+    assert ours == Result(FIRST_LINE, b"", 1)
+    assert reference.status == 1 and b"Traceback" not in reference.stderr
+
+
+@needs_reference
+def test_reader_leaves_while_a_watch_writes(quiet_tree):
+    """-w 1: the reader takes the first line and closes; the next write
+    (at the latest the next sample's) fails: exit 1, nothing on stderr."""
+    def run(program: str) -> Result:
+        child = subprocess.Popen(command(program, quiet_tree, ["-w", "1"]),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=child_env())
+        try:
+            line = child.stdout.readline()
+            child.stdout.close()
+            status = child.wait(timeout=30)
+            return Result(line, child.stderr.read(), status)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stderr.close()
+
+    ours, reference = run("ours"), run("reference")
+    assert ours == reference == Result(FIRST_LINE, b"", 1)

@@ -3,14 +3,10 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.harness import REPO
-
-sys.path.insert(0, str(REPO))
-import ps_mem  # noqa: E402
+from tests.harness import REPO, ps_mem
 
 MAN_PAGE = REPO / "ps_mem.1"
 

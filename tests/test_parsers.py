@@ -1,4 +1,9 @@
-"""Unit tests of ps_mem's pure parsers and formatters.
+"""Stage: parsers.  ps_mem's pure parsers, text in, values out: smaps and
+smaps_rollup (the general parser, the reading without a regex, the reading
+by layout), statm, status, stat, cmdline, cgroup, the kernel release; and
+any malformed text they may be given (garbled real text, hypothesis: each
+parser returns, or raises only what its caller turns into "skip this
+process").  The table's formatters are test_output.py's.
 
 Inputs are real kernel text captured from a Linux 6.18 x86_64 machine into
 tests/data/ (a sleep, a bash and the static clone_vm helper), plus odd and
@@ -10,30 +15,22 @@ awk one-liner
          /^Swap:/{sw+=$2} /^SwapPss:/{swp+=$2;m++} END{print p,s,ph,sh,pss,n,sw,swp,m}'
 
 (3.14's rules: any key starting Private or Shared but the hugetlb ones;
-Pss exactly; 0.5 KiB added per Pss line), or by reading the file.
+Pss exactly; 0.5 KiB added per Pss line), or by reading the file.  Two
+tests read this kernel's own /proc/self/smaps_rollup (skipped without one).
 """
 
 import contextlib
 import os
 import re
-import sys
 from pathlib import Path
+from typing import Callable, Dict, Tuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import ps_mem  # noqa: E402  (after the path is set)
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def data(name: str) -> bytes:
-    return (DATA / name).read_bytes()
+from tests.garbling import SAMPLES, garbled
+from tests.harness import data, ps_mem
 
 
 def counters(text: bytes) -> dict:
@@ -512,114 +509,6 @@ def test_kernel_version(release, want):
     assert ps_mem.kernel_version(release) == want
 
 
-# ----------------------------------------------------------------------------
-# Output
-# ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kib,text", [
-    (0, "0.0 KiB"),
-    (0.5, "0.5 KiB"),
-    (137.5, "137.5 KiB"),
-    (999.9, "999.9 KiB"),
-    (999.96, "1000.0 KiB"),  # below 1000, so no step, but %.1f rounds up
-    (1000, "1.0 MiB"),  # 1000/1024 = 0.977
-    (1024, "1.0 MiB"),
-    (33484, "32.7 MiB"),  # 32.699...
-    (1024 * 1000, "1.0 GiB"),
-    (5 * 1024 ** 3, "5.0 TiB"),
-    # Past TiB there is no unit: 3.14 fails with IndexError, ours stays in TiB.
-    (2000 * 1024 ** 3, "2000.0 TiB"),
-])
-def test_human(kib, text):
-    assert ps_mem.human(kib) == text
-
-
-@pytest.mark.parametrize("options,text", [
-    ({}, " Private  +   Shared  =  RAM used\tProgram\n\n"),
-    ({"show_swap": True}, " Private  +   Shared  =  RAM used   Swap used\tProgram\n\n"),
-    ({"by_pid": True}, " Private  +   Shared  =  RAM used\tProgram[pid]\n\n"),
-    ({"by_pid": True, "show_swap": True},
-     " Private  +   Shared  =  RAM used   Swap used\tProgram[pid]\n\n"),
-])
-def test_header(options, text):
-    assert ps_mem.header(ps_mem.Options(**options)) == text
-
-
-def _report(*programs, total_ram=0.0, total_swap=0.0, pss=True, swap_pss=True):
-    return ps_mem.Report(list(programs), total_ram, total_swap, pss, swap_pss)
-
-
-SLEEP = ps_mem.ProgramUsage("sleep", 2, (10, 11), 104.0, 33.5, 137.5, 12.0)
-CLONE = ps_mem.ProgramUsage("clone_vm", 1, (12,), 33484.0, 0.5, 33484.5, 0.0)
-
-
-def test_rows():
-    report = _report(SLEEP, CLONE)
-    assert ps_mem.rows(report, ps_mem.Options()) == (
-        "104.0 KiB +  33.5 KiB = 137.5 KiB\tsleep (2)\n"
-        " 32.7 MiB +   0.5 KiB =  32.7 MiB\tclone_vm\n")
-    assert ps_mem.rows(report, ps_mem.Options(show_swap=True)) == (
-        "104.0 KiB +  33.5 KiB = 137.5 KiB    12.0 KiB\tsleep (2)\n"
-        " 32.7 MiB +   0.5 KiB =  32.7 MiB     0.0 KiB\tclone_vm\n")
-
-
-def test_rows_control_characters_print_as_question_marks():
-    # A deliberate difference from 3.14, which prints names raw.
-    named = SLEEP._replace(name="\x1b[31mred\x07\tx\x9b", processes=1)
-    assert ps_mem.rows(_report(named), ps_mem.Options()) == \
-        "104.0 KiB +  33.5 KiB = 137.5 KiB\t?[31mred??x?\n"
-
-
-def test_footer():
-    report = _report(SLEEP, CLONE, total_ram=33622.0, total_swap=12.0)
-    assert ps_mem.footer(ps_mem.Options(), True, True, report) == (
-        "-" * 33 + "\n" + " " * 24 + " 32.8 MiB\n" + "=" * 33 + "\n")
-    assert ps_mem.footer(ps_mem.Options(show_swap=True), True, True, report) == (
-        "-" * 45 + "\n" + " " * 24 + " 32.8 MiB" + " " * 3 + " 12.0 KiB\n" + "=" * 45 + "\n")
-    # -S on a kernel without SwapPss: the RAM footer only.
-    assert ps_mem.footer(ps_mem.Options(show_swap=True), True, False, report) == (
-        "-" * 33 + "\n" + " " * 24 + " 32.8 MiB\n" + "=" * 33 + "\n")
-    # No PSS: no footer at all.
-    assert ps_mem.footer(ps_mem.Options(), False, False, report) == ""
-
-
-def test_only_total():
-    report = _report(SLEEP, total_ram=137.5, total_swap=12.0)
-    assert ps_mem.only_total(ps_mem.Options(only_total=True), True, True, report) == "140800\n"
-    assert ps_mem.only_total(ps_mem.Options(only_total=True, show_swap=True), True, True,
-                             report) == "12288\n"
-    assert ps_mem.only_total(ps_mem.Options(only_total=True), False, False, report) == ""
-    assert ps_mem.only_total(ps_mem.Options(only_total=True, show_swap=True), True, False,
-                             report) == ""
-
-
-def _warnings(ram: int, swap: int, **options) -> str:
-    # "".join takes either form: one text, or a list of texts.
-    return "".join(ps_mem.warnings(ps_mem.Accuracy(ram, swap), ps_mem.Options(**options)))
-
-
-def test_warnings():
-    assert _warnings(2, 2) == ""
-    assert _warnings(2, 1) == ""  # swap warnings only with -S
-    assert _warnings(2, 1, show_swap=True) == (
-        "Warning: Swap is over-estimated by this system for each program,\n"
-        "so totals are not reported.\n")
-    assert _warnings(1, -1) == (
-        "Warning: Shared memory is slightly over-estimated by this system\n"
-        "for each program, so totals are not reported.\n")
-    assert _warnings(0, -1, only_total=True) == (
-        "Error: Shared memory is not reported accurately by this system.\n"
-        "Values reported could be too large, and totals are not reported\n")
-    assert _warnings(-1, -1, show_swap=True) == (
-        "Warning: Shared memory is not reported by this system.\n"
-        "Values reported will be too large, and totals are not reported\n"
-        "Warning: Swap is not reported by this system.\n")
-    # With -S -t only the swap figure is printed, so only swap is warned of.
-    assert _warnings(1, -1, show_swap=True, only_total=True) == (
-        "Error: Swap is not reported by this system.\n")
-
-
 @pytest.mark.parametrize("text, expected", [
     (b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
     (b"12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n", "/docker/abc"),
@@ -632,3 +521,51 @@ def test_warnings():
 ])
 def test_parse_cgroup(text, expected):
     assert ps_mem.parse_cgroup(text) == expected
+
+
+# ----------------------------------------------------------------------------
+# The parsers
+# ----------------------------------------------------------------------------
+
+
+# What each parser may raise: what its caller in collect() turns into
+# ProcessGone (read_memory: ValueError for smaps, ValueError and IndexError
+# for statm; Namer: ValueError for status and Uid; nothing for cmdline and
+# cgroup, which cannot fail).
+PARSERS: Dict[str, Tuple[Callable, Tuple[type, ...]]] = {
+    "smaps_rollup": (ps_mem.parse_smaps, (ValueError,)),
+    "smaps": (ps_mem.parse_smaps, (ValueError,)),
+    "statm": (ps_mem.parse_statm, (ValueError,)),
+    "status": (ps_mem.parse_status, (ValueError,)),
+    "uid": (ps_mem.parse_uid, (ValueError,)),
+    "cmdline": (ps_mem.parse_cmdline, ()),
+    "cgroup": (ps_mem.parse_cgroup, ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_parser_raises_only_what_collect_catches(name, data):
+    parse, allowed = PARSERS[name]
+    text = data.draw(garbled(SAMPLES["status" if name == "uid" else name]), label="text")
+    try:
+        value = parse(text)
+    except allowed:
+        return
+    if parse is ps_mem.parse_smaps:
+        # What read_memory computes from it must be numbers, not errors.
+        value.pss - value.private
+    elif parse is ps_mem.parse_status:
+        # PPid None: a status too short to hold it (3.14 then skips the
+        # process where it needs the parent).
+        assert isinstance(value[0], str) and (value[1] is None or isinstance(value[1], int))
+    elif parse is ps_mem.parse_cmdline:
+        assert value and all(isinstance(arg, str) for arg in value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_kernel_version_never_fails(release):
+    major, minor, patch = ps_mem.kernel_version(release)
+    assert all(isinstance(part, int) for part in (major, minor, patch))

@@ -3,17 +3,11 @@ ps_mem.Record): tuples with named items, made as collections.namedtuple
 makes them, which the type checker is shown instead."""
 
 import marshal
-import sys
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import ps_mem  # noqa: E402  (after the path is set)
+from tests.harness import ps_mem
 
 
 class Point(ps_mem.Record):

@@ -1,74 +1,37 @@
-"""--capture FILE and --procfs FILE (README.md, "Reporting a problem").
+"""Stage: proc access, captures: --capture FILE and --procfs FILE (README.md,
+"Reporting a problem").
 
 A capture is one gzip-compressed tar holding what ps_mem reads of every
 process (cmdline, status, smaps_rollup or smaps, statm, cgroup, the exe
 link), the kernel release, meminfo, which pid was ps_mem, whether a deleted
-executable's path still existed, and the kernel's answer on shared address
-spaces.  Read back with --procfs it must answer as the proc root did when
-it was taken:
+executable's path still existed, the errors /proc answered, and the
+kernel's answer on shared address spaces.  Read back with --procfs it must
+answer as the proc root did when it was taken:
 
   * the capturing run and `--procfs FILE` with the same options print the
-    same bytes and exit alike (on the live /proc too, JSON time included);
+    same bytes and exit alike (on the live /proc too: test_live.py);
   * `--procfs FILE` with other options prints what `--procfs TREE` prints
     (fixture trees, including after the executables' paths have changed);
-  * it holds nothing else (no environ, no memory contents), and is small.
+  * it holds nothing else (no environ, no memory contents), and is small;
+  * a file that is not a capture is one line on stderr, exit 2.
 """
 
+import errno
 import io
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import pytest
 
 from tests import trees
-from tests.harness import OURS, REFERENCE_DIR, Result, run_ours, run_reference
-from tests.inprocess import live, ps_mem, run_main
-from tests.procfs_builder import ProcTree, program_maps, status_text
-from tests.realproc import Processes
-
-LIVE = live
-PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "exe"}
-MEMBER = re.compile(r"ps_mem-capture\.json|proc/self|proc/sys/kernel/osrelease|proc/meminfo"
-                    r"|proc/(\d+)/(%s)" % "|".join(sorted(PER_PID)))
-TIME = re.compile(rb'"time": "[^"]*"')
-
-
-def without_time(result: Result) -> Result:
-    """--json's time is when the sample was taken: a capture's own time."""
-    return result._replace(stdout=TIME.sub(b'"time": "T"', result.stdout))
-
-
-def members(capture: Path) -> Dict[str, tarfile.TarInfo]:
-    with tarfile.open(str(capture)) as archive:
-        return {member.name: member for member in archive}
-
-
-def member_data(capture: Path) -> Dict[str, bytes]:
-    with tarfile.open(str(capture)) as archive:
-        return {member.name: archive.extractfile(member).read()
-                for member in archive if member.isfile()}
-
-
-def assert_only_what_ps_mem_reads(capture: Path) -> Dict[str, tarfile.TarInfo]:
-    found = members(capture)
-    for name, member in found.items():
-        match = MEMBER.fullmatch(name)
-        assert match, "unexpected member %s" % name
-        if match.group(2) == "exe" or name == "proc/self":
-            assert member.issym(), name
-        else:
-            assert member.isfile(), name
-    assert "ps_mem-capture.json" in found and "proc/sys/kernel/osrelease" in found
-    return found
-
+from tests.harness import (DENIED_WARNING_2, Result, assert_only_what_ps_mem_reads, member_data,
+                           need_reference, ps_mem, rewrite_capture, run_main, run_ours,
+                           run_reference, without_time)
+from tests.procfs_builder import ProcTree, program_maps
 
 # ----------------------------------------------------------------------------
 # Fixture trees: the capture answers as the tree did
@@ -208,12 +171,8 @@ def test_capture_keeps_user_names_and_cgroups(tmp_path):
     for pid, uid, cgroup in ((10, 0, b"0::/system.slice/a.service\n"),
                              (11, 54399, b"4:memory:/docker/x\n"), (12, 0, None)):
         maps = program_maps("/usr/bin/p%d" % pid, heap_kib=1000 + pid)
-        status = status_text("modern", "p%d" % pid, pid, 1, maps).replace(
-            b"Uid:\t0\t0\t0\t0", ("Uid:\t%d\t%d\t%d\t%d" % ((uid,) * 4)).encode())
-        replace = {"status": status}
-        if cgroup is not None:
-            replace["cgroup"] = cgroup
-        tree.add(pid, "p%d" % pid, "/usr/bin/p%d" % pid, maps=maps, replace=replace)
+        tree.add(pid, "p%d" % pid, "/usr/bin/p%d" % pid, maps=maps, uids=(uid,) * 4,
+                 replace={} if cgroup is None else {"cgroup": cgroup})
     capture = tmp_path / "capture.tar.gz"
     run_main("--capture", str(capture), procfs=tree.root)
     manifest = json.loads(member_data(capture)["ps_mem-capture.json"])
@@ -226,21 +185,10 @@ def test_capture_keeps_user_names_and_cgroups(tmp_path):
     # The names come from the capture, not from the reader's passwd.
     manifest["users"]["0"] = "admin-at-capture"
     renamed = tmp_path / "renamed.tar.gz"
-    _rewrite(capture, renamed, {"ps_mem-capture.json": json.dumps(manifest).encode()})
+    rewrite_capture(capture, renamed, {"ps_mem-capture.json": json.dumps(manifest).encode()})
     users = json.loads(run_main("--json", "--group-by", "user", procfs=renamed).stdout)
     assert sorted(program["name"] for program in users["programs"]) == \
         ["54399", "admin-at-capture"]
-
-
-def _rewrite(source: Path, target: Path, replace: Dict[str, bytes]) -> None:
-    """A copy of capture SOURCE with some members' contents replaced."""
-    with tarfile.open(str(source)) as original, tarfile.open(str(target), "w:gz") as copy:
-        for member in original:
-            data = original.extractfile(member).read() if member.isfile() else None
-            if member.name in replace:
-                data = replace[member.name]
-                member.size = len(data)
-            copy.addfile(member, io.BytesIO(data) if data is not None else None)
 
 
 # ----------------------------------------------------------------------------
@@ -392,8 +340,7 @@ def test_unpacked_capture_is_a_tree_for_ps_mem(proc_trees, tmp_path, name):
 def test_unpacked_capture_of_smaps_kernel_is_read_by_3_14(proc_trees, tmp_path, name):
     """Where the kernel has no smaps_rollup, the capture holds what 3.14
     reads, and 3.14 prints what ours prints."""
-    if not (REFERENCE_DIR / "ps_mem.py").exists():
-        pytest.skip("ps_mem 3.14 is not installed")
+    need_reference()
     capture = tmp_path / "capture.tar.gz"
     run_main("--capture", str(capture), procfs=proc_trees.get(name).root)
     root = _unpack(capture, tmp_path / "unpacked")
@@ -402,109 +349,22 @@ def test_unpacked_capture_of_smaps_kernel_is_read_by_3_14(proc_trees, tmp_path, 
 
 
 # ----------------------------------------------------------------------------
-# The live /proc
+# Errors /proc answered, recorded
 # ----------------------------------------------------------------------------
 
-def _capturing_run(capture: Path, options: Sequence[str]):
-    """A live capturing run, with its pid (the capture's `self`)."""
-    child = subprocess.Popen([sys.executable, str(OURS), "--capture", str(capture), *options],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(os.environ, PYTHONIOENCODING="utf-8",
-                                      PS_MEM_TEST_SECRET=SECRET.decode()))
-    stdout, stderr = child.communicate(timeout=300)
-    return child.pid, Result(stdout, stderr, child.returncode)
 
-
-SECRET = b"ps-mem-capture-secret-7f3a9c"  # in the environment of processes only
-LIVE_OPTIONS = [[], ["-S", "-d"], ["-s", "--json"], ["--group-by", "user", "-t"],
-                ["--group-by", "cgroup", "--reverse", "--top", "5", "-S"]]
-
-
-@pytest.fixture(scope="module")
-def live_captures(tmp_path_factory):
-    """One live capture per option set (the processes started for the test
-    hold a secret in their environment and memory), taken two at a time."""
-    if not os.path.exists("/proc/self/smaps") or os.geteuid() != 0:
-        pytest.skip("needs a Linux /proc with smaps, and root")
-    where = tmp_path_factory.mktemp("live")
-    procs = Processes()
-    try:
-        sleeper = procs.command(["env", "PS_MEM_TEST_SECRET=" + SECRET.decode(),
-                                 shutil.which("sleep") or "/bin/sleep", "600"],
-                                exe=os.path.realpath(shutil.which("sleep") or "/bin/sleep"))
-        with ThreadPoolExecutor(2) as pool:
-            runs = list(pool.map(lambda item: _capturing_run(where / ("%d.tar.gz" % item[0]),
-                                                             item[1]),
-                                 enumerate(LIVE_OPTIONS)))
-        yield [(where / ("%d.tar.gz" % index), options, pid, result)
-               for index, (options, (pid, result)) in enumerate(zip(LIVE_OPTIONS, runs))], \
-            sleeper.pid
-    finally:
-        procs.close()
-
-
-@LIVE
-@pytest.mark.parametrize("index", range(len(LIVE_OPTIONS)),
-                         ids=[" ".join(options) or "default" for options in LIVE_OPTIONS])
-def test_live_capture_reproduces_its_run(live_captures, index):
-    captures, _ = live_captures
-    capture, options, pid, capturing = captures[index]
-    assert capturing.status == 0, capturing.err
-    assert capturing.stdout
-    replay = run_ours(*options, procfs=capture)
-    assert (replay.out, replay.err, replay.status) == \
-        (capturing.out, capturing.err, capturing.status)
-    manifest = json.loads(member_data(capture)["ps_mem-capture.json"])
-    assert manifest["self"] == pid  # the capturing process, left out of the report
-    assert members(capture)["proc/self"].linkname == str(pid)
-    if "--json" in options:
-        shown = {p for program in json.loads(capturing.stdout)["programs"]
-                 for p in program["pids"]}
-        assert pid not in shown and shown
-
-
-@LIVE
-def test_live_capture_content_and_size(live_captures, capsys):
-    captures, sleeper = live_captures
-    capture, _, pid, _ = captures[0]
-    found = assert_only_what_ps_mem_reads(capture)
-    pids = {int(MEMBER.fullmatch(name).group(1)) for name in found
-            if MEMBER.fullmatch(name).group(1)}
-    assert sleeper in pids and pid in pids
-    assert "proc/%d/smaps" % pid in found  # the accuracy probe
-    # Nothing of any environment or memory: the sleep's environment holds
-    # the secret, and so does the capturing process's own.
-    data = member_data(capture)
-    assert not any(SECRET in content for content in data.values())
-    assert SECRET not in capture.read_bytes()
-    size = capture.stat().st_size
-    with capsys.disabled():
-        print("\nlive capture: %d bytes for %d processes (%.0f bytes each), %d members"
-              % (size, len(pids), size / len(pids), len(found)))
-    assert size <= 2048 * len(pids) + 65536
-
-
-@LIVE
-def test_live_capture_read_with_other_options_is_consistent(live_captures, monkeypatch):
-    """One live sample, many views: the totals of -d, -s, user and cgroup
-    groupings (and of --top larger than the rows) are the default view's,
-    and every view shows the same processes.  (Read in this process, the
-    capture loaded once: reading a capture is mostly parsing the tar.)"""
-    captures, _ = live_captures
-    capture = captures[0][0]
-    loaded = ps_mem.load_capture(str(capture))
-    monkeypatch.setattr(ps_mem, "load_capture", lambda path: loaded)
-    totals = {}
-    pid_sets = {}
-    for options in ([], ["-d"], ["-s"], ["-s", "-d"], ["--group-by", "user"],
-                    ["--group-by", "cgroup"], ["--top", "100000"]):
-        doc = json.loads(run_main("--json", *options, procfs=capture).stdout)
-        totals[" ".join(options)] = doc["total"]["ram"]
-        pid_sets[" ".join(options)] = sorted(pid for program in doc["programs"]
-                                             for pid in program["pids"])
-        only_total = run_main("-t", *options, procfs=capture)
-        assert int(only_total.stdout) == doc["total"]["ram"], options
-        if not options:
-            assert doc["programs"] and doc["total"]["ram"] > 0
-    assert len(set(totals.values())) == 1, totals
-    assert len({tuple(pids) for pids in pid_sets.values()}) == 1
+def test_denied_in_a_capture(three, tmp_path):
+    """A capture records the errors /proc answered: one made as a user
+    who could not read some processes says so when it is read back."""
+    procfs = ps_mem.ProcFS(str(three.root))
+    snapshot = ps_mem.capture(procfs, procfs.self_pid())
+    for pid in (300, 302):
+        for name in ("smaps_rollup", "smaps"):
+            snapshot.files.pop("%d/%s" % (pid, name), None)
+        snapshot.manifest.errors["%d/smaps_rollup" % pid] = errno.EACCES
+    archive = tmp_path / "denied.tar.gz"
+    ps_mem.write_capture(snapshot, str(archive))
+    result = run_ours(procfs=archive)
+    assert result.status == 0 and result.stderr == DENIED_WARNING_2
+    rows = result.out.split("\n\n", 1)[1].split("-" * 33)[0]
+    assert [line.split("\t")[1] for line in rows.splitlines()] == ["init", "beta"]

@@ -1,98 +1,27 @@
-"""--json: one JSON document on stdout instead of the table (README.md, "JSON").
+"""Stage: output, --json: one JSON document on stdout instead of the table
+(README.md, "JSON").
 
 The document is checked against the table of the same run's options, on the
 same tree: same rows in the same order (name and count), each size in bytes
 printing as the table's column with ps_mem.human(bytes / 1024), totals equal
 to the footer and to -t's byte count, nulls exactly where 3.14 prints no
-total, and a warnings list that is stderr's texts.  On the live /proc a
-table and a document from two runs cannot be compared (memory moves between
-them), so the live check reads one capture both ways.
+total, and a warnings list that is stderr's texts.  (On the live /proc, in
+test_live.py, a table and a document from two runs cannot be compared, so
+that check reads one capture both ways.)
 """
 
 import json
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import List, Sequence
+from typing import Sequence
 
 import pytest
 
-from tests.harness import OURS, run_ours
-from tests.inprocess import display_name, human_bytes, live, parse_table, ps_mem, run_main
+from tests.harness import (TIME, assert_same_as_table, assert_schema,
+                           assert_warnings_are_stderr, document, is_int, member_data,
+                           rewrite_capture, run_main, run_ours, without_time)
 from tests.procfs_builder import ProcTree, program_maps
-from tests.realproc import Processes
-
-TOP_KEYS = {"ps_mem_version", "time", "kernel", "programs", "total", "accuracy", "warnings"}
-PROGRAM_KEYS = {"name", "count", "pids", "private", "shared", "ram", "swap"}
-TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-LIVE = live
-
-
-def document(stdout: bytes) -> dict:
-    """The one JSON document of a run: one line, ASCII only."""
-    assert stdout.endswith(b"\n") and stdout.count(b"\n") == 1, stdout[:300]
-    assert stdout.isascii(), stdout[:300]
-    return json.loads(stdout)
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def assert_schema(doc: dict, release: str) -> None:
-    assert set(doc) == TOP_KEYS
-    assert doc["ps_mem_version"] == ps_mem.VERSION == "4.0"
-    assert TIME.fullmatch(doc["time"]), doc["time"]
-    assert doc["kernel"] == release
-    assert isinstance(doc["programs"], list)
-    for program in doc["programs"]:
-        assert set(program) == PROGRAM_KEYS, program
-        assert isinstance(program["name"], str)
-        assert is_int(program["count"]) and program["count"] >= 1
-        assert all(is_int(pid) for pid in program["pids"])
-        assert len(program["pids"]) == program["count"] == len(set(program["pids"]))
-        for key in ("private", "shared", "ram", "swap"):
-            assert is_int(program[key]) and program[key] >= 0, (key, program)
-        assert program["private"] + program["shared"] == program["ram"], program
-    assert set(doc["total"]) == {"ram", "swap"}
-    assert all(value is None or is_int(value) for value in doc["total"].values())
-    assert set(doc["accuracy"]) == {"ram", "swap"}
-    assert all(value in (-1, 0, 1, 2) for value in doc["accuracy"].values())
-    assert isinstance(doc["warnings"], list)
-    assert all(isinstance(text, str) and not text.endswith("\n") for text in doc["warnings"])
-
-
-def assert_warnings_are_stderr(doc: dict, stderr: bytes) -> None:
-    assert "".join(text + "\n" for text in doc["warnings"]) == stderr.decode("utf-8")
-
-
-def assert_same_as_table(doc: dict, table_stdout: str, options: Sequence[str]) -> None:
-    """Same rows, same order, same sizes, same totals as the table."""
-    table = parse_table(table_stdout)
-    assert table.rest == ""
-    assert [display_name(program) for program in doc["programs"]] == \
-        [row.name for row in table.rows]
-    for program, row in zip(doc["programs"], table.rows):
-        assert (human_bytes(program["private"]), human_bytes(program["shared"]),
-                human_bytes(program["ram"])) == (row.private, row.shared, row.ram), row.name
-        if "-S" in options:
-            assert human_bytes(program["swap"]) == row.swap, row.name
-    total = doc["total"]
-    if table.total_ram is None:
-        assert total["ram"] is None
-    else:
-        assert human_bytes(total["ram"]) == table.total_ram
-    if "-S" in options:
-        if table.total_swap is None:
-            assert total["swap"] is None
-        else:
-            assert human_bytes(total["swap"]) == table.total_swap
-
 
 def check_against_table(procfs, options: Sequence[str]) -> dict:
     """Run ps_mem with OPTIONS as a table, as --json and as -t, and check
@@ -251,60 +180,15 @@ def test_watch_of_missing_pid_prints_one_empty_document(proc_trees, name, accura
     result = run_ours("--json", "-S", "-w", "1", "-p", "99999", procfs=tree.root)
     assert time.monotonic() - started < 5
     release = tree.kernel.osrelease
-    expected = ('{"ps_mem_version": "4.0", "time": "TIME", "kernel": "%s", "programs": [], '
+    expected = ('{"ps_mem_version": "4.0", "time": "T", "kernel": "%s", "programs": [], '
                 '"total": {"ram": null, "swap": null}, "accuracy": %s, "warnings": %s}\n'
                 % (release, accuracy, json.dumps(warnings)))
-    assert re.sub(r'"time": "[^"]*"', '"time": "TIME"', result.out) == expected
+    assert without_time(result).out == expected
     assert TIME.fullmatch(json.loads(result.out)["time"])
     assert result.err == "".join(text + "\n" for text in warnings)
     assert result.status == 0
     table = run_ours("-S", "-w", "1", "-p", "99999", procfs=tree.root)
     assert table.out.endswith("\n\nProcess does not exist anymore.\n")
-
-
-@LIVE
-def test_watch_on_live_proc_prints_flushed_json_lines():
-    """`--json -w 1` on the live /proc for about 2.5 s, then SIGINT: each line
-    is read as it comes (so it was flushed), each is one document, and the
-    watch ends with status 0."""
-    with Processes() as procs:
-        sleeper = procs.sleep()
-        child = subprocess.Popen([sys.executable, str(OURS), "--json", "-w", "1",
-                                  "-p", str(sleeper.pid)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            started = time.monotonic()
-            lines: List[bytes] = []
-            buffered = b""
-            while time.monotonic() - started < 2.5:
-                ready, _, _ = select.select([child.stdout], [], [], 0.1)
-                if ready:
-                    chunk = os.read(child.stdout.fileno(), 65536)
-                    assert chunk, "ps_mem exited during the watch"
-                    buffered += chunk
-                    *complete, buffered = buffered.split(b"\n")
-                    lines += complete
-            assert child.poll() is None
-            # Read while it still runs: each sample is written and flushed.
-            assert len(lines) >= 2, lines
-            child.send_signal(signal.SIGINT)
-            rest, err = child.communicate(timeout=20)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    lines += (buffered + rest).split(b"\n")
-    assert lines[-1] == b""
-    assert child.returncode == 0 and err == b""
-    docs = [document(line + b"\n") for line in lines[:-1]]
-    assert 2 <= len(docs) <= 5
-    for doc in docs:
-        assert_schema(doc, os.uname().release)
-        assert [(program["name"], program["pids"]) for program in doc["programs"]] == \
-            [("sleep", [sleeper.pid])]
-        assert doc["total"]["ram"] == doc["programs"][0]["ram"] > 0
-    times = [doc["time"] for doc in docs]
-    assert times == sorted(times) and times[0] != times[-1]
 
 
 # ----------------------------------------------------------------------------
@@ -323,7 +207,7 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def hostile_tree(tmp_path_factory) -> ProcTree:
+def hostile_json_tree(tmp_path_factory) -> ProcTree:
     tree = ProcTree(tmp_path_factory.mktemp("hostile") / "proc", "6.1")
     for pid, name, exe, args in HOSTILE:
         cgroup = b'0::/system.slice/"q"\\b\x01\xff\xfe.service\n'
@@ -334,11 +218,11 @@ def hostile_tree(tmp_path_factory) -> ProcTree:
 
 @pytest.mark.parametrize("options", [[], ["-s"], ["-d"], ["--group-by", "cgroup"],
                                      ["--group-by", "user", "-d"], ["-s", "--sort", "name"]])
-def test_hostile_names_make_valid_ascii_json(hostile_tree, options):
-    table = run_main(*options, procfs=hostile_tree.root)
-    as_json = run_main("--json", *options, procfs=hostile_tree.root)
+def test_hostile_names_make_valid_ascii_json(hostile_json_tree, options):
+    table = run_main(*options, procfs=hostile_json_tree.root)
+    as_json = run_main("--json", *options, procfs=hostile_json_tree.root)
     doc = document(as_json.stdout)  # one line, ASCII only, valid
-    assert_schema(doc, hostile_tree.kernel.osrelease)
+    assert_schema(doc, hostile_json_tree.kernel.osrelease)
     assert_same_as_table(doc, table.out, options)
     names = [program["name"] for program in doc["programs"]]
     for name in names:
@@ -382,24 +266,13 @@ def _denied_capture(tmp_path: Path, tree: ProcTree) -> Path:
     """A capture of TREE in which one process could not be read (EACCES on
     its exe link), as a capture of the live /proc records a sandbox's pid 1:
     root cannot be denied on a fixture directory."""
-    import io
-    import tarfile
-
     capture = tmp_path / "capture.tar.gz"
     assert run_main("--capture", str(capture), procfs=tree.root).status == 0
-    denied = tmp_path / "denied.tar.gz"
-    with tarfile.open(str(capture)) as source, tarfile.open(str(denied), "w:gz") as target:
-        for member in source:
-            data = source.extractfile(member).read() if member.isfile() else None
-            if member.name == "ps_mem-capture.json":
-                manifest = json.loads(data)
-                manifest["errors"]["1203/exe"] = 13  # EACCES
-                data = json.dumps(manifest).encode()
-                member.size = len(data)
-            elif member.name == "proc/1203/exe":
-                continue
-            target.addfile(member, io.BytesIO(data) if data is not None else None)
-    return denied
+    manifest = json.loads(member_data(capture)["ps_mem-capture.json"])
+    manifest["errors"]["1203/exe"] = 13  # EACCES
+    return rewrite_capture(capture, tmp_path / "denied.tar.gz",
+                           {"ps_mem-capture.json": json.dumps(manifest).encode()},
+                           drop=["proc/1203/exe"])
 
 
 def test_unreadable_process_warning_in_document(proc_trees, tmp_path):
@@ -410,52 +283,3 @@ def test_unreadable_process_warning_in_document(proc_trees, tmp_path):
     doc = check_against_table(denied, [])
     assert doc["warnings"] == [table.err.rstrip("\n")]
     assert 1203 not in [pid for program in doc["programs"] for pid in program["pids"]]
-
-
-# ----------------------------------------------------------------------------
-# The live /proc
-# ----------------------------------------------------------------------------
-
-@LIVE
-def test_live_document_matches_table_of_same_sample(tmp_path, monkeypatch):
-    """A live `--json` run that also captures what it read; the table read
-    from that capture has the same rows and totals, and the warnings (here
-    at least the processes root may not read, if any) are stderr's.  (The
-    capture is read in this process and loaded once: reading one is mostly
-    parsing the tar.)"""
-    capture = tmp_path / "live.tar.gz"
-    live = run_ours("--json", "--capture", str(capture))
-    assert live.status == 0, live.err
-    doc = document(live.stdout)
-    assert_schema(doc, os.uname().release)
-    assert_warnings_are_stderr(doc, live.stderr)
-    assert doc["programs"] and doc["total"]["ram"] and doc["accuracy"]["ram"] == 2
-    loaded = ps_mem.load_capture(str(capture))
-    monkeypatch.setattr(ps_mem, "load_capture", lambda path: loaded)
-    assert run_main("--json", procfs=capture) == live
-    for options in ([], ["-d", "-S"], ["-s"]):
-        replay = document(run_main("--json", *options, procfs=capture).stdout)
-        table = run_main(*options, procfs=capture)
-        assert table.status == 0 and table.stderr == live.stderr
-        assert_same_as_table(replay, table.out, options)
-    only_total = run_main("-t", procfs=capture)
-    assert int(only_total.stdout) == doc["total"]["ram"]
-
-
-@LIVE
-def test_live_document_for_named_processes():
-    """-p on the live /proc: the processes named, with the sizes the kernel
-    shows; a static helper's memory does not move between two runs."""
-    with Processes() as procs:
-        helper = procs.helper("forkshare", "8", "2")
-        csv = helper.csv()
-        for _ in range(5):
-            table = run_ours("-p", csv)
-            doc = document(run_ours("--json", "-p", csv).stdout)
-            again = run_ours("-p", csv)
-            if table == again:
-                break
-        assert_same_as_table(doc, table.out, [])
-        assert [(program["name"], sorted(program["pids"])) for program in doc["programs"]] \
-            == [("forkshare", sorted(helper.pids))]
-
