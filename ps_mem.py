@@ -307,6 +307,13 @@ def _open_in_tree(root: str, relative: str, flags: int) -> int:
         os.close(fd)
 
 
+# The errno of each NotData _read_tree_file() raises: what a capture of a
+# tree records of such a file, and answers again (no file of the live
+# /proc fails so).
+_NOT_DATA_ERRNOS = frozenset((errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EINVAL,
+                              errno.EFBIG))
+
+
 def _read_tree_file(root: str, relative: str) -> bytes:
     """A tree's file as data (see Reading.as_data); NotData where it is not
     a regular file of at most _MAX_TREE_FILE bytes."""
@@ -398,6 +405,22 @@ class ProcFS:
         """A file outside any pid directory; OSError propagates."""
         return self._read(name)
 
+    def read_relative(self, relative: str) -> bytes:
+        """The file at RELATIVE, read as read() reads it, but whole (see
+        capture()); OSError propagates."""
+        return self._read(relative)
+
+    def readlink_relative(self, relative: str) -> str:
+        """The link at RELATIVE (a pid's exe); OSError propagates."""
+        if not self.reading.as_data:
+            return os.readlink(self._prefix + relative)
+        directory, _, name = relative.rpartition("/")
+        fd = _open_in_tree(self.root, directory, _DIRECTORY_FLAGS)
+        try:
+            return os.readlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
     def read(self, pid: int, name: str) -> bytes:
         try:
             return self._read("%d/%s" % (pid, name), name in _ONE_RECORD)
@@ -416,13 +439,7 @@ class ProcFS:
     def readlink(self, pid: int, name: str) -> str:
         # ENOENT here is how a kernel thread (no exe) or a gone pid answers.
         try:
-            if self.reading.as_data:
-                directory = _open_in_tree(self.root, str(pid), _DIRECTORY_FLAGS)
-                try:
-                    return os.readlink(name, dir_fd=directory)
-                finally:
-                    os.close(directory)
-            return os.readlink("%s%d/%s" % (self._prefix, pid, name))
+            return self.readlink_relative("%d/%s" % (pid, name))
         except OSError as error:
             raise ProcessGone(pid, error) from error
 
@@ -560,6 +577,8 @@ class Snapshot(ProcFS):
 
     def _error(self, relative: str) -> OSError:
         code = self.manifest.errors.get(relative, errno.ENOENT)
+        if code in _NOT_DATA_ERRNOS:  # not data in the tree captured
+            return NotData(code, os.strerror(code), relative)
         return OSError(code, os.strerror(code), relative)
 
     def read_global(self, name: str) -> bytes:
@@ -1747,24 +1766,24 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
     def keep(relative: str, reader: "Callable[[str], object]", table: "Dict[str, Any]"
              ) -> object:
         try:
-            table[relative] = value = reader(os.path.join(procfs.root, relative))
+            table[relative] = value = reader(relative)
             return value
         except OSError as error:
             if error.errno is not None and error.errno != errno.ENOENT:
                 errors[relative] = error.errno
             return None
 
-    for name in ("sys/kernel/osrelease", "meminfo"):
-        keep(name, _read_file, files)
+    for name in _CAPTURED_GLOBALS:
+        keep(name, procfs.read_relative, files)
     pids = procfs.pids()
     for pid in pids:
-        target = keep("%d/exe" % pid, os.readlink, links)
+        target = keep("%d/exe" % pid, procfs.readlink_relative, links)
         # Without an exe link (kernel threads) a process is left out once
         # its cmdline is read: nothing more of it is needed.
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
             if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
                 continue  # smaps is read only where there is no smaps_rollup
-            keep("%d/%s" % (pid, name), _read_file, files)
+            keep("%d/%s" % (pid, name), procfs.read_relative, files)
         cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
         if isinstance(target, str) and target.split("\0")[0].endswith(" (deleted)"):
             path = target.split("\0")[0][: -len(" (deleted)")]

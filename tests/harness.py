@@ -67,6 +67,9 @@ DENIED_WARNING_1 = (b"Warning: 1 process could not be read (permission denied); 
                     b"their memory is not included.\n")
 DENIED_WARNING_2 = (b"Warning: 2 processes could not be read (permission denied); "
                     b"their memory is not included.\n")
+# ... and when a tree's process could not be parsed (README.md, "Differences").
+UNPARSABLE_WARNING_1 = (b"Warning: 1 process could not be parsed (their files are not what a "
+                        b"kernel writes); their memory is not included.\n")
 
 
 # ----------------------------------------------------------------------------
@@ -198,19 +201,28 @@ def run_main(*args: str, procfs: Optional[object] = None) -> Result:
     return Result(stdout_bytes.getvalue(), stderr.getvalue().encode("utf-8"), status)
 
 
+def _signals_as_a_shell() -> None:
+    """In a child about to exec: Ctrl-C's default action, as a terminal's
+    shell gives a command.  A shell without job control starts background
+    commands with SIGINT ignored, and a test suite started so would pass
+    that on: its interrupted runs would then never end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Started:
     """A program running in the background with its output in files (a
     file never blocks the writer, as a full pipe would)."""
 
-    def __init__(self, argv: List[str], stdout=None) -> None:
+    def __init__(self, argv: List[str], stdout=None,
+                 env: Optional[Dict[str, str]] = None) -> None:
         # Closed in finish(), which every test reaches.
         self.out = tempfile.TemporaryFile()  # noqa: SIM115
         self.err = tempfile.TemporaryFile()  # noqa: SIM115
         # faulthandler: a run that hangs can be made to say where (finish()).
-        env = dict(child_env(), PYTHONFAULTHANDLER="1")
+        env = dict(child_env(), PYTHONFAULTHANDLER="1", **(env or {}))
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=self.out if stdout is None else stdout,
-                                      stderr=self.err, env=env)
+                                      stderr=self.err, env=env, preexec_fn=_signals_as_a_shell)
 
     def output(self) -> bytes:
         self.out.seek(0)
@@ -439,10 +451,11 @@ def human_bytes(value: int) -> str:
 
 
 def display_name(program: dict) -> str:
-    """A JSON program's name as the table shows it, with its count."""
+    """A JSON program's name as the table shows it (control and format
+    characters as "?"), with its count."""
     if program["count"] > 1:
-        return "%s (%d)" % (program["name"], program["count"])
-    return program["name"]
+        return "%s (%d)" % (printable(program["name"]), program["count"])
+    return printable(program["name"])
 
 
 # ----------------------------------------------------------------------------
@@ -450,10 +463,19 @@ def display_name(program: dict) -> str:
 # ----------------------------------------------------------------------------
 
 # C0 (tab and newline too), DEL and C1 controls, shown as "?".
-CONTROLS = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+# The format characters (Unicode category Cf) the tests put in names, each
+# of which the tables show as "?" too: soft hyphen, zero-width space,
+# non-joiner and joiner, left-to-right and right-to-left marks, the bidi
+# embeddings, overrides and isolates, word joiner, byte order mark.
+FORMAT_CHARACTERS = ("\u00ad\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                     "\u2060\u2066\u2067\u2068\u2069\ufeff")
+CONTROLS = {code: "?" for code in [*range(0x20), *range(0x7F, 0xA0),
+                                   *map(ord, FORMAT_CHARACTERS)]}
 # A control character anywhere but the layout's tabs and newlines: raw
-# bytes (C0, DEL) or a C1 character, UTF-8 encoded or as a lone byte.
-RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+# bytes (C0, DEL) or a C1 character, UTF-8 encoded or as a lone byte; or
+# one of the format characters above, UTF-8 encoded.
+RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|"
+                         + b"|".join(re.escape(char.encode()) for char in FORMAT_CHARACTERS))
 
 
 def printable(text: str) -> str:
@@ -587,9 +609,12 @@ def assert_same_as_table(doc: dict, table_stdout: str, options: Sequence[str]) -
 # --capture files
 # ----------------------------------------------------------------------------
 
-CAPTURED_PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "exe"}
-MEMBER = re.compile(r"ps_mem-capture\.json|proc/self|proc/sys/kernel/osrelease|proc/meminfo"
+CAPTURED_PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat",
+                    "exe"}
+MEMBER = re.compile(r"ps_mem-capture\.json|ps_mem-capture\.end|proc/self"
+                    r"|proc/sys/kernel/osrelease|proc/meminfo"
                     r"|proc/(\d+)/(%s)" % "|".join(sorted(CAPTURED_PER_PID)))
+MANIFEST, END = "ps_mem-capture.json", "ps_mem-capture.end"
 
 
 def members(capture: Path) -> Dict[str, tarfile.TarInfo]:
@@ -612,21 +637,31 @@ def assert_only_what_ps_mem_reads(capture: Path) -> Dict[str, tarfile.TarInfo]:
             assert member.issym(), name
         else:
             assert member.isfile(), name
-    assert "ps_mem-capture.json" in found and "proc/sys/kernel/osrelease" in found
+    assert list(found)[0] == MANIFEST and list(found)[-1] == END, list(found)[:3]
+    assert "proc/sys/kernel/osrelease" in found
     return found
 
 
 def rewrite_capture(source: Path, target: Path, replace: Dict[str, bytes],
                     drop: Sequence[str] = ()) -> Path:
     """A copy of capture SOURCE with some members' contents replaced and
-    the members DROP left out."""
+    the members DROP left out, and its end record (README.md, "Reporting a
+    problem": the count of the files between the manifest and it, and
+    their bytes) made to count what the copy holds, so that it is whole."""
     with tarfile.open(str(source)) as original, tarfile.open(str(target), "w:gz") as copy:
+        count = size = 0
         for member in original:
-            if member.name in drop:
+            if member.name in drop or member.name == END:
                 continue
             data_ = original.extractfile(member).read() if member.isfile() else None
             if member.name in replace:
                 data_ = replace[member.name]
                 member.size = len(data_)
             copy.addfile(member, io.BytesIO(data_) if data_ is not None else None)
+            if member.name != MANIFEST:
+                count, size = count + 1, size + (len(data_) if data_ is not None else 0)
+        end = tarfile.TarInfo(END)
+        record = json.dumps({"files": count, "bytes": size}).encode()
+        end.size = len(record)
+        copy.addfile(end, io.BytesIO(record))
     return target

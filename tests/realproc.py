@@ -60,9 +60,12 @@ def _compile(source: Path, target: Path) -> None:
     os.close(handle)
     errors = b""
     try:
-        for extra in (["-static"], []):  # static unless libc.a is missing
+        # A program static unless libc.a is missing; a library shared.
+        variants = ([["-shared", "-fPIC", "-ldl"]] if target.suffix == ".so"
+                    else [["-static"], []])
+        for extra in variants:
             done = subprocess.run(
-                [gcc, "-O2", "-Wall", "-Wextra", "-Werror", *extra, "-o", partial, str(source)],
+                [gcc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", partial, str(source), *extra],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
             if done.returncode == 0:
                 os.chmod(partial, 0o755)
@@ -76,19 +79,21 @@ def _compile(source: Path, target: Path) -> None:
             os.unlink(partial)
 
 
-def build(name: str) -> Path:
-    """The path of helper NAME, compiled from tests/helpers/NAME.c if it is
-    missing or older than its sources."""
-    if name in _built:
-        return _built[name]
+def build(name: str, library: bool = False) -> Path:
+    """The path of helper NAME (with LIBRARY, the shared library NAME.so),
+    compiled from tests/helpers/NAME.c if it is missing or older than its
+    sources."""
+    key = name + (".so" if library else "")
+    if key in _built:
+        return _built[key]
     source = HELPERS / (name + ".c")
     if not source.exists():
         raise ValueError("no helper %s" % source)
-    target = BIN / name
+    target = BIN / key
     newest_source = max(path.stat().st_mtime for path in HELPERS.glob("*.[ch]"))
     if not target.exists() or target.stat().st_mtime < newest_source:
         _compile(source, target)
-    _built[name] = target
+    _built[key] = target
     return target
 
 

@@ -10,13 +10,13 @@ does with stdout, signals and exit statuses.
     section's own comment.  On the live /proc: test_live.py.
 """
 
-import errno
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Sequence
@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from tests.harness import (HEADER, REPO, Result, Started, child_env, command, into_closed_pipe,
                            needs_reference, ps_mem, run_main, run_ours, run_reference)
 from tests.procfs_builder import ProcTree, program_maps
+from tests.realproc import Unavailable, build
 
 @pytest.fixture(scope="module")
 def empty_tree(tmp_path_factory):
@@ -308,16 +309,17 @@ def test_user_with_s_is_a_usage_error(empty_tree):
 #     Python reports it), nothing on stderr;
 #   * Ctrl-C during -w: the watch ends normally, exit 0, with the warnings;
 #   * SIGTERM during -w: killed by SIGTERM (-15); 3.14 has no handler.
-# To interrupt a run in the middle of a scan, without timing, a process's
-# files are FIFOs: each program blocks reading the first one it opens
-# until the test has delivered its signal.
+# To interrupt a run in the middle of a scan, without timing, each program
+# runs with tests/helpers/blockread.c preloaded: its read() of a chosen file
+# of the tree says so (a file appears) and waits for a signal, which the
+# test then sends.
 
 TABLE_HEADER = HEADER.encode()
 FIRST_LINE = HEADER.split("\n")[0].encode() + b"\n"
 # What a 2.6.18 kernel's smaps (no Pss) makes both programs say at the end.
 WARNING = (b"Warning: Shared memory is slightly over-estimated by this system\n"
            b"for each program, so totals are not reported.\n")
-BLOCKER = 7000  # the pid whose files are FIFOs
+BLOCKER = 7000  # the pid whose files block their reader
 
 
 def small_tree(root: Path, kernel: str = "2.6.18") -> ProcTree:
@@ -336,74 +338,40 @@ def quiet_tree(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def blocking_tree(tmp_path) -> Path:
-    """A tree where BLOCKER's statm and cmdline are FIFOs (3.14 reads
-    cmdline first, ours statm), so a scan stops there until written to."""
+    """A tree with BLOCKER, whose statm and cmdline block their reader (see
+    signalled_mid_scan(): 3.14 reads cmdline first, ours too on a tree)."""
     t = small_tree(tmp_path / "proc")
     t.add(BLOCKER, "rsync", "/usr/bin/rsync", maps=program_maps("/usr/bin/rsync", heap_kib=900))
-    for name in ("statm", "cmdline"):
-        path = t.root / str(BLOCKER) / name
-        path.unlink()
-        os.mkfifo(str(path))
     return t.root
 
 
-class Blocked:
-    """Hold a reader of FIFOS in its read(): open their write ends once it
-    has opened one, and write nothing."""
-
-    def __init__(self, fifos: Sequence[Path]) -> None:
-        self.paths = list(fifos)
-        self.fds: List[int] = []
-
-    def wait(self, started: Started, timeout: float = 30) -> None:
-        """Wait until STARTED has opened a FIFO and sleeps in its read().
-
-        In read(), not just past open(): a signal that arrives between the
-        two is handled before read() starts, which then waits for ever (a
-        race of every program, that Ctrl-C on /proc never meets)."""
-        deadline = time.monotonic() + timeout
-        while not self.fds:
-            for path in self.paths:
-                try:
-                    self.fds.append(os.open(str(path), os.O_WRONLY | os.O_NONBLOCK))
-                except OSError as error:
-                    if error.errno != errno.ENXIO:  # ENXIO: no reader yet
-                        raise
-            if not self.fds:
-                if started.popen.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("never read %s: %r" % (self.paths, started.finish()))
-                time.sleep(0.01)
-        wchan = Path("/proc/%d/wchan" % started.popen.pid)
-        while time.monotonic() < deadline:
-            try:
-                if "pipe" in wchan.read_text():  # pipe_read, pipe_wait
-                    return
-            except OSError:
-                break
-            time.sleep(0.01)
-        time.sleep(0.2)  # no wchan to tell: give read() time to start
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
+def blockread() -> Path:
+    try:
+        return build("blockread", library=True)
+    except Unavailable as unavailable:
+        pytest.skip(str(unavailable))
 
 
 def signalled_mid_scan(tree: Path, args: List[str], sig: int,
-                       fifos: Sequence[Path] = ()) -> List[Result]:
-    """Both programs on TREE with ARGS, sent SIG while blocked reading one
-    of FIFOS (by default BLOCKER's)."""
-    fifos = fifos or [tree / str(BLOCKER) / name for name in ("statm", "cmdline")]
+                       blocking: Sequence[Path] = ()) -> List[Result]:
+    """Both programs on TREE with ARGS, sent SIG while they wait in a read()
+    of one of the files BLOCKING (by default BLOCKER's statm and cmdline)."""
+    blocking = blocking or [tree / str(BLOCKER) / name for name in ("statm", "cmdline")]
+    library = blockread()
 
     def run(program: str) -> Result:
-        blocked = Blocked(fifos)
-        started = Started(command(program, tree, args))
-        try:
-            blocked.wait(started)
+        with tempfile.TemporaryDirectory() as scratch:
+            ready = Path(scratch) / "ready"
+            started = Started(command(program, tree, args), env={
+                "LD_PRELOAD": str(library), "BLOCKREAD_READY": str(ready),
+                "BLOCKREAD_PATHS": ":".join(os.path.realpath(path) for path in blocking)})
+            deadline = time.monotonic() + 60
+            while not ready.exists():
+                if started.popen.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("never read %s: %r" % (blocking, started.finish()))
+                time.sleep(0.01)
             started.popen.send_signal(sig)
             return started.finish()
-        finally:
-            blocked.close()
 
     return [run("ours"), run("reference")]
 
@@ -430,17 +398,15 @@ def test_ctrl_c_during_a_watch_scan_ends_the_watch(blocking_tree):
     assert ours == reference == Result(TABLE_HEADER, WARNING, 0)
 
 
-def _tree_with_fifo(destination: Path) -> Path:
-    """A copy of a captured tree in which one process's cmdline is a FIFO:
-    ps_mem blocks reading it, midway through its scan, until written to."""
+def _tree_with_a_blocking_file(destination: Path) -> Path:
+    """A copy of a captured tree, and the cmdline of one of its processes
+    (the first listed after `self`): the file to block the scan midway."""
     source = REPO / "tests" / "trees_captured" / "sleeps_shell_python"
     if not source.is_dir():
         pytest.skip("no captured tree %s" % source)
     shutil.copytree(source, destination, symlinks=True)
     self_pid = os.readlink(destination / "self")
     pid = min(entry for entry in os.listdir(destination) if entry.isdigit() and entry != self_pid)
-    os.unlink(destination / pid / "cmdline")
-    os.mkfifo(destination / pid / "cmdline")
     return destination / pid / "cmdline"
 
 
@@ -452,8 +418,8 @@ def test_ctrl_c_midway_through_a_scan(tmp_path, watch):
     already written); a watch ends normally, exit 0; as 3.14 does."""
     options = ["-w", "1"] if watch else []
     tree = tmp_path / "proc"
-    fifo = _tree_with_fifo(tree)
-    ours, reference = signalled_mid_scan(tree, options, signal.SIGINT, [fifo])
+    blocking = _tree_with_a_blocking_file(tree)
+    ours, reference = signalled_mid_scan(tree, options, signal.SIGINT, [blocking])
     assert ours == reference
     assert ours == Result(TABLE_HEADER, b"", 0 if watch else -signal.SIGINT)
 

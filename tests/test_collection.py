@@ -39,7 +39,7 @@ from tests import trees
 from tests.garbling import CGROUP, SAMPLES, garbled
 from tests.harness import (DENIED_WARNING_1, DENIED_WARNING_2, REFERENCE, assert_reaped,
                            fork_refused, need_reference, printable_names, ps_mem, run_main,
-                           run_ours, run_reference)
+                           run_ours, run_reference, UNPARSABLE_WARNING_1)
 from tests.procfs_builder import SELF_PID, ProcTree, mapping, program_maps
 
 
@@ -170,13 +170,18 @@ CLI_OPTIONS = [[], ["-s"], ["-d"], ["-S"], ["-t"], ["--json"], ["--group-by", "u
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(files=victim_files())
 def test_command_line_skips_what_it_cannot_parse(garbled_tree, files):
-    """main() as a user runs it: exit 0 (PSS is there: -t too), nothing on
-    stderr, the good process in every view."""
+    """main() as a user runs it: exit 0 (PSS is there: -t too), the good
+    process in every view, and on stderr nothing, or one line where the
+    victim was left out because its files could not be parsed (not where it
+    is shown)."""
     t, pristine = garbled_tree
     _write_victim(t, pristine, files)
     for args in CLI_OPTIONS:
         result = run_main(*args, procfs=t.root)
-        assert result.status == 0 and result.stderr == b"", (args, result)
+        assert result.status == 0, (args, result)
+        assert result.stderr in (b"", UNPARSABLE_WARNING_1), (args, result)
+        if result.stderr:
+            assert b"victim" not in result.stdout, (args, result)
         if args == ["-t"]:
             assert re.fullmatch(rb"\d+\n", result.stdout), result.stdout
         elif args == ["--json"]:
@@ -192,6 +197,17 @@ def test_command_line_skips_what_it_cannot_parse(garbled_tree, files):
             assert b"\tgood [100]\n" in result.stdout
         else:
             assert b"\tgood\n" in result.stdout
+
+
+# The broken files that leave the victim out because they cannot be parsed
+# (ps_mem.py says so on stderr; 3.14 dies or says nothing): a status with
+# no Name line (empty) or no PPid in its first lines where the name needs
+# its parent (noise: a dozen bytes a line); a statm without numbers.  (-s
+# reads no status.)  An empty or cut rollup or smaps has no counted line:
+# the victim is read, with no memory, and its row is not shown; a cut
+# status still names it, a cut statm is whole (it is shorter than the cut).
+UNPARSABLE = {("status", "empty"), ("status", "noise"), ("statm", "empty"),
+              ("statm", "noise")}
 
 
 @pytest.mark.parametrize("name", [name for name in FILES if name != "cgroup"])
@@ -221,6 +237,8 @@ def test_each_file_broken_alone_matches_3_14_or_skips(tree, tmp_path, name, shap
         reference = run_reference(*args, procfs=t.root)
         if b"Traceback" in reference.stderr:
             reference = run_reference(*args, procfs=without)
+        if (name, shape) in UNPARSABLE and not (name == "status" and args == ["-s"]):
+            reference = reference._replace(stderr=reference.stderr + UNPARSABLE_WARNING_1)
         assert ours == printable_names(reference), (name, shape, args)
 
 
@@ -231,24 +249,26 @@ def test_each_file_broken_alone_matches_3_14_or_skips(tree, tmp_path, name, shap
 
 def _denying(monkeypatch, denied_pids: Sequence[int], error: int = errno.EACCES) -> None:
     """Make every file and link of DENIED_PIDS answer ERROR, as /proc
-    answers a process of another user (or one hidden by hidepid)."""
-    read_file, readlink = ps_mem._read_file, os.readlink
-    pattern = re.compile(r"/(%s)/[^/]+$" % "|".join(map(str, denied_pids)))
+    answers a process of another user (or one hidden by hidepid).  Every
+    read of a proc root, tree or live, goes through ProcFS._read() and
+    ProcFS.readlink_relative(), with the path below the root."""
+    read, readlink = ps_mem.ProcFS._read, ps_mem.ProcFS.readlink_relative
+    pattern = re.compile(r"^(%s)/[^/]+$" % "|".join(map(str, denied_pids)))
 
-    def check(path) -> None:
-        if pattern.search(os.fsdecode(path)):
-            raise OSError(error, os.strerror(error), path)
+    def check(relative: str) -> None:
+        if pattern.search(relative):
+            raise OSError(error, os.strerror(error), relative)
 
-    def denied_read(path, *args, **kwargs):
-        check(path)
-        return read_file(path, *args, **kwargs)
+    def denied_read(self, relative, *args, **kwargs):
+        check(relative)
+        return read(self, relative, *args, **kwargs)
 
-    def denied_readlink(path, *args, **kwargs):
-        check(path)
-        return readlink(path, *args, **kwargs)
+    def denied_readlink(self, relative):
+        check(relative)
+        return readlink(self, relative)
 
-    monkeypatch.setattr(ps_mem, "_read_file", denied_read)
-    monkeypatch.setattr(ps_mem.os, "readlink", denied_readlink)
+    monkeypatch.setattr(ps_mem.ProcFS, "_read", denied_read)
+    monkeypatch.setattr(ps_mem.ProcFS, "readlink_relative", denied_readlink)
 
 
 @pytest.mark.parametrize("args", [[], ["-s"], ["-d"], ["-S"], ["-t"], ["-d", "-S", "-t"]])

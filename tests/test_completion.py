@@ -49,7 +49,11 @@ UNITS = ["B", "KiB", "MiB", "GiB"]
 # ps_mem's own (SELF_PID, named ps_mem); kernel thread 2 and zombie 900
 # have an empty command line and are not offered.
 HOSTILE_NAME = b"\x1b[31mred\x07"
-OFFERED = {1: "systemd", 812: "nginx", 813: "nginx", 1204: "?[31mred?", SELF_PID: "ps_mem"}
+# An 8-bit CSI as a raw byte (not UTF-8) and as the C1 character U+009B, and
+# a right-to-left override (U+202E): none may reach the terminal either.
+HIGH_NAME = b"c1\x9b\xc2\x9bx\xe2\x80\xaey"
+OFFERED = {1: "systemd", 812: "nginx", 813: "nginx", 1204: "?[31mred?", 1205: "c1??x?y",
+           SELF_PID: "ps_mem"}
 
 SHELL_TIMEOUT = 30  # seconds a shell may take to answer before the test fails
 
@@ -89,6 +93,7 @@ def place(tmp_path_factory) -> Place:
     tree.add(813, "nginx", "/usr/sbin/nginx", cmdline=["nginx: worker process"], ppid=812)
     tree.add(900, "defunct", "/usr/bin/defunct", replace={"cmdline": b""})
     tree.add(1204, HOSTILE_NAME, "/tmp/red")
+    tree.add(1205, HIGH_NAME, "/tmp/high")
     files = base / "files"
     (files / "dir with space").mkdir(parents=True)
     for name in ("before.tar.gz", "after.tar.gz", "dir with space/x.prom",
@@ -154,7 +159,7 @@ CASES = [
     Case("ps_mem --procfs {tree} -p 8", ["812", "813"]),
     Case("ps_mem --procfs {tree} -p 812,", every_pid(listed=[812])),
     Case("ps_mem --procfs {tree} -p 1,812,8", ["1,812,813"]),
-    Case("ps_mem --procfs={tree} -p 1", ["1", "1204"]),
+    Case("ps_mem --procfs={tree} -p 1", ["1", "1204", "1205"]),
     Case("ps_mem --procfs {tree} -p81", ["-p812", "-p813"]),
     Case("ps_mem --procfs {tree} -sp 812,", every_pid(listed=[812])),
     Case("ps_mem --procfs {capture} -p ", []),
@@ -175,9 +180,16 @@ def expected_for(case: Case, shell: str) -> List[str]:
 # ----------------------------------------------------------------------------
 
 
+# The prompt every shell's rc sets (PROMPT_RC): keys are typed only once
+# it shows, since a shell may drop what was typed while it started.
+PROMPT = "ps_mem-test> "
+PROMPT_RC = "PS1='%s'\n" % PROMPT
+
+
 class Terminal:
     """An interactive shell on a pseudo-terminal, typed into as a person
-    types.  What it prints is read and dropped, so that it never blocks."""
+    types, once it shows its prompt (its rc must end with PROMPT_RC).  What
+    it prints is read and kept, so that it never blocks."""
 
     def __init__(self, argv: Sequence[str], env: Dict[str, str], cwd: Path) -> None:
         self.pid, self.fd = pty.fork()
@@ -188,17 +200,21 @@ class Terminal:
             finally:
                 os._exit(127)
         self.output = b""
+        self._prompted = False
 
     def type(self, keys: str) -> None:
+        if not self._prompted:
+            self.wait_for_output(PROMPT.encode())
+            self._prompted = True
         os.write(self.fd, keys.encode())
 
     def wait_for(self, path: Path) -> None:
         """Read the terminal until `path` exists."""
         self._read_until(path.exists)
 
-    def wait_for_output(self, text: bytes) -> None:
-        """Read the terminal until it has shown `text`."""
-        self._read_until(lambda: text in self.output)
+    def wait_for_output(self, *texts: bytes) -> None:
+        """Read the terminal until it has shown each of TEXTS."""
+        self._read_until(lambda: all(text in self.output for text in texts))
 
     def _read_until(self, done) -> None:
         deadline = time.monotonic() + SHELL_TIMEOUT
@@ -242,7 +258,7 @@ _ps_mem_recorded() {{
 }}
 spec=$(complete -p ps_mem)
 eval "${{spec/-F _ps_mem /-F _ps_mem_recorded }}"
-"""
+""" + PROMPT_RC
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 
@@ -320,18 +336,19 @@ needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None,
 
 
 def zsh_complete(line: str, place: Place, tmp_path: Path, functions: Path = ZSH_DIR,
-                 listing: Optional[bytes] = None) -> Tuple[List[str], bytes]:
-    """zsh's candidates for LINE; with `listing`, once the terminal shows it."""
+                 listing: Sequence[bytes] = ()) -> Tuple[List[str], bytes]:
+    """zsh's candidates for LINE; with LISTING, once the terminal shows
+    each of those texts."""
     out = tmp_path / "matches"
     zdotdir = tmp_path / "zdotdir"
     zdotdir.mkdir(exist_ok=True)
-    (zdotdir / ".zshrc").write_text(ZSH_RC.format(functions=functions, out=out))
+    (zdotdir / ".zshrc").write_text(ZSH_RC.format(functions=functions, out=out) + PROMPT_RC)
     terminal = Terminal(["zsh", "-i"], shell_env(place, ZDOTDIR=str(zdotdir)), place.files)
     try:
         terminal.type(line + "\t")
         terminal.wait_for(Path(str(out) + ".done"))
-        if listing is not None:
-            terminal.wait_for_output(listing)
+        if listing:
+            terminal.wait_for_output(*listing)
     finally:
         terminal.close()
     return sorted(read_words(out)), terminal.output
@@ -345,11 +362,13 @@ def test_zsh(case, place, tmp_path):
 
 @needs_zsh
 def test_zsh_lists_pids_by_name_without_control_characters(place, tmp_path):
+    listed = [b"-- ?[31mred?"] + [b"-- " + name.encode() for name in OFFERED.values()]
     _, shown = zsh_complete("ps_mem --procfs %s -p " % place.tree, place, tmp_path,
-                            listing=b"-- ?[31mred?")
+                            listing=listed)
     for name in OFFERED.values():
         assert b"-- " + name.encode() in shown
     assert HOSTILE_NAME[:4] not in shown
+    assert b"\x9b" not in shown and "\u202e".encode() not in shown
 
 
 # ----------------------------------------------------------------------------
@@ -366,8 +385,11 @@ def fish_complete(line: str, place: Place, directory: Path = FISH_DIR, quiet: bo
     quiet: fish said nothing on stderr."""
     command = "set -p fish_complete_path %s; complete -C %s" % (fish_quote(str(directory)),
                                                                 fish_quote(line))
+    # Decoded leniently: a byte that is not UTF-8 must fail the test that
+    # looks for it, not every other test of the live /proc.
     done = subprocess.run(["fish", "-c", command], capture_output=True, text=True,
-                          env=shell_env(place, **env), cwd=place.files, timeout=SHELL_TIMEOUT)
+                          errors="surrogateescape", env=shell_env(place, **env),
+                          cwd=place.files, timeout=SHELL_TIMEOUT)
     assert done.returncode == 0
     if quiet:
         assert done.stderr == ""
@@ -502,7 +524,7 @@ BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 def test_bash_completion_loads_the_installed_script(installed_root, place, tmp_path):
     installed = installed_root / "usr" / "local"
     rc = tmp_path / "bashrc"
-    rc.write_text("source %s\n" % BASH_COMPLETION)
+    rc.write_text("source %s\n" % BASH_COMPLETION + PROMPT_RC)
     env = shell_env(place, XDG_DATA_DIRS=str(installed / "share"))
     words = line_after_tab(["bash", "--noprofile", "--rcfile", str(rc), "-i"], env, place,
                            "ps_mem --gr", tmp_path)
@@ -516,7 +538,7 @@ def test_zsh_loads_the_installed_script(installed_root, place, tmp_path):
     zdotdir.mkdir()
     (zdotdir / ".zshrc").write_text(
         "bindkey -e\nfpath=(%s $fpath)\nautoload -Uz compinit && compinit -u -D\n"
-        % (installed / "share" / "zsh" / "site-functions"))
+        % (installed / "share" / "zsh" / "site-functions") + PROMPT_RC)
     env = shell_env(place, ZDOTDIR=str(zdotdir))
     words = line_after_tab(["zsh", "-i"], env, place, "ps_mem --units=G", tmp_path)
     assert words == ["ps_mem", "--units=GiB"]

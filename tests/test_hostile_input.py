@@ -52,9 +52,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import pytest
 
 from tests import hostile
-from tests.harness import OURS, REFERENCE_DIR, Result, live, run_ours, run_reference
+from tests.harness import OURS, REFERENCE_DIR, Result, live, parse_table, run_ours, run_reference
 from tests.hostile import MANIFEST, Bounded, Member, run_bounded
-from tests.inprocess import parse_table
 from tests.procfs_builder import ProcTree, program_maps, rollup_text, statm_text
 from tests.realproc import Processes, build
 from tests.trees import few

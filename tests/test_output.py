@@ -19,6 +19,7 @@ and the golden files in test_output_differential.py.
 """
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import (RAW_CONTROL, assert_no_control_bytes, need_reference,
+from tests.harness import (FORMAT_CHARACTERS, RAW_CONTROL, assert_no_control_bytes, need_reference,
                            printable, ps_mem, row_names, run_ours, run_reference,
                            with_names_printable)
 from tests.procfs_builder import ProcTree, mapping
@@ -40,8 +41,11 @@ CONTROL_CODES = [*range(0x01, 0x20), 0x7F, *range(0x80, 0xA0)]
 # ----------------------------------------------------------------------------
 
 # Ordinary names beyond ASCII that must print exactly as 3.14 prints them.
-ORDINARY = ["café-ünïcode", "日本語デーモン", "snake-🐍", "nb\u00a0space", "soft\u00adhyphen",
-            "right\u202eleft", "ångström"]
+ORDINARY = ["café-ünïcode", "日本語デーモン", "snake-🐍", "nb\u00a0space", "ångström"]
+# Names with format characters (invisible, or turning the text around), each
+# shown as "?" like a control character, where 3.14 prints them raw.
+FORMATTED = ["soft\u00adhyphen", "right\u202eleft", "zero\u200bwidth", "bom\ufeffname",
+             "isolate\u2066x\u2069"]
 
 
 def control_character_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
@@ -78,6 +82,9 @@ def control_character_tree(root: Path) -> Tuple[ProcTree, Dict[str, List[str]]]:
     for number, name in enumerate(ORDINARY):
         exe = "/usr/bin/" + name
         add(3000 + number, name[:4], exe, [exe, "--name=" + name], name)
+    for number, name in enumerate(FORMATTED):
+        exe = "/usr/bin/" + name
+        add(4000 + number, name[:4], exe, [exe, "--name=" + name], name)
     return t, raw
 
 
@@ -89,9 +96,9 @@ def hostile(tmp_path_factory):
 @pytest.mark.parametrize("view", [[], ["-s"], ["-d"], ["-s", "-d"], ["-S"], ["-d", "-S"]],
                          ids=["default", "-s", "-d", "-s-d", "-S", "-d-S"])
 def test_every_control_character_on_a_tree(hostile, view):
-    """Ours is 3.14's output with each control character of each name made
-    "?", and nothing else changed: ordinary non-ASCII names print as 3.14
-    prints them."""
+    """Ours is 3.14's output with each control or format character of each
+    name made "?", and nothing else changed: ordinary non-ASCII names print
+    as 3.14 prints them."""
     need_reference()
     tree, raw = hostile
     reference = run_reference(*view, procfs=tree.root)
@@ -105,6 +112,8 @@ def test_every_control_character_on_a_tree(hostile, view):
     assert ours == with_names_printable(reference, names)
     for name in ORDINARY:
         assert name in ours.out
+    for name in FORMATTED:
+        assert name in reference.out and name not in ours.out
 
 
 def test_every_control_character_in_json(hostile):
@@ -114,8 +123,8 @@ def test_every_control_character_in_json(hostile):
         assert result.status == 0 and result.stderr == b""
         assert_no_control_bytes(result.stdout)
         programs = json.loads(result.stdout)["programs"]
-        assert sorted(program["name"] for program in programs) == \
-            sorted(printable(name) for name in names)
+        # The names whole, each character escaped by JSON where it must be.
+        assert sorted(program["name"] for program in programs) == sorted(names)
 
 
 def test_sort_by_name_and_top_keep_names_printable(hostile):
@@ -153,12 +162,20 @@ def test_rows_are_one_line_each_whatever_the_names(names):
 
 
 @given(st.text())
-def test_printable_changes_only_control_characters(text):
+def test_printable_changes_only_control_and_format_characters(text):
+    """Each character of Unicode's categories Cc (control) and Cf (format:
+    the issue's bidi overrides and zero-width characters) becomes "?";
+    every other character is left as it is."""
     shown = ps_mem.printable(text)
     assert len(shown) == len(text)
     for before, after in zip(text, shown):
-        control = ord(before) < 0x20 or 0x7F <= ord(before) < 0xA0
-        assert after == ("?" if control else before)
+        hidden = unicodedata.category(before) in ("Cc", "Cf")
+        assert after == ("?" if hidden else before), repr(before)
+
+
+@pytest.mark.parametrize("char", FORMAT_CHARACTERS)
+def test_each_format_character_the_tests_use_is_shown_as_a_question_mark(char):
+    assert ps_mem.printable("a%sb" % char) == "a?b"
 
 
 def test_cgroup_and_user_views_keep_names_printable(tree):

@@ -41,9 +41,11 @@ function __ps_mem_pids
         test -n "$first"; or continue
         set -l name
         test -r $dir/status; and read -l name <$dir/status
-        # A name is whatever its process chose: no control characters may
-        # reach the terminal.
-        set name (string replace -r '^Name:\t' '' -- $name | string replace -ra '[[:cntrl:]]' '?')
+        # A name is whatever its process chose: only letters, marks,
+        # numbers, punctuation, symbols and spaces reach the terminal (not
+        # controls, C1, format characters, nor bytes that are not UTF-8).
+        set name (string replace -r '^Name:\t' '' -- $name \
+            | string replace -ra '[^\p{L}\p{M}\p{N}\p{P}\p{S} ]' '?')
         printf '%s%s\t%s\n' "$head" $pid "$name"
     end
 end
