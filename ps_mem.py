@@ -72,6 +72,11 @@ if TYPE_CHECKING:
     # of one space), for processes known to share theirs; every other
     # process is alone in its own.
     AddressSpaceMap = Dict[int, Hashable]
+    # --group-by mapping: one process's rows, row name -> (private, shared,
+    # shared_hugetlb, swap) in KiB (see ProcessSample.mappings).
+    MappingRows = Dict[str, Tuple[float, float, float, float]]
+    # A ProcessSample's fields after its name (see read_memory()).
+    MemoryFields = Tuple[float, float, float, float, Optional[int], bool, bool]
 else:
     try:
         from _collections import _tuplegetter  # what namedtuple's fields are
@@ -1751,6 +1756,11 @@ class ProcessSample(Record):
     # The program (3.14's grouping) where rows group by something else
     # (--group-by user or cgroup); None where the name is the program.
     program: "Optional[str]" = None
+    # With --group-by mapping, what each row brings from this process, in
+    # KiB: row name -> (private, shared, shared_hugetlb, swap), as the
+    # fields above for the whole process (which are their sums).  Plain
+    # tuples, so that forked readers send them as they are.
+    mappings: "Optional[MappingRows]" = None
 
 
 class Scan(Record):
@@ -1860,6 +1870,54 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         # ignore it and over-estimate instead (the accuracy warning says so).
         return resident_kib, 0, 0, 0, None, False, False
     return resident_kib - shared_kib, shared_kib, 0, 0, None, False, False
+
+
+def read_mappings(procfs: ProcFS, pid: int,
+                  layouts: "Optional[Dict[bytes, MappingLayout]]" = None
+                  ) -> "Tuple[MemoryFields, MappingRows]":
+    """read_memory()'s fields for one process, and its rows (see
+    ProcessSample.mappings), from its full smaps: --group-by mapping.
+
+    Each row's share follows read_memory()'s rules for a whole process:
+    Shared is PSS less Private where the kernel shows PSS, else Shared_*;
+    swap is SwapPss where it shows it.  The process's fields are the sums
+    of its rows, so the view adds up.  A process without smaps (a kernel
+    before 2.6.14, or one gone) is left out: nothing else names mappings.
+
+    LAYOUTS: kept from one process to the next (see parse_smaps_mappings()).
+    """
+    if procfs.reading.as_3_14:
+        _statm_pages(procfs, pid)  # as read_memory(): the same processes as the default
+    text = procfs.read_optional(pid, "smaps")
+    if text is None:
+        raise ProcessGone(pid)
+    try:
+        found = parse_smaps_mappings(text, layouts)
+    except ValueError as error:
+        raise ProcessGone(pid, unparsable=True) from error
+    has_pss, has_swap_pss = found.has_pss, found.has_swap_pss
+    rows: MappingRows = {}
+    private_sum: float = 0
+    shared_sum: float = 0
+    hugetlb_sum: float = 0
+    swap_sum: float = 0
+    for name, sums in found.rows.items():
+        private: float = sums[_PRIVATE] + sums[_PRIVATE_HUGE]
+        shared: float
+        if has_pss:
+            shared = sums[_PSS] + _ROUNDING_KIB * sums[_ROUNDED_LINES] - sums[_PRIVATE]
+        else:
+            shared = sums[_SHARED]
+        swap = sums[_SWAP_PSS] if has_swap_pss else sums[_SWAP]
+        rows[name] = (private, shared, sums[_SHARED_HUGE], swap)
+        private_sum += private
+        shared_sum += shared
+        hugetlb_sum += sums[_SHARED_HUGE]
+        swap_sum += swap
+    # Equal for equal texts, as read_memory()'s; the bytes themselves, which
+    # spares decoding the longest text a process has.
+    return ((private_sum, shared_sum, hugetlb_sum, swap_sum, hash(text), has_pss, has_swap_pss),
+            rows)
 
 
 def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
@@ -2054,9 +2112,10 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
 
 def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List[int]",
           namer: "Optional[Namer]" = None,
-          layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> Scan:
+          layouts: "Optional[Dict[bytes, Any]]" = None) -> Scan:
     """The samples of PIDS, read by this process; NAMER and LAYOUTS are kept
-    by a caller that scans more pids of the same sample."""
+    by a caller that scans more pids of the same sample.  (LAYOUTS holds
+    one kind: RollupLayout, or MappingLayout where rows are mappings.)"""
     if namer is None:
         namer = Namer(procfs, options)
     if layouts is None:
@@ -2064,8 +2123,14 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     samples = []
     unreadable = unparsable = 0
     as_data = procfs.reading.as_data
+    by_mapping = options.group_by == "mapping"
     for pid in pids:
         try:
+            if by_mapping:
+                name, _ = namer.names(pid)
+                memory, rows = read_mappings(procfs, pid, layouts)
+                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows))
+                continue
             name, program = namer.names(pid)
             memory = read_memory(procfs, pid, kernel, layouts)
         except ProcessGone as gone:
@@ -2407,6 +2472,72 @@ def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "Address
         shared = _add_shared(shared, part_shared, pss_seen)
         swap += part_swap
     return private, shared, swap
+
+
+def aggregate_mappings(samples: "Iterable[ProcessSample]", unreadable: int = 0,
+                       address_spaces: "Optional[AddressSpaceMap]" = None,
+                       unparsable: int = 0) -> Report:
+    """--group-by mapping: sum the processes' shares per row (see
+    ProcessSample.mappings), count each address space once, sort, total.
+
+    Address spaces are counted as aggregate() counts them: the k processes
+    of one show the same mappings, so each brings 1/k of what it shows (its
+    swap too, unless the space is only guessed by 3.14's rule, as there),
+    and each counts among the processes that map the row.  The rows are
+    ProgramUsage named by mapping_name(), ascending by RAM, those of no RAM
+    left out; the total is the rows' sum (see _ROUNDING_KIB for how it
+    compares with the default report's).
+    """
+    samples = list(samples)
+    pss_seen = any(sample.has_pss for sample in samples)
+    swap_pss_seen = any(sample.has_swap_pss for sample in samples)
+    if address_spaces is None:
+        # 3.14's rule, for the programs the processes run.
+        address_spaces = _rule_as_address_spaces(
+            [sample if sample.program is not None else sample._replace(program=sample.name)
+             for sample in samples])
+    space_size: Dict[object, int] = {}
+    for sample in samples:
+        space = address_spaces.get(sample.pid)
+        if space is not None:
+            space_size[space] = space_size.get(space, 0) + 1
+    # name -> [private, shared, largest shared hugetlb, swap, [pids]]
+    rows: Dict[str, List[Any]] = {}
+    for sample in samples:
+        space = address_spaces.get(sample.pid)
+        size = space_size[space] if space is not None else 1
+        swap_size = 1 if isinstance(space, tuple) else size
+        for name, (private, shared, shared_huge, swap) in (sample.mappings or {}).items():
+            row = rows.get(name)
+            if row is None:
+                row = rows[name] = [0, 0, 0, 0, []]
+            if size > 1:
+                private /= size
+                if pss_seen:
+                    shared /= size
+            if swap_size > 1:
+                swap /= swap_size
+            row[0] += private
+            row[1] = _add_shared(row[1], shared, pss_seen)
+            # Each process shows a hugetlb segment whole, outside PSS.
+            if shared_huge > row[2]:
+                row[2] = shared_huge
+            row[3] += swap
+            row[4].append(sample.pid)
+    programs = []
+    total_ram: float = 0
+    total_swap: float = 0
+    for name, (private, shared, shared_huge, swap, pids) in rows.items():
+        shared += shared_huge
+        ram = private + shared
+        total_ram += ram
+        total_swap += swap
+        if ram:
+            programs.append(ProgramUsage(name, len(pids), tuple(pids), ram - shared, shared,
+                                         ram, swap))
+    programs.sort(key=lambda program: program.ram_kib)
+    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable,
+                  unparsable)
 
 
 _SORT_KEYS = {
