@@ -549,6 +549,10 @@ class Manifest(Record):
     users: "Dict[str, str]"  # uid -> name then
     address_spaces: "Optional[AddressSpaceMap]"  # the kernel's word, if asked
     version: str = VERSION  # of the ps_mem that wrote it
+    # Every process's full smaps is kept, as --group-by mapping reads it:
+    # the capturing run asked for that view, or the kernel has no
+    # smaps_rollup.  Else smaps is kept only for the accuracy probe.
+    full_smaps: bool = False
 
 
 class Snapshot(ProcFS):
@@ -907,7 +911,9 @@ def _parse_manifest(data: bytes) -> Manifest:
                     "a table of user names", {}),
         address_spaces=None if recorded is None else {
             int(pid): tuple(mm) if isinstance(mm, list) else mm for pid, mm in recorded.items()},
-        version=field("ps_mem", lambda value: isinstance(value, str), "a version", ""))
+        version=field("ps_mem", lambda value: isinstance(value, str), "a version", ""),
+        full_smaps=field("full_smaps", lambda value: type(value) is bool, "true or false",
+                         False))
 
 
 def _manifest_json(manifest: Manifest) -> bytes:
@@ -919,6 +925,7 @@ def _manifest_json(manifest: Manifest) -> bytes:
         "format": _CAPTURE_FORMAT, "ps_mem": manifest.version, "time": manifest.time,
         "self": manifest.self_pid, "pids": manifest.pids, "errors": manifest.errors,
         "path_exists": manifest.path_exists, "users": manifest.users,
+        "full_smaps": manifest.full_smaps,
         "address_spaces": None if recorded is None else {
             str(pid): mm for pid, mm in recorded.items()},
     }, indent=1, sort_keys=True).encode("utf-8")
@@ -2248,8 +2255,12 @@ def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]"
     return Accuracy(1, -1)
 
 
-def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
-    """Everything any run would read from PROCFS now, held in memory."""
+def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False) -> Snapshot:
+    """Everything any run would read from PROCFS now, held in memory.
+
+    FULL_SMAPS: keep every process's full smaps, which only --group-by
+    mapping reads; otherwise a process's smaps is kept only where it has no
+    smaps_rollup, as a full smaps is many times its rollup's size."""
     if isinstance(procfs, Snapshot):
         return procfs  # a capture of a capture is the same capture
     files: Dict[str, bytes] = {}
@@ -2271,12 +2282,15 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
     for name in ("sys/kernel/osrelease", "meminfo"):
         keep(name, _read_file, files)
     pids = procfs.pids()
+    smaps_left_out = False
     for pid in pids:
         target = keep("%d/exe" % pid, os.readlink, links)
         # Without an exe link (kernel threads) a process is left out once
         # its cmdline is read: nothing more of it is needed.
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
-            if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
+            if (name == "smaps" and not full_smaps and "%d/smaps_rollup" % pid in files
+                    and pid != self_pid):
+                smaps_left_out = True
                 continue  # smaps is read only where there is no smaps_rollup
             keep("%d/%s" % (pid, name), _read_file, files)
         cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
@@ -2291,7 +2305,8 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
                 users[str(uid)] = procfs.user_name(uid)
             except ValueError:
                 pass
-    manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None)
+    manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None,
+                        full_smaps=not smaps_left_out)
     snapshot = Snapshot(procfs.root, files, links, manifest)
     if procfs.reading.kcmp:
         # What the kernel says of shared address spaces cannot be read back
@@ -2593,11 +2608,15 @@ def total_bytes(kib: float) -> str:
     return "%.f" % (kib * 1024)
 
 
+# The last column's title, by grouping, where it is not "Program".
+_COLUMN_TITLES = {"mapping": "Mapping"}
+
+
 def header(options: Options) -> str:
     text = " Private  +   Shared  =  RAM used"
     if options.show_swap:
         text += "   Swap used"
-    text += "\tProgram"
+    text += "\t" + _COLUMN_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -2858,7 +2877,7 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 # --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
-_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup")
+_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "mapping")
 
 
 def _int_value(text: str) -> int:
@@ -2919,7 +2938,8 @@ def build_parser() -> "argparse.ArgumentParser":
     shown = parser.add_argument_group("what to show (since 3.14)")
     shown.add_argument("--group-by", choices=_GROUPINGS, default="program", metavar="KEY",
                        help="rows per program (the default), pid (as -d), cmdline (as -s),"
-                            " user or cgroup")
+                            " user, cgroup, or mapping (what is mapped: each file, [heap],"
+                            " [anon], ...; reads full smaps)")
     shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
@@ -3017,6 +3037,9 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
     if args.group_by in ("user", "cgroup") and args.split_args:
         parser.error("--group-by %s cannot be combined with -s" % args.group_by)
+    if args.group_by == "mapping" and (args.split_args or args.discriminate_by_pid):
+        parser.error("--group-by mapping cannot be combined with %s"
+                     % ("-s" if args.split_args else "-d"))
     if args.capture is not None and args.watch is not None:
         parser.error("--capture takes one sample; it cannot be combined with -w")
     return Options(
@@ -3091,6 +3114,11 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     if procfs.reading.root_only and os.geteuid() != 0 and not options.pids:
         err.write("Sorry, root permission required, or specify pids with -p\n")
         return 1
+    by_mapping = options.group_by == "mapping"
+    if by_mapping and isinstance(procfs, Snapshot) and not procfs.manifest.full_smaps:
+        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
+                  "(it was captured without --group-by mapping)\n" % escaped(str(options.procfs)))
+        return 2
     try:
         release = procfs.read_global("sys/kernel/osrelease")
     except OSError:
@@ -3101,8 +3129,12 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     kernel = kernel_version(release)
     release_text = release.decode("utf-8", "replace").strip()
     self_pid = procfs.self_pid()
+    if by_mapping and self_pid is not None and not procfs.exists(self_pid, "smaps"):
+        err.write("ps_mem: --group-by mapping reads /proc/PID/smaps, which %s does not have\n"
+                  % escaped(procfs.path("")))
+        return 2
     if options.capture is not None:
-        procfs = capture(procfs, self_pid)
+        procfs = capture(procfs, self_pid, full_smaps=by_mapping)
         try:
             write_capture(procfs, options.capture)
         except OSError as error:
@@ -3125,8 +3157,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             assert scan is not None
             if options.watch is None:
                 kcmp.hang_up()
-            report: Optional[Report] = aggregate(scan.samples, scan.unreadable,
-                                                 scan.address_spaces, scan.unparsable)
+            report: Optional[Report] = (aggregate_mappings if by_mapping else aggregate)(
+                scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
             assert report is not None
             seconds = time.monotonic() - started
             unreadable, unparsable = report.unreadable, report.unparsable
