@@ -1601,10 +1601,7 @@ def parse_smaps_mappings(text: bytes,
         named = _by_name(_read_by_layout(text, layout), layout.names)
     else:
         named = _by_name(_read_generally(text), {})
-    totals = [0] * _MAPPING_SUMS
-    for sums in named.values():
-        for index in range(_MAPPING_SUMS):
-            totals[index] += sums[index]
+    totals = [sum(column) for column in zip(*named.values())] or [0] * _MAPPING_SUMS
     if max(totals) > _MAX_KIB or min(totals) < -_MAX_KIB:
         raise ValueError("smaps counter out of range")
     return MappingCounters({row: tuple(sums) for row, sums in named.items()},
