@@ -10,9 +10,11 @@ rounding allows, with the mappings that have shared pages counted by
 tests/data/mappings/oracle.awk.
 """
 
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -318,3 +320,51 @@ def test_a_capture_of_a_kernel_without_rollups_holds_every_smaps(tmp_path):
     assert run_main("--capture", str(capture), procfs=t.root).status == 0
     result = run_main("--group-by", "mapping", procfs=capture)
     assert (result.out, result.status) == (SEGMENT_TABLE, 0)
+
+
+def test_a_watch_ends_when_its_processes_are_gone(tmp_path):
+    t = segment_tree(tmp_path / "proc")
+    result = run_main("--group-by", "mapping", "-w", "1", "-p", "999", procfs=t.root)
+    # No process showed Pss: no total, as in the default view.
+    assert (result.out, result.status) == (
+        " Private  +   Shared  =  RAM used\tMapping\n\nProcess does not exist anymore.\n", 0)
+
+
+def rewritten(source: Path, target: Path, change) -> None:
+    """A copy of capture SOURCE whose manifest is CHANGE(manifest)."""
+    with tarfile.open(str(source)) as original, tarfile.open(str(target), "w:gz") as copy:
+        for member in original:
+            data = original.extractfile(member).read() if member.isfile() else None
+            if member.name == "ps_mem-capture.json":
+                data = json.dumps(change(json.loads(data))).encode()
+                member.size = len(data)
+            copy.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+def test_the_manifest_says_whether_it_holds_full_smaps(tmp_path):
+    t = segment_tree(tmp_path / "proc")
+    capture = tmp_path / "capture.tar.gz"
+    run_main("--group-by", "mapping", "--capture", str(capture), procfs=t.root)
+    with tarfile.open(str(capture)) as archive:
+        manifest = json.loads(archive.extractfile("ps_mem-capture.json").read())
+        names = archive.getnames()
+    assert manifest["full_smaps"] is True
+    assert sorted(name for name in names if name.endswith("/smaps")) == [
+        "proc/100/smaps", "proc/101/smaps", "proc/31337/smaps"]
+    # A capture whose manifest lies about it is refused, not read in part.
+    for value in (False, "yes", None):
+        changed = tmp_path / ("changed-%s.tar.gz" % value)
+        rewritten(capture, changed,
+                  lambda manifest, value=value: dict(manifest, full_smaps=value))
+        result = run_main("--group-by", "mapping", procfs=changed)
+        assert (result.out, result.status) == ("", 2)
+    assert run_main("--group-by", "mapping", procfs=tmp_path / "changed-yes.tar.gz").err == (
+        "ps_mem: cannot read %s: not a usable capture: its manifest's full_smaps is not true "
+        "or false\n" % (tmp_path / "changed-yes.tar.gz"))
+    # A manifest of before the field: no full smaps.
+    older = tmp_path / "older.tar.gz"
+    rewritten(capture, older, lambda manifest: {key: value for key, value in manifest.items()
+                                                if key != "full_smaps"})
+    assert run_main("--group-by", "mapping", procfs=older).status == 2
+    assert run_main(procfs=older).out == run_main(procfs=t.root).out
+
