@@ -520,7 +520,10 @@ class ProcFS:
 # any option reads, per pid, and statm, which 3.14 reads too (a capture is
 # read back as a tree is), whatever the capturing run's options, so that a
 # later run with other options answers as a live run with them would have;
-# and nothing else (no environ, no memory contents).
+# and nothing else (no environ, no memory contents).  Full smaps, many
+# times a rollup's size, is the one exception: kept where there is no
+# rollup, and for every process only when the capturing run shows
+# --group-by mapping (see Manifest.full_smaps).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
 _CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo")
 _MANIFEST = "ps_mem-capture.json"
