@@ -380,3 +380,27 @@ def test_the_caches_a_scan_keeps_are_bounded(monkeypatch):
     assert ps_mem.parse_smaps_mappings(text, layouts) == read(text, fast=False)
     (layout,) = layouts.values()
     assert len(layout.names) == 10 and len(layout.cache) <= 3
+
+
+def learnt() -> dict:
+    layouts: dict = {}
+    ps_mem.parse_smaps_mappings(fixture("segments.smaps"), layouts)
+    return layouts
+
+
+def test_a_field_of_the_layout_that_is_not_one_number_is_read_generally():
+    # The same width as the kernel's field, but two numbers: the general
+    # reader takes the first, as parse_smaps() does.
+    odd = BODY.replace(b"Pss:                   4 kB", b"Pss:                 1 2 kB")
+    assert odd != BODY
+    text = mapping() + mapping(HEADER.replace(b"/x", b"/y"), odd)
+    found = ps_mem.parse_smaps_mappings(text, learnt())
+    assert found == read(text, fast=False)
+    assert found.rows["/y"][ps_mem._PSS] == 1
+
+
+def test_lines_of_the_layout_before_any_header_are_refused():
+    text = b"\n" + BODY + b"VmFlags: rd\n"
+    with pytest.raises(ValueError, match="smaps counter before any mapping"):
+        ps_mem.parse_smaps_mappings(text, learnt())
+    assert outcome(text, False) == ("ValueError", "smaps counter before any mapping")
