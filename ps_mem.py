@@ -72,6 +72,11 @@ if TYPE_CHECKING:
     # of one space), for processes known to share theirs; every other
     # process is alone in its own.
     AddressSpaceMap = Dict[int, Hashable]
+    # --group-by mapping: one process's rows, row name -> (private, shared,
+    # shared_hugetlb, swap) in KiB (see ProcessSample.mappings).
+    MappingRows = Dict[str, Tuple[float, float, float, float]]
+    # A ProcessSample's fields after its name (see read_memory()).
+    MemoryFields = Tuple[float, float, float, float, Optional[int], bool, bool]
 else:
     try:
         from _collections import _tuplegetter  # what namedtuple's fields are
@@ -532,7 +537,10 @@ class ProcFS:
 # any option reads, per pid, and statm, which 3.14 reads too (a capture is
 # read back as a tree is), whatever the capturing run's options, so that a
 # later run with other options answers as a live run with them would have;
-# and nothing else (no environ, no memory contents).
+# and nothing else (no environ, no memory contents).  Full smaps, many
+# times a rollup's size, is the one exception: kept where there is no
+# rollup, and for every process only when the capturing run shows
+# --group-by mapping (see Manifest.full_smaps).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
 _CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo")
 _MANIFEST = "ps_mem-capture.json"
@@ -561,6 +569,10 @@ class Manifest(Record):
     users: "Dict[str, str]"  # uid -> name then
     address_spaces: "Optional[AddressSpaceMap]"  # the kernel's word, if asked
     version: str = VERSION  # of the ps_mem that wrote it
+    # Every process's full smaps is kept, as --group-by mapping reads it:
+    # the capturing run asked for that view, or the kernel has no
+    # smaps_rollup.  Else smaps is kept only for the accuracy probe.
+    full_smaps: bool = False
 
 
 class Snapshot(ProcFS):
@@ -921,7 +933,9 @@ def _parse_manifest(data: bytes) -> Manifest:
                     "a table of user names", {}),
         address_spaces=None if recorded is None else {
             int(pid): tuple(mm) if isinstance(mm, list) else mm for pid, mm in recorded.items()},
-        version=field("ps_mem", lambda value: isinstance(value, str), "a version", ""))
+        version=field("ps_mem", lambda value: isinstance(value, str), "a version", ""),
+        full_smaps=field("full_smaps", lambda value: type(value) is bool, "true or false",
+                         False))
 
 
 def _manifest_json(manifest: Manifest) -> bytes:
@@ -933,6 +947,7 @@ def _manifest_json(manifest: Manifest) -> bytes:
         "format": _CAPTURE_FORMAT, "ps_mem": manifest.version, "time": manifest.time,
         "self": manifest.self_pid, "pids": manifest.pids, "errors": manifest.errors,
         "path_exists": manifest.path_exists, "users": manifest.users,
+        "full_smaps": manifest.full_smaps,
         "address_spaces": None if recorded is None else {
             str(pid): mm for pid, mm in recorded.items()},
     }, indent=1, sort_keys=True).encode("utf-8")
@@ -1169,6 +1184,457 @@ def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = No
     return _smaps_by_lines(text)
 
 
+# Full smaps summed per mapping, for --group-by mapping.  The rows are what
+# processes map: each file, the heap, the stacks, anonymous memory and the
+# kernel's other named areas, each summed over its mappings.
+#
+# Each row keeps the seven sums above, counted by the same rules as
+# parse_smaps() counts a whole process, then two counts of Pss lines: all
+# of them, and those of mappings with shared pages, the only ones whose Pss
+# the kernel truncates (see _ROUNDING_KIB).
+_PSS_LINES, _ROUNDED_LINES = 7, 8
+_MAPPING_SUMS = 9
+# What a regex's \w matches in bytes: a counted key is "Private" or
+# "Shared" and then these only, as _COUNTER reads it.
+_WORD = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+# A mapping's header starts with its address range, in lowercase hex; every
+# other line the kernel writes starts with a key, whose first letter is a
+# capital.  No name can start a line: the kernel writes a newline in one
+# as "\012".
+_HEX_FIRST = tuple(byte in b"0123456789abcdef" for byte in range(256))
+
+# The Pss of a mapping is the sum of its pages' shares, which the kernel
+# keeps to a 4096th of a byte and prints truncated to whole KiB.  A private
+# page (mapped once) brings a whole 4 KiB, so a mapping without shared pages
+# has an exact Pss, and one with some is short by 0 to 1 KiB, 0.5 on
+# average, which is added back to it alone.  Added to every Pss line, as
+# 3.14 adds it to each line of a whole process's smaps, it would also count
+# half a KiB for every private or empty mapping, thousands of them in a big
+# process.  The default report adds it once a process, to smaps_rollup's
+# one Pss (the same shares summed before truncating): the totals of the two
+# views differ by at most (k - 1) / 2 KiB a process with k mappings with
+# shared pages.
+_ROUNDING_KIB = 0.5
+
+
+class MappingCounters(Record):
+    """One process's full smaps, summed per row name (see mapping_name())."""
+
+    # name -> (private, shared, private_hugetlb, shared_hugetlb, pss, swap,
+    # swap_pss, pss_lines, rounded_pss_lines), in KiB and lines, as read
+    rows: "Dict[str, Tuple[int, ...]]"
+    has_pss: bool  # some mapping shows Pss
+    has_swap_pss: bool
+
+
+def _counted_value(rest: bytes) -> int:
+    # A counted line's number as _COUNTER finds it: after spaces and tabs,
+    # the run of non-whitespace (empty, and so refused, where other
+    # whitespace comes first).
+    rest = rest.lstrip(b" \t")
+    if not rest or rest[:1].isspace():
+        raise ValueError("smaps counter without a number")
+    return _number(rest.split(None, 1)[0])
+
+
+# The longest mapping header read.  The kernel's name of a mapping is a
+# path (at most PATH_MAX, 4096 bytes, each newline in it written as four)
+# or a short [name]: a longer header is not the kernel's, and its copies
+# would cost several times its size.
+_MAX_MAPPING_HEADER = 1 << 16
+
+
+def _raw_key(header: bytes) -> bytes:
+    """A mapping header's fields from its device on ("fe:00 260131    /usr/
+    bin/cat"): what tells one mapped object from another.  The address
+    range, permissions and offset differ between the mappings of one file,
+    so they are left out; mapping_name() makes the row name of it."""
+    if len(header) > _MAX_MAPPING_HEADER:
+        raise ValueError("smaps mapping header too long")
+    fields = header.split(None, 3)
+    if len(fields) < 4:
+        raise ValueError("smaps mapping header without a device")
+    return fields[3]
+
+
+def _read_lines(lines: "List[bytes]", raw: "Dict[bytes, List[int]]", state: "List[Any]") -> None:
+    """Add LINES (whole lines of smaps, headers or counters) to RAW, the sums
+    by raw key, continuing the mapping STATE says: [its sums (None before
+    the first header), its Pss lines so far, whether it has shared pages].
+
+    A line that does not count is skipped, as in parse_smaps(); a counted
+    line without a number, or one before any header, raises ValueError.
+    """
+    sums, block_pss, block_shared = state
+    known = _KNOWN_KEYS
+    hex_first = _HEX_FIRST
+    for line in lines:
+        if not line:
+            continue
+        first = line[0]
+        if hex_first[first]:
+            if block_shared and block_pss:
+                sums[_ROUNDED_LINES] += block_pss
+            key = _raw_key(line)
+            sums = raw.get(key)
+            if sums is None:
+                sums = raw[key] = [0] * _MAPPING_SUMS
+            block_pss = block_shared = 0
+            continue
+        if first != 80 and first != 83:  # "P" and "S" start every counted key
+            continue
+        key, colon, rest = line.partition(b":")
+        if not colon:
+            continue
+        kind = known.get(key)
+        if kind is None:
+            if key.startswith(b"Private"):
+                kind, tail = _PRIVATE, key[7:]
+            elif key.startswith(b"Shared"):
+                kind, tail = _SHARED, key[6:]
+            else:
+                continue
+            if tail.translate(None, _WORD):
+                continue
+        value = _counted_value(rest)
+        if sums is None:
+            raise ValueError("smaps counter before any mapping")
+        sums[kind] += value
+        if kind == _PSS:
+            sums[_PSS_LINES] += 1
+            block_pss += 1
+        elif kind == _SHARED and value:
+            block_shared = 1
+    state[:] = sums, block_pss, block_shared
+
+
+def _end_mapping(state: "List[Any]") -> None:
+    sums, block_pss, block_shared = state
+    if block_shared and block_pss:
+        sums[_ROUNDED_LINES] += block_pss
+
+
+# The fast path, for full smaps.  One kernel prints every mapping's lines
+# after the header alike: the same keys in the same order, each number
+# padded to a fixed width.  With every digit and space made "#", the lines
+# of all mappings (but those with a number too wide for its field) are one
+# text, the mapping layout, and the counted numbers sit at fixed offsets in
+# it.
+#
+# The reader translates the text once and splits it at its VmFlags lines
+# (the last line of a mapping since Linux 3.8; no name can hold the newline
+# before one).  A piece that ends with the layout holds one mapping's
+# lines, checked byte for byte by one comparison; before them are the rest
+# of the previous VmFlags line and, normally, the header alone.  Anything
+# else (a mapping of another layout, lines of a newer kernel, a cut end) is
+# read by _read_lines(), so the answer is always the general reader's.
+#
+# The counted numbers lie together, from Pss to SwapPss, and their text
+# repeats from one mapping to the next (all zero, one private page, ...):
+# it maps to its values in a cache, which spares most int() calls.
+_MAX_MAPPING_LAYOUTS = 8  # a scan's; one kernel makes one
+_MAX_CACHED = 4096  # texts of counted numbers a layout keeps, whatever the input
+_MAX_CACHED_NAMES = 65536  # row names by raw key a layout keeps
+_PIECE = 1 << 18  # bytes of text translated or split at once, at least
+
+
+class MappingLayout(Record):
+    """How to read the lines of a mapping (after its header) of one layout,
+    and what a scan has learnt reading them."""
+
+    ending: bytes  # "\n" + the lines, digits and spaces as "#"
+    size: int  # of the lines, without the newline that ends the last
+    numbers: "Tuple[int, int]"  # where the counted numbers lie, in the lines
+    fields: "Tuple[Tuple[int, int, int], ...]"  # (kind, start, end) in that text
+    pss_lines: int
+    cache: "Dict[bytes, Tuple[Tuple[Tuple[int, int], ...], bool]]"  # see _values()
+    names: "Dict[bytes, str]"  # raw key -> row name (see _by_name())
+
+
+def _learn_mapping_layout(text: bytes) -> "Optional[MappingLayout]":
+    """The layout of the first mapping of smaps TEXT, if its lines after the
+    header are all "Key:", digits and spaces, and for counted keys " kB",
+    and read by it they give what _read_lines() reads; else None."""
+    end = text.find(b"\nVmFlags:")
+    start = text.find(b"\n")
+    if end < 0 or start >= end or not _HEX_FIRST[text[0]]:
+        return None
+    lines = text[start + 1:end]
+    fields = []
+    line_start = 0
+    for line in lines.split(b"\n"):
+        key, colon, rest = line.partition(b":")
+        if (not colon or not key[:1].isupper() or not key.replace(b"_", b"").isalpha()
+                or rest.translate(_NUMBER_OR_SPACE).strip(b"#") not in (b"", b"kB")):
+            return None
+        kind = _key_kind(key)
+        if kind is not None:
+            if not rest.endswith(b" kB") or len(rest) - 3 > _MAX_DIGITS:
+                return None
+            fields.append((kind, line_start + len(key) + 1, line_start + len(line) - 3))
+        line_start += len(line) + 1
+    if not fields:
+        return None
+    first, last = fields[0][1], fields[-1][2]
+    layout = MappingLayout(
+        b"\n" + lines.translate(_NUMBER_OR_SPACE), len(lines), (first, last),
+        tuple((kind, start - first, end - first) for kind, start, end in fields),
+        sum(1 for field in fields if field[0] == _PSS), {}, {})
+    # The first mapping alone, ended as the reader expects a mapping of the
+    # layout to end: read by the layout, it must read as read generally.
+    block = text[:end] + b"\nVmFlags:\n"
+    try:
+        if _read_by_layout(block, layout) != _read_generally(block):
+            return None
+    except ValueError:
+        return None
+    return layout
+
+
+def _values(numbers: bytes, fields: "Tuple[Tuple[int, int, int], ...]"
+            ) -> "Tuple[Tuple[Tuple[int, int], ...], bool]":
+    """The counted values in NUMBERS, as ((kind, value), ...) for those not
+    zero, and whether they show shared pages; ValueError if a field is not
+    one number (the general reader then reads the lines)."""
+    values = []
+    shared = False
+    for kind, start, end in fields:
+        value = int(numbers[start:end])  # digits and spaces only: the layout says so
+        if value:
+            values.append((kind, value))
+            shared = shared or kind == _SHARED
+    return tuple(values), shared
+
+
+def _read_by_layout(text: bytes, layout: MappingLayout) -> "Dict[bytes, List[int]]":
+    """Sums by raw key of smaps TEXT, the mappings of LAYOUT read by it and
+    the rest by _read_lines()."""
+    if b"\nVmFlags:" not in text:  # Linux before 3.8: no layout to read by
+        return _read_generally(text)
+    raw: Dict[bytes, List[int]] = {}
+    ending = layout.ending
+    size = layout.size
+    numbers_start, numbers_end = layout.numbers
+    fields = layout.fields
+    cache = layout.cache
+    pss_lines = layout.pss_lines
+    hex_first = _HEX_FIRST
+    state: List[Any] = [None, 0, 0]  # for _read_lines(), which continues the next three
+    sums: Optional[List[int]] = None  # of the mapping being read
+    block_pss = block_shared = 0
+    # A chunk is the rest of a VmFlags line (none in the first), a newline,
+    # then normally one mapping's header and lines.  Its offsets are the
+    # same in TEXT and in its translation.  The text is translated and split
+    # a piece at a time, each ended before a VmFlags line, so that what
+    # they make stays small beside the text, whatever the text.
+    offset = piece_start = 0
+    while True:
+        piece_end = text.find(b"\nVmFlags:", piece_start + _PIECE)
+        last = piece_end < 0
+        chunks = text[piece_start:None if last else piece_end].translate(
+            _NUMBER_OR_SPACE).split(b"\nVmFlags:")
+        if last:
+            chunks.pop()  # after the last VmFlags line: read below
+        for chunk in chunks:
+            chunk_end = offset + len(chunk)
+            first = chunk.find(b"\n") if offset else -1  # the end of the VmFlags line
+            if not chunk.endswith(ending):  # not a mapping of the layout
+                if first >= 0 or not offset:
+                    state[:] = sums, block_pss, block_shared
+                    _read_span(text, offset + first + 1, chunk_end, raw, state)
+                    sums, block_pss, block_shared = state
+                offset = chunk_end + 9
+                continue
+            before = len(chunk) - size - 1  # the newline that ends the header
+            lines_at = chunk_end - size
+            if first != before:  # else the lines follow a VmFlags line: odd, but one mapping's
+                header_at = chunk.rfind(b"\n", 0, before) + 1
+                if header_at != first + 1:  # lines between: read as they come
+                    state[:] = sums, block_pss, block_shared
+                    _read_span(text, offset + first + 1, offset + header_at - 1, raw, state)
+                    sums, block_pss, block_shared = state
+                header = text[offset + header_at:offset + before]
+                if header and hex_first[header[0]]:
+                    if sums is not None and block_shared and block_pss:
+                        sums[_ROUNDED_LINES] += block_pss
+                    key = _raw_key(header)
+                    sums = raw.get(key)
+                    if sums is None:
+                        sums = raw[key] = [0] * _MAPPING_SUMS
+                    block_pss = block_shared = 0
+                else:
+                    state[:] = sums, block_pss, block_shared
+                    _read_lines([header], raw, state)
+                    sums, block_pss, block_shared = state
+            numbers = text[lines_at + numbers_start:lines_at + numbers_end]
+            values = cache.get(numbers)
+            if values is None:
+                try:
+                    values = _values(numbers, fields)
+                except ValueError:  # not one number in a field: the general reader's
+                    state[:] = sums, block_pss, block_shared
+                    _read_span(text, lines_at, chunk_end, raw, state)
+                    sums, block_pss, block_shared = state
+                    offset = chunk_end + 9
+                    continue
+                if len(cache) < _MAX_CACHED:
+                    cache[numbers] = values
+            if sums is None:
+                raise ValueError("smaps counter before any mapping")
+            counted, shared = values
+            for kind, value in counted:
+                sums[kind] += value
+            if shared:
+                block_shared = 1
+            sums[_PSS_LINES] += pss_lines
+            block_pss += pss_lines
+            offset = chunk_end + 9
+        if last:
+            break
+        # The next piece starts with the VmFlags line: its first chunk is empty.
+        piece_start = offset = piece_end
+    # What follows the rest of the last VmFlags line.
+    state[:] = sums, block_pss, block_shared
+    newline = text.find(b"\n", offset)
+    if newline >= 0:
+        _read_span(text, newline + 1, len(text), raw, state)
+    if state[0] is not None:
+        _end_mapping(state)
+    return raw
+
+
+def _read_generally(text: bytes) -> "Dict[bytes, List[int]]":
+    raw: Dict[bytes, List[int]] = {}
+    state: List[Any] = [None, 0, 0]
+    _read_span(text, 0, len(text), raw, state)
+    if state[0] is not None:
+        _end_mapping(state)
+    return raw
+
+
+def _read_span(text: bytes, start: int, end: int, raw: "Dict[bytes, List[int]]",
+               state: "List[Any]") -> None:
+    """_read_lines() of the lines of text[start:end], split a piece at a
+    time: a text of short lines makes many times its size in line objects."""
+    while end - start > _PIECE:
+        cut = text.find(b"\n", start + _PIECE, end)
+        if cut < 0:
+            break
+        _read_lines(text[start:cut].split(b"\n"), raw, state)
+        start = cut + 1
+    _read_lines(text[start:end].split(b"\n"), raw, state)
+
+
+_DELETED = b" (deleted)"
+
+
+def mapping_name(inode: bytes, name: bytes) -> str:
+    """The row name of a mapping: the kernel's name for it (its path, or a
+    [bracketed] name), but for objects that have no path of their own.
+
+    * "" (anonymous memory) is "[anon]".
+    * "/SYSV0000abcd (deleted)", a SysV segment, is
+      "[SysV key=0x0000abcd shmid=5]": the kernel names every segment after
+      its key (all IPC_PRIVATE ones 00000000) and gives its id as the inode.
+    * "/memfd:NAME (deleted)" is "[memfd:NAME]": a memfd is never linked,
+      and all of one name are one row.
+    * "/dev/zero (deleted)", shared anonymous memory (MAP_SHARED |
+      MAP_ANONYMOUS), is "[anon_shmem]", as the kernel (6.2+) names it once
+      named with PR_SET_VMA_ANON_NAME: "[anon_shmem:NAME]".
+    * "/anon_hugepage (deleted)", anonymous MAP_HUGETLB memory, is
+      "[anon_hugepage]".
+    * "[stack:TID]", a thread's stack (Linux 3.5 to 4.4), is "[stack]".
+    * Any other name as the kernel shows it: a deleted file keeps its
+      " (deleted)"; "\\n" in a name stays the kernel's "\\012", which makes
+      it one row with a name that holds those four characters (the kernel
+      escapes nothing else, backslashes included).
+    Bytes that are not UTF-8 are "?", as in program names; control
+    characters are left for the views to show (see printable()).
+    """
+    if not name:
+        return "[anon]"
+    if name.endswith(_DELETED):
+        inner = name[:-len(_DELETED)]
+        if (inner.startswith(b"/SYSV") and len(inner) == 13 and inode.isdigit()
+                and len(inode) <= _MAX_DIGITS
+                and not inner[5:].translate(None, b"0123456789abcdef")):
+            return "[SysV key=0x%s shmid=%d]" % (inner[5:].decode("ascii"), int(inode))
+        if inner.startswith(b"/memfd:"):
+            return "[memfd:%s]" % _name_text(inner[7:])
+        if inner == b"/dev/zero":
+            return "[anon_shmem]"
+        if inner == b"/anon_hugepage":
+            return "[anon_hugepage]"
+    elif name.startswith(b"[stack:") and name.endswith(b"]") and name[7:-1].isdigit():
+        return "[stack]"
+    return _name_text(name)
+
+
+def _name_text(name: bytes) -> str:
+    # Each byte that is not UTF-8 a "?", as Namer shows an executable's path.
+    return name.decode("utf-8", "surrogateescape").encode("utf-8", "replace").decode("utf-8")
+
+
+def _by_name(raw: "Dict[bytes, List[int]]", names: "Dict[bytes, str]"
+             ) -> "Dict[str, List[int]]":
+    """RAW's sums by row name; NAMES caches row names by raw key."""
+    named: Dict[str, List[int]] = {}
+    for key, sums in raw.items():
+        row = names.get(key)
+        if row is None:
+            fields = key.split(None, 1)
+            if len(fields) < 2:
+                raise ValueError("smaps mapping header without an inode")
+            inode, _, name = fields[1].partition(b" ")
+            row = mapping_name(inode, name.lstrip())
+            if len(names) < _MAX_CACHED_NAMES:
+                names[key] = row
+        merged = named.get(row)
+        if merged is None:
+            named[row] = sums
+        else:
+            for index in range(_MAPPING_SUMS):
+                merged[index] += sums[index]
+    return named
+
+
+def parse_smaps_mappings(text: bytes,
+                         layouts: "Optional[Dict[bytes, MappingLayout]]" = None
+                         ) -> MappingCounters:
+    """Sum /proc/PID/smaps TEXT per row name (see mapping_name()).
+
+    Lines are classified and counted as parse_smaps() counts them, so the
+    sums over all rows are its sums; a header is any line starting with a
+    lowercase hex digit.  ValueError for a counted line without a number,
+    one before the first header, a header without a device and inode, or a
+    sum out of range.
+
+    LAYOUTS, kept by the caller from one text to the next, lets the
+    kernel's layout be found once a scan (see MappingLayout); the answer
+    is the same without it, only slower.
+    """
+    layout = None
+    if layouts is not None:
+        first = text.find(b"\nVmFlags:")
+        start = text.find(b"\n")
+        if 0 <= start < first:
+            key = text[start:first].translate(_NUMBER_OR_SPACE)
+            layout = layouts.get(key)
+            if layout is None and len(layouts) < _MAX_MAPPING_LAYOUTS:
+                layout = _learn_mapping_layout(text)
+                if layout is not None:
+                    layouts[key] = layout
+    if layout is not None:
+        named = _by_name(_read_by_layout(text, layout), layout.names)
+    else:
+        named = _by_name(_read_generally(text), {})
+    totals = [sum(column) for column in zip(*named.values())] or [0] * _MAPPING_SUMS
+    if max(totals) > _MAX_KIB or min(totals) < -_MAX_KIB:
+        raise ValueError("smaps counter out of range")
+    return MappingCounters({row: tuple(sums) for row, sums in named.items()},
+                           totals[_PSS_LINES] > 0, b"\nSwapPss:" in text)
+
+
 def parse_statm(text: bytes) -> "Tuple[int, int]":
     """(resident pages, shared pages) from /proc/PID/statm."""
     fields = text.split()
@@ -1321,6 +1787,11 @@ class ProcessSample(Record):
     # The program (3.14's grouping) where rows group by something else
     # (--group-by user or cgroup); None where the name is the program.
     program: "Optional[str]" = None
+    # With --group-by mapping, what each row brings from this process, in
+    # KiB: row name -> (private, shared, shared_hugetlb, swap), as the
+    # fields above for the whole process (which are their sums).  Plain
+    # tuples, so that forked readers send them as they are.
+    mappings: "Optional[MappingRows]" = None
 
 
 class Scan(Record):
@@ -1430,6 +1901,54 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         # ignore it and over-estimate instead (the accuracy warning says so).
         return resident_kib, 0, 0, 0, None, False, False
     return resident_kib - shared_kib, shared_kib, 0, 0, None, False, False
+
+
+def read_mappings(procfs: ProcFS, pid: int,
+                  layouts: "Optional[Dict[bytes, MappingLayout]]" = None
+                  ) -> "Tuple[MemoryFields, MappingRows]":
+    """read_memory()'s fields for one process, and its rows (see
+    ProcessSample.mappings), from its full smaps: --group-by mapping.
+
+    Each row's share follows read_memory()'s rules for a whole process:
+    Shared is PSS less Private where the kernel shows PSS, else Shared_*;
+    swap is SwapPss where it shows it.  The process's fields are the sums
+    of its rows, so the view adds up.  A process without smaps (a kernel
+    before 2.6.14, or one gone) is left out: nothing else names mappings.
+
+    LAYOUTS: kept from one process to the next (see parse_smaps_mappings()).
+    """
+    if procfs.reading.as_3_14:
+        _statm_pages(procfs, pid)  # as read_memory(): the same processes as the default
+    text = procfs.read_optional(pid, "smaps")
+    if text is None:
+        raise ProcessGone(pid)
+    try:
+        found = parse_smaps_mappings(text, layouts)
+    except ValueError as error:
+        raise ProcessGone(pid, unparsable=True) from error
+    has_pss, has_swap_pss = found.has_pss, found.has_swap_pss
+    rows: MappingRows = {}
+    private_sum: float = 0
+    shared_sum: float = 0
+    hugetlb_sum: float = 0
+    swap_sum: float = 0
+    for name, sums in found.rows.items():
+        private: float = sums[_PRIVATE] + sums[_PRIVATE_HUGE]
+        shared: float
+        if has_pss:
+            shared = sums[_PSS] + _ROUNDING_KIB * sums[_ROUNDED_LINES] - sums[_PRIVATE]
+        else:
+            shared = sums[_SHARED]
+        swap = sums[_SWAP_PSS] if has_swap_pss else sums[_SWAP]
+        rows[name] = (private, shared, sums[_SHARED_HUGE], swap)
+        private_sum += private
+        shared_sum += shared
+        hugetlb_sum += sums[_SHARED_HUGE]
+        swap_sum += swap
+    # Equal for equal texts, as read_memory()'s; the bytes themselves, which
+    # spares decoding the longest text a process has.
+    return ((private_sum, shared_sum, hugetlb_sum, swap_sum, hash(text), has_pss, has_swap_pss),
+            rows)
 
 
 def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
@@ -1624,9 +2143,10 @@ def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
 
 def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List[int]",
           namer: "Optional[Namer]" = None,
-          layouts: "Optional[Dict[bytes, RollupLayout]]" = None) -> Scan:
+          layouts: "Optional[Dict[bytes, Any]]" = None) -> Scan:
     """The samples of PIDS, read by this process; NAMER and LAYOUTS are kept
-    by a caller that scans more pids of the same sample."""
+    by a caller that scans more pids of the same sample.  (LAYOUTS holds
+    one kind: RollupLayout, or MappingLayout where rows are mappings.)"""
     if namer is None:
         namer = Namer(procfs, options)
     if layouts is None:
@@ -1634,8 +2154,14 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     samples = []
     unreadable = unparsable = 0
     as_data = procfs.reading.as_data
+    by_mapping = options.group_by == "mapping"
     for pid in pids:
         try:
+            if by_mapping:
+                name, _ = namer.names(pid)
+                memory, rows = read_mappings(procfs, pid, layouts)
+                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows))
+                continue
             name, program = namer.names(pid)
             memory = read_memory(procfs, pid, kernel, layouts)
         except ProcessGone as gone:
@@ -1753,8 +2279,12 @@ def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]"
     return Accuracy(1, -1)
 
 
-def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
-    """Everything any run would read from PROCFS now, held in memory."""
+def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False) -> Snapshot:
+    """Everything any run would read from PROCFS now, held in memory.
+
+    FULL_SMAPS: keep every process's full smaps, which only --group-by
+    mapping reads; otherwise a process's smaps is kept only where it has no
+    smaps_rollup, as a full smaps is many times its rollup's size."""
     if isinstance(procfs, Snapshot):
         return procfs  # a capture of a capture is the same capture
     files: Dict[str, bytes] = {}
@@ -1776,12 +2306,15 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
     for name in _CAPTURED_GLOBALS:
         keep(name, procfs.read_relative, files)
     pids = procfs.pids()
+    smaps_left_out = False
     for pid in pids:
         target = keep("%d/exe" % pid, procfs.readlink_relative, links)
         # Without an exe link (kernel threads) a process is left out once
         # its cmdline is read: nothing more of it is needed.
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
-            if name == "smaps" and "%d/smaps_rollup" % pid in files and pid != self_pid:
+            if (name == "smaps" and not full_smaps and "%d/smaps_rollup" % pid in files
+                    and pid != self_pid):
+                smaps_left_out = True
                 continue  # smaps is read only where there is no smaps_rollup
             keep("%d/%s" % (pid, name), procfs.read_relative, files)
         cmdline = parse_cmdline(files.get("%d/cmdline" % pid, b""))
@@ -1796,7 +2329,8 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
                 users[str(uid)] = procfs.user_name(uid)
             except ValueError:
                 pass
-    manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None)
+    manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None,
+                        full_smaps=not smaps_left_out)
     snapshot = Snapshot(procfs.root, files, links, manifest)
     if procfs.reading.kcmp:
         # What the kernel says of shared address spaces cannot be read back
@@ -1979,6 +2513,72 @@ def _sum_address_spaces(members: "List[ProcessSample]", address_spaces: "Address
     return private, shared, swap
 
 
+def aggregate_mappings(samples: "Iterable[ProcessSample]", unreadable: int = 0,
+                       address_spaces: "Optional[AddressSpaceMap]" = None,
+                       unparsable: int = 0) -> Report:
+    """--group-by mapping: sum the processes' shares per row (see
+    ProcessSample.mappings), count each address space once, sort, total.
+
+    Address spaces are counted as aggregate() counts them: the k processes
+    of one show the same mappings, so each brings 1/k of what it shows (its
+    swap too, unless the space is only guessed by 3.14's rule, as there),
+    and each counts among the processes that map the row.  The rows are
+    ProgramUsage named by mapping_name(), ascending by RAM, those of no RAM
+    left out; the total is the rows' sum (see _ROUNDING_KIB for how it
+    compares with the default report's).
+    """
+    samples = list(samples)
+    pss_seen = any(sample.has_pss for sample in samples)
+    swap_pss_seen = any(sample.has_swap_pss for sample in samples)
+    if address_spaces is None:
+        # 3.14's rule, for the programs the processes run.
+        address_spaces = _rule_as_address_spaces(
+            [sample if sample.program is not None else sample._replace(program=sample.name)
+             for sample in samples])
+    space_size: Dict[object, int] = {}
+    for sample in samples:
+        space = address_spaces.get(sample.pid)
+        if space is not None:
+            space_size[space] = space_size.get(space, 0) + 1
+    # name -> [private, shared, largest shared hugetlb, swap, [pids]]
+    rows: Dict[str, List[Any]] = {}
+    for sample in samples:
+        space = address_spaces.get(sample.pid)
+        size = space_size[space] if space is not None else 1
+        swap_size = 1 if isinstance(space, tuple) else size
+        for name, (private, shared, shared_huge, swap) in (sample.mappings or {}).items():
+            row = rows.get(name)
+            if row is None:
+                row = rows[name] = [0, 0, 0, 0, []]
+            if size > 1:
+                private /= size
+                if pss_seen:
+                    shared /= size
+            if swap_size > 1:
+                swap /= swap_size
+            row[0] += private
+            row[1] = _add_shared(row[1], shared, pss_seen)
+            # Each process shows a hugetlb segment whole, outside PSS.
+            if shared_huge > row[2]:
+                row[2] = shared_huge
+            row[3] += swap
+            row[4].append(sample.pid)
+    programs = []
+    total_ram: float = 0
+    total_swap: float = 0
+    for name, (private, shared, shared_huge, swap, pids) in rows.items():
+        shared += shared_huge
+        ram = private + shared
+        total_ram += ram
+        total_swap += swap
+        if ram:
+            programs.append(ProgramUsage(name, len(pids), tuple(pids), ram - shared, shared,
+                                         ram, swap))
+    programs.sort(key=lambda program: program.ram_kib)
+    return Report(programs, total_ram, total_swap, pss_seen, swap_pss_seen, unreadable,
+                  unparsable)
+
+
 _SORT_KEYS = {
     "ram": lambda program: program.ram_kib,
     "private": lambda program: program.private_kib,
@@ -2032,11 +2632,15 @@ def total_bytes(kib: float) -> str:
     return "%.f" % (kib * 1024)
 
 
+# The last column's title, by grouping, where it is not "Program".
+_COLUMN_TITLES = {"mapping": "Mapping"}
+
+
 def header(options: Options) -> str:
     text = " Private  +   Shared  =  RAM used"
     if options.show_swap:
         text += "   Swap used"
-    text += "\tProgram"
+    text += "\t" + _COLUMN_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -2300,7 +2904,7 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 # --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
-_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup")
+_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "mapping")
 
 
 def _int_value(text: str) -> int:
@@ -2361,7 +2965,8 @@ def build_parser() -> "argparse.ArgumentParser":
     shown = parser.add_argument_group("what to show (since 3.14)")
     shown.add_argument("--group-by", choices=_GROUPINGS, default="program", metavar="KEY",
                        help="rows per program (the default), pid (as -d), cmdline (as -s),"
-                            " user or cgroup")
+                            " user, cgroup, or mapping (what is mapped: each file, [heap],"
+                            " [anon], ...; reads full smaps)")
     shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
@@ -2459,6 +3064,9 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
     if args.group_by in ("user", "cgroup") and args.split_args:
         parser.error("--group-by %s cannot be combined with -s" % args.group_by)
+    if args.group_by == "mapping" and (args.split_args or args.discriminate_by_pid):
+        parser.error("--group-by mapping cannot be combined with %s"
+                     % ("-s" if args.split_args else "-d"))
     if args.capture is not None and args.watch is not None:
         parser.error("--capture takes one sample; it cannot be combined with -w")
     return Options(
@@ -2533,6 +3141,11 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     if procfs.reading.root_only and os.geteuid() != 0 and not options.pids:
         err.write("Sorry, root permission required, or specify pids with -p\n")
         return 1
+    by_mapping = options.group_by == "mapping"
+    if by_mapping and isinstance(procfs, Snapshot) and not procfs.manifest.full_smaps:
+        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
+                  "(it was captured without --group-by mapping)\n" % escaped(str(options.procfs)))
+        return 2
     try:
         release = procfs.read_global("sys/kernel/osrelease")
     except OSError:
@@ -2543,8 +3156,12 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     kernel = kernel_version(release)
     release_text = release.decode("utf-8", "replace").strip()
     self_pid = procfs.self_pid()
+    if by_mapping and self_pid is not None and not procfs.exists(self_pid, "smaps"):
+        err.write("ps_mem: --group-by mapping reads /proc/PID/smaps, which %s does not have\n"
+                  % escaped(procfs.path("")))
+        return 2
     if options.capture is not None:
-        procfs = capture(procfs, self_pid)
+        procfs = capture(procfs, self_pid, full_smaps=by_mapping)
         try:
             write_capture(procfs, options.capture)
         except OSError as error:
@@ -2567,8 +3184,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             assert scan is not None
             if options.watch is None:
                 kcmp.hang_up()
-            report: Optional[Report] = aggregate(scan.samples, scan.unreadable,
-                                                 scan.address_spaces, scan.unparsable)
+            report: Optional[Report] = (aggregate_mappings if by_mapping else aggregate)(
+                scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
             assert report is not None
             seconds = time.monotonic() - started
             unreadable, unparsable = report.unreadable, report.unparsable

@@ -18,7 +18,10 @@ Starts a reproducible crowd of processes (bench/crowd.py), then:
      fit of time and peak memory against the number of processes;
   6. forked readers: ours as it runs against ours forced to one reader,
      on an idle machine and with every CPU already busy;
-  7. views: each view added since 3.14 against the default report.
+  7. views: each view added since 3.14 against the default report;
+  8. memory per mapping: `--group-by mapping` against `smem2 -m` (PyPI,
+     installed into a venv of its own, or --smem2 PATH) and the bare read
+     of every full smaps, with one process of many mappings added.
 
 The report goes to stdout as plain text; progress goes to stderr.
 See bench/README.md for what each figure means.
@@ -55,11 +58,18 @@ OURS = "ps_mem.py"
 REF = "ps_mem 3.14"
 FLOOR = "floor"
 ONE_READER = "one reader"
+# Section 8.
+BY_MAPPING = "ours --group-by mapping"
+SMEM2 = "smem2 -m"
+FLOOR_SMAPS = "floor (smaps)"
 
 # The views since 3.14, each timed against the default report (section 7):
 # (label, arguments, the most its wall time may be of the default's).
 VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     ("--json", ["--json"], None),
+    # Reads every full smaps by design, where the default reads rollups:
+    # no target against the default (section 8 sets it beside its floor).
+    ("--group-by mapping", ["--group-by", "mapping"], None),
 ]
 
 # Targets from the issue: (what, limit).
@@ -552,6 +562,69 @@ class Bench:
         table(["view", "wall ms", "wall / default", "cpu / default", "peak RSS / default",
                "target"], rows)
 
+    def mappings(self) -> None:
+        """--group-by mapping against smem2 -m and the read of every smaps."""
+        args = self.args
+        python = [args.python] + (["-S"] if args.no_site else [])
+        self.commands[BY_MAPPING] = self.commands[OURS] + ["--group-by", "mapping"]
+        self.commands[FLOOR_SMAPS] = python + [os.path.join(BENCH, "floor.py"), "smaps"]
+        names = [BY_MAPPING, FLOOR_SMAPS, OURS, FLOOR]
+        smem2 = args.smem2 or install_smem2()
+        if smem2:
+            self.commands[SMEM2] = [smem2, "-m"]
+            trial = run_once(self.commands[SMEM2])
+            if trial.status == 0:
+                names.insert(1, SMEM2)
+            else:
+                out("  smem2 -m failed on this machine, so it is not timed:")
+                out(last_lines(trial.stderr, 3))
+        big = None
+        if args.many_mappings:
+            big = start_many_mappings(args.many_mappings)
+        processes = count_processes()
+        try:
+            mappings = count_mappings()
+            out()
+            out("8. Memory per mapping: %s, %s, the bare read of every smaps and of every "
+                "smaps_rollup (%s), and the default report, %d rounds + %d warm-up, "
+                "interleaved; %d processes in /proc%s, %d mappings in all"
+                % (BY_MAPPING, SMEM2 if SMEM2 in names else "(no smem2)", FLOOR, args.rounds,
+                   args.warmup, processes,
+                   " (one of %d mappings added)" % args.many_mappings if big else "", mappings))
+            log("mappings:")
+            results = self.rounds(names, args.rounds, args.warmup, label="mappings")
+        finally:
+            if big is not None:
+                big.terminate()
+                big.wait()
+        if not results:
+            out("  no successful round")
+            return
+        rows = []
+        for name in names:
+            runs = [result[name] for result in results]
+            rows.append([name, spread([run.wall for run in runs], 1000),
+                         "%.1f" % (median([run.cpu for run in runs]) * 1000),
+                         "%.1f" % (median([run.maxrss_kib for run in runs]) / 1024),
+                         "%.2f" % (median([run.wall for run in runs]) * 1e6 / mappings)])
+        table(["", "wall ms median [min..max]", "cpu ms", "peak RSS MiB", "wall us/mapping"],
+              rows)
+        out()
+
+        def ratio(first: str, second: str) -> List[float]:
+            return [r[first].wall / r[second].wall for r in results]
+
+        out("  wall ratios, median of the per-round ratios [min..max]:")
+        lines = [["ours by mapping / floor (smaps)", spread(ratio(BY_MAPPING, FLOOR_SMAPS), 1,
+                                                             "%.2f")]]
+        if SMEM2 in names:
+            lines += [["ours by mapping / smem2 -m", spread(ratio(BY_MAPPING, SMEM2), 1, "%.2f")],
+                      ["smem2 -m / floor (smaps)", spread(ratio(SMEM2, FLOOR_SMAPS), 1, "%.2f")]]
+        lines += [["floor (smaps) / floor (rollup): the kernel's extra work",
+                   spread(ratio(FLOOR_SMAPS, FLOOR), 1, "%.2f")],
+                  ["ours by mapping / ours default", spread(ratio(BY_MAPPING, OURS), 1, "%.2f")]]
+        table(["", "ratio"], lines, indent="    ")
+
     def summary(self) -> None:
         out()
         cpus = os.cpu_count() or 1
@@ -651,6 +724,57 @@ def describe_crowd(crowd: Crowd, available_before: float) -> None:
                        processes - crowd.size - len(crowd.launcher_pids)))
 
 
+def install_smem2() -> Optional[str]:
+    """smem2 from PyPI, in a venv of its own (.venv/smem2, made once); None
+    where it cannot be had."""
+    venv = os.path.join(ROOT, ".venv", "smem2")
+    script = os.path.join(venv, "bin", "smem2")
+    if os.path.exists(script):
+        return script
+    log("installing smem2 from PyPI into %s" % os.path.relpath(venv, ROOT))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", "smem2"], check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        out("  (smem2 could not be installed: %s; give one with --smem2 PATH)" % error)
+        return None
+    return script if os.path.exists(script) else None
+
+
+def start_many_mappings(count: int) -> "subprocess.Popen":
+    """tests/helpers/manymaps COUNT (compiled into bench/bin/): one process
+    of COUNT mappings, as browsers and JVMs have thousands each."""
+    source = os.path.join(ROOT, "tests", "helpers", "manymaps.c")
+    binary = os.path.join(BENCH, "bin", "manymaps")
+    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
+        os.makedirs(os.path.dirname(binary), exist_ok=True)
+        subprocess.run([os.environ.get("CC", "gcc"), "-O2", "-Wall", "-o", binary, source],
+                       check=True)
+    process = subprocess.Popen([binary, str(count)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    words = process.stdout.readline().split()
+    if not words or words[0] != b"ready":
+        process.kill()
+        process.wait()
+        raise RuntimeError("manymaps %d did not start" % count)
+    return process
+
+
+def count_mappings() -> int:
+    """Mappings of every process in /proc, as their maps list them."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/maps" % entry, "rb") as handle:
+                    total += handle.read().count(b"\n")
+            except OSError:
+                pass
+    return total
+
+
 def refresh_count(output: bytes) -> int:
     """Samples a watch printed: each ends with a line of '='."""
     return sum(1 for line in output.splitlines() if line.startswith(b"====="))
@@ -728,6 +852,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--skip-watch", action="store_true")
     parser.add_argument("--skip-readers", action="store_true")
     parser.add_argument("--skip-views", action="store_true")
+    parser.add_argument("--skip-mappings", action="store_true", help="leave out section 8")
+    parser.add_argument("--smem2", metavar="PATH",
+                        help="smem2 to compare with in section 8 (default: installed from PyPI "
+                             "into .venv/smem2)")
+    parser.add_argument("--many-mappings", type=int, default=10000, metavar="N",
+                        help="a process of N mappings added for section 8 (default 10000; 0: "
+                             "none)")
     parser.add_argument("--watch-seconds", type=float, default=6.0)
     parser.add_argument("--watch-rounds", type=int, default=3)
     parser.add_argument("--check-pids", type=int, default=80,
@@ -773,6 +904,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 bench.readers()
             if not args.skip_views:
                 bench.views()
+            if not args.skip_mappings:
+                bench.mappings()
             if not args.skip_scaling:
                 bench.scaling(crowd)
             log("tearing down the crowd")
