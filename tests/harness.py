@@ -352,6 +352,9 @@ HEADER = " Private  +   Shared  =  RAM used\tProgram\n\n"
 HEADERS = {HEADER, HEADER.replace("Program", "Program[pid]"),
             HEADER.replace("\tProgram", "   Swap used\tProgram"),
             HEADER.replace("\tProgram", "   Swap used\tProgram[pid]")}
+# The groupings since 3.14 name their rows in the last column's title.
+HEADERS |= {header.replace("Program", title) for header in set(HEADERS)
+            for title in ("Mapping", "User", "Cgroup", "App")}
 # A size as "%9s" prints it: 1.0 MiB to 999.9 KiB (1000.0 where %.1f rounds up).
 SIZE = r"(?: {2}\d| \d\d|\d{3}|\d{4})\.\d [KMGT]iB"
 ROW = re.compile(r"(%s) \+ (%s) = (%s)(?:   (%s))?\t([^\t\n]*)\n" % ((SIZE,) * 4))

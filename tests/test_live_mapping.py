@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, live, run_ours
-from tests.inprocess import parse_table
+from tests.harness import REPO, live, parse_table, run_ours
 from tests.realproc import Processes
 
 if str(REPO) not in sys.path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inprocess import parse_table, run_main
+from tests.harness import parse_table, run_main
 from tests.procfs_builder import ProcTree, mapping
 
 CAPTURED = Path(__file__).resolve().parent / "trees_captured"
@@ -164,9 +164,11 @@ def test_names_are_shown_printable(tmp_path):
     result = run_main("--group-by", "mapping", procfs=t.root)
     assert [row.name for row in parse_table(result.out).rows] == [
         "/tmp/?[2Jx?z?", "/tmp/x\\012Pss: 1000 kB", "/tmp/bad?"]
+    # JSON has the names whole (escaped by JSON): only bytes that are not
+    # UTF-8 were lost, at reading, as in program names.
     document = json.loads(run_main("--group-by", "mapping", "--json", procfs=t.root).stdout)
     assert [row["name"] for row in document["programs"]] == [
-        "/tmp/?[2Jx?z?", "/tmp/x\\012Pss: 1000 kB", "/tmp/bad?"]
+        "/tmp/\x1b[2Jx\tz\u202e", "/tmp/x\\012Pss: 1000 kB", "/tmp/bad?"]
 
 
 def test_a_process_whose_smaps_is_not_the_kernels_is_reported(tmp_path):
@@ -359,8 +361,8 @@ def test_the_manifest_says_whether_it_holds_full_smaps(tmp_path):
         result = run_main("--group-by", "mapping", procfs=changed)
         assert (result.out, result.status) == ("", 2)
     assert run_main("--group-by", "mapping", procfs=tmp_path / "changed-yes.tar.gz").err == (
-        "ps_mem: cannot read %s: not a usable capture: its manifest's full_smaps is not true "
-        "or false\n" % (tmp_path / "changed-yes.tar.gz"))
+        "ps_mem: cannot read %s: not a usable capture: bad \"full_smaps\" in "
+        "ps_mem-capture.json: not true or false\n" % (tmp_path / "changed-yes.tar.gz"))
     # A manifest of before the field: no full smaps.
     older = tmp_path / "older.tar.gz"
     rewritten(capture, older, lambda manifest: {key: value for key, value in manifest.items()
