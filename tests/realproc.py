@@ -137,7 +137,7 @@ def children_of(pid: int) -> List[int]:
         return [int(word) for word in handle.read().split()]
 
 
-def wait_settled(pids: Sequence[int], timeout: float = 10.0) -> None:
+def wait_settled(pids: Sequence[int], timeout: float = 60.0) -> None:
     """Wait until every pid sleeps and its memory file reads the same twice
     in a row: a process that has just exec'd still maps and touches pages."""
     deadline = time.monotonic() + timeout
@@ -155,7 +155,7 @@ def wait_settled(pids: Sequence[int], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def _wait_exec(pid: int, exe: str, timeout: float = 10.0) -> None:
+def _wait_exec(pid: int, exe: str, timeout: float = 60.0) -> None:
     """Wait until PID runs EXE (it may still be a fork of ours, or setarch)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -191,7 +191,7 @@ class Running:
         """The pids (by default its own) as ps_mem's -p wants them."""
         return csv(self.pids if pids is None else pids)
 
-    def request(self, sig: int = signal.SIGUSR1, timeout: float = 10.0) -> bytes:
+    def request(self, sig: int = signal.SIGUSR1, timeout: float = 60.0) -> bytes:
         """Send a helper SIG (see the helper: setname renames itself on
         SIGUSR1) and return the line it prints once done."""
         os.kill(self.popen.pid, sig)
@@ -279,7 +279,7 @@ class Processes:
                                 stderr=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=_die_with_parent())
 
-    def helper(self, name: str, *args: str, settle: bool = True, timeout: float = 10.0,
+    def helper(self, name: str, *args: str, settle: bool = True, timeout: float = 60.0,
                file_name: Optional[bytes] = None) -> Running:
         """Start helper NAME with ARGS and wait for its "ready" line (and,
         with settle, for its processes to stop changing).  With FILE_NAME
@@ -297,7 +297,7 @@ class Processes:
         return running
 
     def command(self, argv: Sequence, exe: Optional[str] = None, settle: bool = True,
-                timeout: float = 10.0, wait_exec: bool = True,
+                timeout: float = 60.0, wait_exec: bool = True,
                 executable: Optional[bytes] = None) -> Running:
         """Start ARGV (str or bytes items; EXECUTABLE, if given, is run with
         ARGV as its command line), wait until it runs EXE (by default
