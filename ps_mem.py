@@ -1257,21 +1257,24 @@ def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]", split: 
     and spaces: int() reads it as the regex does when it is one run of
     digits, and refuses it otherwise.  All lines still ending " kB" means
     no number ran into its unit; and the first line must not start with a
-    counted key.  LAYOUTS are learnt for one SPLIT (see _learn_layout()):
-    a scan keeps its own.
+    counted key.  SPLIT: see _learn_layout(); a layout learnt for it is
+    kept apart from the one learnt without.
     """
     start = text.find(b"\n")
     if start < 0 or text[:1] in (b"P", b"S"):
         return None
     lines = text[start:]
-    layout = layouts.get(lines.translate(_NUMBER_OR_SPACE))
+    key = lines.translate(_NUMBER_OR_SPACE)
+    if split:
+        key += b"split"  # no layout ends so: its last line ends with a newline
+    layout = layouts.get(key)
     if layout is None:
         if len(layouts) >= _MAX_LAYOUTS:
             return None
         learnt = _learn_layout(text, split)
         if learnt is None:
             return None
-        layouts[learnt[0]] = layout = learnt[1]
+        layouts[key] = layout = learnt[1]
     if lines.count(b" kB\n") != layout.line_ends:
         return None
     sums = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] if split else [0, 0, 0, 0, 0, 0, 0]
