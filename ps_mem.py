@@ -2958,8 +2958,9 @@ def _kernel(book: _LedgerBook, kernel: "KernelVersion") -> None:
     child("hardware_corrupted", "hardware corrupted (poisoned)", "HardwareCorrupted")
     if children:
         book.group("kernel", "Kernel", children)
-    missing = [name for name in ("Slab", "KernelStack", "PageTables")
-               if name not in book.meminfo]
+    missing = [name for name in ("KernelStack", "PageTables") if name not in book.meminfo]
+    if not book.has("Slab") and not book.has("SReclaimable", "SUnreclaim"):
+        missing.insert(0, "Slab")
     if missing:
         book.notes.append("meminfo has no %s: that kernel memory is in the remainder."
                           % ", ".join(missing))

@@ -18,19 +18,22 @@ that each sum can be worked out by hand:
     200  clone      exe 200 shared by 2, heap 1000           1000 / 100 / 0
     201  clone      the same text as 200 (3.14's CLONE_VM rule: counted once)
     300  postgres   exe 400 private, heap 2000, a SysV       2000 / 400 / 6144
-                    segment 8192 with 6144 resident, a
-                    shared hugetlb mapping of 2048 (from 4.3)
+                    segment 8192 with 6144 resident, and
+                    a shared hugetlb mapping of 2048 where
+                    the kernel has *_Hugetlb lines (4.3)
+                    and meminfo's pool has pages in use
     400  garbled    a memory file no kernel writes: not read
   31337  ps_mem     heap 3000, exe 1000 shared by 4          3000 / 250 / 0
 
 The report's total is then 12197 (worker: 7098.5 + 5098.5) + 1100.5 (clone)
 + 10592.5 (postgres, its hugetlb included) = 23890 KiB, of which 11000 anon,
 600 file, 10240 shmem, 2048 hugetlb and 2 KiB of rounding (0.5 per Pss line,
-the clones' halved).  Without hugetlb (kernels before 4.3) it is 21842 KiB.
+the clones' halved).  Without the hugetlb mapping it is 21842 KiB.
 """
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -130,6 +133,17 @@ def meminfo_of(generation: str) -> bytes:
     return (DATA / GENERATIONS[generation][1]).read_bytes()
 
 
+def pool_in_use(meminfo: bytes) -> bool:
+    """Whether MEMINFO's hugetlb pool has pages in use."""
+    counts = dict(re.findall(rb"^(HugePages_Total|HugePages_Free):\s+(\d+)$", meminfo, re.M))
+    return int(counts.get(b"HugePages_Total", 0)) > int(counts.get(b"HugePages_Free", 0))
+
+
+def maps_hugetlb(generation: str, meminfo: Optional[bytes] = None) -> bool:
+    """Whether postgres maps hugetlb pages in machine(GENERATION, MEMINFO)."""
+    return generation in WITH_HUGETLB and pool_in_use(meminfo or meminfo_of(generation))
+
+
 def machine(root: Path, generation: str, meminfo: Optional[bytes] = None,
             record: Optional[Dict] = SYSTEM_RECORD, sysvipc: Optional[bytes] = None
             ) -> ProcTree:
@@ -139,7 +153,7 @@ def machine(root: Path, generation: str, meminfo: Optional[bytes] = None,
     (default: the generation's format; b"": none)."""
     profile = GENERATIONS[generation][0]
     tree = ProcTree(root, profile, self_pid=None, meminfo=meminfo or meminfo_of(generation))
-    hugetlb = generation in WITH_HUGETLB
+    hugetlb = maps_hugetlb(generation, meminfo)
     for pid, heap in ((100, 5000), (101, 3000)):
         tree.add(pid, "worker", "/usr/bin/worker", ppid=1, maps=[
             mapping("/usr/bin/worker", 100, "r-xp", shared=100, sharers=2),
