@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from tests.inprocess import run_main
+from tests.inprocess import ps_mem, run_main
 from tests.system_trees import (GENERATIONS, KIB, MEMINFO_BY_HAND, SPLIT, SYSTEM_RECORD,
                                 WITH_PSS, machine, maps_hugetlb, meminfo_of)
 
@@ -299,3 +299,42 @@ def test_no_meminfo_is_one_clear_error(generation_tree):
     assert (done.status, done.out) == (2, "")
     assert done.err == "ps_mem: --system: cannot read %s: No such file or directory\n" % (
         tree.root / "meminfo")
+
+
+# ----------------------------------------------------------------------------
+# What each process brings, by one reader or forked ones
+# ----------------------------------------------------------------------------
+
+
+def scan_of(root: Path, readers: int) -> "ps_mem.Scan":
+    procfs = ps_mem.ProcFS(str(root))
+    kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+    return ps_mem.collect(procfs, ps_mem.Options(system=True), kernel, procfs.self_pid(),
+                          readers=readers)
+
+
+def test_forked_readers_carry_the_parts(generation_tree, monkeypatch):
+    monkeypatch.setattr(ps_mem, "_CHUNK_PIDS", 2)
+    tree = generation_tree("6.1", meminfo=MEMINFO_BY_HAND)
+    one = scan_of(tree.root, 1)
+    assert scan_of(tree.root, 3) == one
+    parts = {sample.pid: sample.pss_parts for sample in one.samples}
+    assert parts == {100: (5000, 50, 2048, 0), 101: (3000, 50, 2048, 0),
+                     200: (1000, 100, 0, 0), 201: (1000, 100, 0, 0),
+                     300: (2000, 400, 6144, 0)}
+    # A tree's processes' mount namespaces are not asked: its mounts' use is recorded.
+    assert {sample.mount_namespace for sample in one.samples} == {None}
+
+
+def test_the_default_reading_carries_no_parts(generation_tree):
+    tree = generation_tree("6.1", meminfo=MEMINFO_BY_HAND)
+    procfs = ps_mem.ProcFS(str(tree.root))
+    scan = ps_mem.collect(procfs, ps_mem.Options(), (6, 1, 0), procfs.self_pid())
+    assert {sample.pss_parts for sample in scan.samples} == {None}
+
+
+def test_parts_where_the_kernel_does_not_split(generation_tree):
+    scan = scan_of(generation_tree("4.19").root, 1)
+    assert {sample.pid: sample.pss_parts for sample in scan.samples} == {
+        100: (None, None, None, 0), 101: (None, None, None, 0), 200: (None, None, None, 0),
+        201: (None, None, None, 0), 300: (None, None, None, 0)}

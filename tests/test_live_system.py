@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import live, run_ours
+from tests.inprocess import ps_mem
 from tests.realproc import Processes
 
 MIB = 1024 * 1024
@@ -205,3 +206,27 @@ def test_a_capture_of_them_reads_back_both_ways(situations, tmp_path):
                                                    situations["namespace_point"])]
     assert sorted(round(line["bytes"] / MIB) for line in found) == [64, 200]
     assert Path(capture).stat().st_size < 64 * MIB
+
+
+@live
+def test_forked_readers_bring_the_parts_and_namespaces():
+    """Seven idle processes read by three readers and by one: the same
+    anonymous PSS and mount namespace each."""
+    with Processes() as processes:
+        started = [processes.sleep_named(b"ledger-%d" % index) for index in range(7)]
+        options = ps_mem.Options(pids=tuple(process.pid for process in started), system=True)
+        procfs = ps_mem.ProcFS("/proc", ps_mem.LIVE)
+        kernel = ps_mem.kernel_version(procfs.read_global("sys/kernel/osrelease"))
+        one = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=1)
+        three = ps_mem.collect(procfs, options, kernel, os.getpid(), readers=3)
+    ours = os.stat("/proc/self/ns/mnt").st_ino
+
+    def brought(scan):
+        # Their shares of libc move while the readers run: the anonymous part does not.
+        return [(sample.pid, sample.pss_parts[0], sample.mount_namespace)
+                for sample in scan.samples]
+
+    assert brought(three) == brought(one)
+    assert {sample.mount_namespace for sample in one.samples} == {ours}
+    if kernel >= (5, 3, 0):
+        assert all(sample.pss_parts[0] is not None for sample in one.samples)
