@@ -2886,7 +2886,8 @@ def _shm_breakdown(book: _LedgerBook, system: SystemSample,
     others = ordered[_TOP_SEGMENTS:]
     if others:
         children.append(book.add(
-            "shmem.sysv_others", "%d other SysV segments" % len(others),
+            "shmem.sysv_others", "%d other SysV segment%s" % (len(others),
+                                                              "s" if len(others) > 1 else ""),
             sum(resident(segment) for segment in others), ("sysvipc/shm",),
             any(segment.rss_bytes is None for segment in others), 1))
     return children
