@@ -251,6 +251,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--install", action="store_true",
                         help="apt-get install -y the servers that are missing first")
+    parser.add_argument("--keep-captures", metavar="DIR",
+                        help="copy the two samples' captures (before.tar.gz, after.tar.gz)"
+                             " into DIR, to read again with --procfs")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         log("system_servers.py: run as root (servers, a tmpfs mount, every process's memory)")
@@ -295,6 +298,9 @@ def main(argv: Optional[List[str]] = None) -> int:
               % (prewarmed / MIB))
         print(after["table"])
         check(after, servers, failures, "after")
+        if args.keep_captures:
+            for name in ("before", "after"):
+                shutil.copy(os.path.join(servers.work, name + ".tar.gz"), args.keep_captures)
         grew = line(after["document"], "shmem")[0]["bytes"] - \
             line(before["document"], "shmem")[0]["bytes"]
         row = postgres_ram(after["document"]) - postgres_ram(before["document"])
