@@ -2624,6 +2624,10 @@ def _in_bytes(kib: float) -> int:
 _TOP_SEGMENTS = 16  # SysV segments shown one by one; the others are summed
 
 
+class NoLedger(ValueError):
+    """meminfo cannot make a ledger (it has no MemTotal)."""
+
+
 class _LedgerBook:
     """The ledger being written: lines in order, and the notes."""
 
@@ -2681,13 +2685,13 @@ def ledger(system: SystemSample, processes: PssSums, unread: int = 0,
 
     The counted lines at depth 0 add up to MemTotal exactly: the last, the
     remainder, is MemTotal less all the others, negative where fields
-    overlap more than is known, never hidden.  ValueError where meminfo
-    has no MemTotal.
+    overlap more than is known, never hidden.  NoLedger where meminfo has
+    no MemTotal.
     """
     book = _LedgerBook(system.meminfo)
     total = book.field("MemTotal")
     if total is None:
-        raise ValueError("meminfo has no MemTotal line")
+        raise NoLedger("meminfo has no MemTotal line")
     names = names or {}
     pss = _in_bytes(processes.total_kib)
     hugetlb = _in_bytes(processes.hugetlb_kib)
@@ -3647,7 +3651,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                 try:
                     system = read_system(procfs, kernel, self_pid, scan.samples)
                     ledger_of = system_ledger(scan, report, system, kernel)
-                except (OSError, ValueError) as error:
+                except (OSError, NoLedger) as error:
                     err.write("ps_mem: --system: cannot read %s: %s\n" % (
                         escaped(procfs.path("meminfo")),
                         getattr(error, "strerror", None) or error))

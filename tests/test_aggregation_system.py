@@ -192,6 +192,6 @@ def test_processes_not_read_without_the_split():
 
 
 def test_no_memtotal():
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ps_mem.NoLedger) as refused:
         ps_mem.ledger(system({"MemFree": 5}), split_sums())
     assert str(refused.value) == "meminfo has no MemTotal line"

@@ -9,6 +9,7 @@ line; the others are checked for what their kernel can and cannot tell.
 """
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -338,3 +339,51 @@ def test_parts_where_the_kernel_does_not_split(generation_tree):
     assert {sample.pid: sample.pss_parts for sample in scan.samples} == {
         100: (None, None, None, 0), 101: (None, None, None, 0), 200: (None, None, None, 0),
         201: (None, None, None, 0), 300: (None, None, None, 0)}
+
+
+# ----------------------------------------------------------------------------
+# A tree's files are data: none is followed out of the tree, or read unbounded
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda path: os.symlink("/proc/meminfo", str(path)), "not a file ps_mem reads"),
+    (lambda path: os.mkfifo(str(path)), "not a regular file"),
+    (lambda path: path.mkdir(), "not a regular file"),
+])
+def test_a_meminfo_that_is_not_a_file(generation_tree, make, reason):
+    tree = generation_tree("6.1", meminfo=MEMINFO_BY_HAND)
+    (tree.root / "meminfo").unlink()
+    make(tree.root / "meminfo")
+    done = run_main("--system", procfs=tree.root)
+    assert (done.status, done.out) == (2, "")
+    assert done.err == "ps_mem: --system: cannot read %s: %s\n" % (tree.root / "meminfo", reason)
+
+
+def test_files_beside_meminfo_that_are_links_are_not_followed(generation_tree):
+    tree = generation_tree("6.1", meminfo=MEMINFO_BY_HAND)
+    (tree.root / "sysvipc" / "shm").unlink()
+    os.symlink("/proc/sysvipc/shm", str(tree.root / "sysvipc" / "shm"))
+    (tree.root / "ps_mem-system.json").unlink()
+    os.symlink("/etc/passwd", str(tree.root / "ps_mem-system.json"))
+    ledger, _ = ledger_of(tree)
+    assert [key for key, _ in sizes(ledger) if key.startswith("shmem.")] == [
+        "shmem.rest", "shmem.mapped"]
+    assert ledger["notes"] == [
+        "sysvipc/shm could not be read (not a file ps_mem reads): SysV segments, if any, are"
+        " in the rest of shared memory.",
+        "The proc root holds no record of its tmpfs mounts' use (ps_mem-system.json): their"
+        " pages are in the rest of shared memory."]
+    adds_up(ledger)
+
+
+def test_names_from_the_tree_are_shown_printable(generation_tree):
+    record: Dict = dict(SYSTEM_RECORD, mounts=[dict(
+        SYSTEM_RECORD["mounts"][0], mount_point="/dev/shm\n\x1b[31mevil\udcff")],
+        ramfs=["/mnt/\x1b]0;title\x07"])
+    ledger, _ = ledger_of(generation_tree("6.1", meminfo=MEMINFO_BY_HAND, record=record))
+    (mount,) = [found for found in ledger["lines"] if found["key"] == "shmem.mount"]
+    assert mount["name"] == "tmpfs /dev/shm??[31mevil?"
+    assert mount["detail"]["mount_point"] == "/dev/shm??[31mevil?"
+    assert ("ramfs at /mnt/\\x1b]0;title\\x07: its files are page cache that cannot be freed,"
+            " of a size no interface tells.") in ledger["notes"]
