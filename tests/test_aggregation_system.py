@@ -195,3 +195,22 @@ def test_no_memtotal():
     with pytest.raises(ps_mem.NoLedger) as refused:
         ps_mem.ledger(system({"MemFree": 5}), split_sums())
     assert str(refused.value) == "meminfo has no MemTotal line"
+
+
+def test_segment_creators_as_the_kernel_names_them():
+    segments = [ps_mem.ShmSegment(1, 10, 4096, 0, 0, 4096, 0),  # a pid of another namespace
+                ps_mem.ShmSegment(2, 11, 4096, 77, 2, 4096, 0),
+                ps_mem.ShmSegment(3, 12, 4096, 78, 0, 4096, 0)]
+    result = ps_mem.ledger(system(MEMINFO, segments=segments, exited=frozenset({78})),
+                           split_sums(), 0, {77: "redis-server\x1b"}, (6, 1, 0))
+    assert [line.name for line in result.lines if line.key == "shmem.sysv"] == [
+        "SysV key 0x00000001 id 10 (creator not in this pid namespace, 0 attached)",
+        "SysV key 0x00000002 id 11 (redis-server?, 2 attached)",
+        "SysV key 0x00000003 id 12 (pid 78, exited, 0 attached)"]
+
+
+def test_hugetlb_mapped_where_meminfo_has_no_pool():
+    result = ps_mem.ledger(system(MEMINFO), split_sums(hugetlb=2048), kernel=(6, 1, 0))
+    assert "huge_pages" not in [line.key for line in result.lines]
+    assert result.notes == ("meminfo has no hugetlb pool: the processes' hugetlb pages are"
+                            " counted twice, and the remainder is less by them.",)

@@ -230,3 +230,66 @@ def test_forked_readers_bring_the_parts_and_namespaces():
     assert {sample.mount_namespace for sample in one.samples} == {ours}
     if kernel >= (5, 3, 0):
         assert all(sample.pss_parts[0] is not None for sample in one.samples)
+
+
+@pytest.fixture
+def mounts():
+    """Mounts of this namespace, each removed in teardown: a tmpfs with a
+    1 MiB file, bound a second time elsewhere; a tmpfs with no size limit; a
+    ramfs; a tmpfs with another on top of it."""
+    if shutil.which("mount") is None:
+        pytest.skip("mount is not installed")
+    work = tempfile.mkdtemp(prefix="ps_mem-mounts-")
+    points = {name: os.path.join(work, name) for name in ("sized", "bound", "unlimited",
+                                                        "ramfs", "hidden")}
+    for point in points.values():
+        os.mkdir(point)
+    done: list = []
+    try:
+        for argv in (["-t", "tmpfs", "-o", "size=10m", "tmpfs", points["sized"]],
+                     ["--bind", points["sized"], points["bound"]],
+                     ["-t", "tmpfs", "-o", "size=0", "tmpfs", points["unlimited"]],
+                     ["-t", "ramfs", "ramfs", points["ramfs"]],
+                     ["-t", "tmpfs", "-o", "size=4m", "tmpfs", points["hidden"]],
+                     ["-t", "tmpfs", "-o", "size=8m", "tmpfs", points["hidden"]]):
+            subprocess.run(["mount"] + argv, check=True)
+            done.append(argv[-1])
+        with open(os.path.join(points["sized"], "file"), "wb") as stream:
+            stream.write(b"\x5a" * MIB)
+        yield points
+    finally:
+        for point in reversed(done):
+            subprocess.run(["umount", point], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@live
+def test_the_mounts_of_this_namespace(mounts):
+    record = ps_mem.live_system_record(ps_mem.ProcFS("/proc", ps_mem.LIVE), {})
+    found = {}
+    for mount in record.mounts:
+        found.setdefault(mount.mount_point, []).append(mount)
+    (sized,) = found[mounts["sized"]]
+    assert sized.used_bytes == MIB and sized.size_bytes == 10 * MIB
+    assert sized.device == "%d:%d" % (os.major(os.stat(mounts["sized"]).st_dev),
+                                      os.minor(os.stat(mounts["sized"]).st_dev))
+    assert mounts["bound"] not in found  # the same tmpfs: counted once
+    (unlimited,) = found[mounts["unlimited"]]
+    assert unlimited.used_bytes is None and unlimited.size_bytes is None
+    assert mounts["ramfs"] in record.ramfs and mounts["ramfs"] not in found
+    # The lower one cannot be asked through its mount point: the one on top answers.
+    lower, upper = found[mounts["hidden"]]
+    assert (lower.used_bytes, upper.used_bytes, upper.size_bytes) == (None, 0, 8 * MIB)
+    assert all(mount.namespace_pid is None for mount in record.mounts)
+
+
+@live
+def test_mount_use_of_what_is_not_a_mounted_directory(tmp_path):
+    mount = ps_mem.Mount(str(tmp_path / "gone"), "tmpfs", "0:99")
+    assert ps_mem._mount_use(mount, mount.mount_point, None) == ps_mem.ShmMount(
+        mount.mount_point, "tmpfs", "0:99", None, None, None)
+    (tmp_path / "file").write_bytes(b"")
+    assert ps_mem._mount_use(mount._replace(mount_point=str(tmp_path / "file")),
+                             str(tmp_path / "file"), None).used_bytes is None
+    # A directory of another filesystem than the mount's device says.
+    assert ps_mem._mount_use(mount, str(tmp_path), None).used_bytes is None
