@@ -3192,9 +3192,10 @@ def _signed_human(kib: float) -> str:
 
 def ledger_table(result: Ledger) -> str:
     """--system: a size column as the default table's, "~" after an
-    estimate, names indented by depth, lines that add to nothing in
-    parentheses, sub-lines of 0 bytes left out (not of --json), MemTotal
-    under a rule, then the notes."""
+    estimate, names indented by depth (a SysV segment's with its size where
+    not all of it is resident), lines that add to nothing in parentheses,
+    sub-lines of 0 bytes left out (not of --json), MemTotal under a rule,
+    then the notes."""
     out = [" RAM used    Where\n\n"]
     for line in result.lines:
         if line.depth and line.counted and not line.size_bytes:
@@ -3202,8 +3203,12 @@ def ledger_table(result: Ledger) -> str:
         size = _signed_human(line.size_bytes / 1024)
         if not line.counted:
             size = "(%s)" % size
+        name = line.name
+        detail = dict(line.detail)
+        if detail.get("rss") is not None and detail["rss"] != detail.get("size"):
+            name += " of %s" % human(detail["size"] / 1024)  # a segment partly resident
         out.append("%11s %s %s%s\n" % (size, "~" if line.estimate else " ", "  " * line.depth,
-                                        line.name))
+                                        name))
     out.append("%s\n%11s   MemTotal\n%s\n" % ("-" * 33, human(result.total_bytes / 1024),
                                               "=" * 33))
     out.extend("Note: %s\n" % note for note in result.notes)

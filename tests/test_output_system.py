@@ -33,7 +33,7 @@ TABLE_BY_HAND = """\
    29.1 MiB   Shared memory no process maps
     8.0 MiB     tmpfs /dev/shm
     1.0 MiB     tmpfs /run
-    6.0 MiB     SysV key 0x0052e2c1 id 32769 (postgres, 1 attached)
+    6.0 MiB     SysV key 0x0052e2c1 id 32769 (postgres, 1 attached) of 8.0 MiB
     4.0 MiB     SysV key 0x00000000 id 32770 (pid 999, exited, 0 attached)
    20.1 MiB ~   shared anonymous, memfd and other shmem
   -10.0 MiB     less what processes map (in Processes)
