@@ -39,7 +39,8 @@ small interface its heading describes:
   5. Collection        pid -> sample by one reader; which processes share an
                        address space; accuracy; a capture taken
   6. Aggregation       samples -> report, without reading anything: the
-                       groupings' rows, the CLONE_VM rule, sorting, totals
+                       groupings' rows, the CLONE_VM rule, sorting, totals;
+                       --system's ledger of all of MemTotal
   7. Output            one function per view, each returning text
   8. Command line      arguments -> Options; main() owns stdout, stderr,
                        signals and exit statuses
@@ -2180,14 +2181,19 @@ def _mount_use(mount: Mount, path: str, pid: "Optional[int]") -> ShmMount:
                             size_bytes=size)
 
 
-_MAX_NAMESPACES = 1024  # other mount namespaces whose mounts are read
+# Whoever may make mount namespaces may fill them with mounts: the tables
+# read, all namespaces together, are bounded.
+_MAX_NAMESPACES = 1024
+_MAX_MOUNT_TABLES = 64 << 20  # bytes
 
 
-def live_system_record(procfs: ProcFS, namespaces: "Dict[int, int]") -> SystemRecord:
+def live_system_record(procfs: ProcFS, namespaces: "Dict[int, int]",
+                       notes: "Optional[List[str]]" = None) -> SystemRecord:
     """The tmpfs mounts and their use (one per superblock, ps_mem's own
     mount namespace first, then each other namespace of NAMESPACES, inode
     -> a pid in it, reached through /proc/PID/root), the ramfs mounts, and
-    the zram devices' use: what --system asks now of the live system."""
+    the zram devices' use: what --system asks now of the live system.
+    NOTES: told of the namespaces left out past the bounds."""
     mounts: List[ShmMount] = []
     ramfs: List[str] = []
     seen: Set[str] = set()
@@ -2195,9 +2201,19 @@ def live_system_record(procfs: ProcFS, namespaces: "Dict[int, int]") -> SystemRe
     tables: List[Tuple[Optional[int], str]] = [(None, "self")]
     tables += [(pid, str(pid)) for namespace, pid in sorted(namespaces.items(),
                                                               key=lambda item: item[1])
-               if namespace != ours][:_MAX_NAMESPACES]
-    for pid, directory in tables:
-        table = _read_bounded(procfs.path(directory, "mountinfo"))
+               if namespace != ours]
+    budget = _MAX_MOUNT_TABLES
+    for index, (pid, directory) in enumerate(tables):
+        if budget <= 0 or index > _MAX_NAMESPACES or len(mounts) >= _MAX_MOUNTS:
+            if notes is not None:
+                notes.append("Mount namespaces not looked into: %d (past %d namespaces, %d MiB"
+                             " of mount tables or %d mounts); their tmpfs pages are in the"
+                             " rest of shared memory." % (
+                                 len(tables) - index, _MAX_NAMESPACES,
+                                 _MAX_MOUNT_TABLES >> 20, _MAX_MOUNTS))
+            break
+        table = _read_bounded(procfs.path(directory, "mountinfo"), budget)
+        budget -= len(table or b"")
         found = parse_mountinfo(table) if table else []
         if not found and pid is None:
             found = parse_mounts(_read_bounded(procfs.path("mounts")) or b"")
@@ -2255,7 +2271,7 @@ def read_system(procfs: ProcFS, kernel: "KernelVersion", self_pid: "Optional[int
         for sample in samples:
             if sample.mount_namespace is not None:
                 namespaces.setdefault(sample.mount_namespace, sample.pid)
-        record = live_system_record(procfs, namespaces)
+        record = live_system_record(procfs, namespaces, notes)
     else:
         try:
             record = _parse_system_record(procfs.read_global(_SYSTEM_RECORD))
@@ -2267,8 +2283,12 @@ def read_system(procfs: ProcFS, kernel: "KernelVersion", self_pid: "Optional[int
                          " mounts' pages are in the rest of shared memory."
                          % (_SYSTEM_RECORD, error))
     zram = record.zram_used_bytes
+    # Whether a segment's creator still runs, asked of the largest segments,
+    # which the ledger names (see _TOP_SEGMENTS).
     scanned = {sample.pid for sample in samples}
-    exited = frozenset(segment.cpid for segment in segments[:_MAX_NAMESPACES]
+    largest = sorted(segments, key=lambda segment: -(
+        segment.size_bytes if segment.rss_bytes is None else segment.rss_bytes))
+    exited = frozenset(segment.cpid for segment in largest[:64]
                        if segment.cpid and segment.cpid not in scanned
                        and segment.cpid != self_pid and not procfs.exists(segment.cpid, "stat"))
     return SystemSample(meminfo, segments, record.mounts, record.ramfs,

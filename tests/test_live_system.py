@@ -293,3 +293,16 @@ def test_mount_use_of_what_is_not_a_mounted_directory(tmp_path):
                              str(tmp_path / "file"), None).used_bytes is None
     # A directory of another filesystem than the mount's device says.
     assert ps_mem._mount_use(mount, str(tmp_path), None).used_bytes is None
+
+
+@live
+def test_mount_namespaces_past_the_bound_are_named_in_a_note(monkeypatch):
+    monkeypatch.setattr(ps_mem, "_MAX_NAMESPACES", 1)
+    notes: list = []
+    # Two made-up namespaces, each "in" a pid: the first is looked into, the other not.
+    record = ps_mem.live_system_record(ps_mem.ProcFS("/proc", ps_mem.LIVE),
+                                       {1: os.getpid(), 2: os.getpid() + 1}, notes)
+    assert notes == ["Mount namespaces not looked into: 1 (past 1 namespaces, 64 MiB of mount"
+                     " tables or 65536 mounts); their tmpfs pages are in the rest of shared"
+                     " memory."]
+    assert all(mount.namespace_pid in (None, os.getpid()) for mount in record.mounts)
