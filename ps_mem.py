@@ -3225,8 +3225,9 @@ def ledger_table(result: Ledger) -> str:
             size = "(%s)" % size
         name = line.name
         detail = dict(line.detail)
-        if detail.get("rss") is not None and detail["rss"] != detail.get("size"):
-            name += " of %s" % human(detail["size"] / 1024)  # a segment partly resident
+        if detail.get("rss") is not None and detail["rss"] < detail["size"]:
+            # A segment partly resident (a whole one is a page or more).
+            name += " of %s" % human(detail["size"] / 1024)
         out.append("%11s %s %s%s\n" % (size, "~" if line.estimate else " ", "  " * line.depth,
                                         name))
     out.append("%s\n%11s   MemTotal\n%s\n" % ("-" * 33, human(result.total_bytes / 1024),

@@ -164,3 +164,12 @@ def test_options_that_would_leave_processes_out(by_hand, args, option):
 def test_help_names_the_option():
     done = run_main("--help")
     assert "--system" in done.out
+
+
+def test_a_segment_smaller_than_a_page_shows_no_size(tmp_path):
+    # PostgreSQL's 56-byte segment: resident, a page.
+    header = b"key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss swap\n"
+    tree = machine(tmp_path / "proc", "6.1", meminfo=MEMINFO_BY_HAND,
+                   sysvipc=header + b"2154513 13 600 56 300 300 1 0 0 0 0 0 0 0 4096 0\n")
+    out = run_main("--system", procfs=tree.root).out
+    assert "    4.0 KiB     SysV key 0x0020e011 id 13 (postgres, 1 attached)\n" in out
