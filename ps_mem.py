@@ -39,7 +39,8 @@ small interface its heading describes:
   5. Collection        pid -> sample by one reader; which processes share an
                        address space; accuracy; a capture taken
   6. Aggregation       samples -> report, without reading anything: the
-                       groupings' rows, the CLONE_VM rule, sorting, totals
+                       groupings' rows, the CLONE_VM rule, sorting, totals;
+                       --system's ledger of all of MemTotal
   7. Output            one function per view, each returning text
   8. Command line      arguments -> Options; main() owns stdout, stderr,
                        signals and exit statuses
@@ -68,6 +69,12 @@ if TYPE_CHECKING:
                         NamedTuple as Record, NoReturn, Optional, Set, Tuple)
 
     KernelVersion = Tuple[int, int, int]  # (major, minor, patch)
+    # Pss_Anon, Pss_File, Pss_Shmem (None where the kernel does not split
+    # Pss), Private_Hugetlb: in KiB (see ProcessSample).
+    PssParts = Tuple[Optional[int], Optional[int], Optional[int], int]
+    # A ProcessSample's fields from private_kib to pss_parts (see read_memory()).
+    MemoryFields = Tuple[float, float, float, float, Optional[int], bool, bool,
+                         Optional[PssParts]]
     # pid -> its address space (any hashable that is equal for the processes
     # of one space), for processes known to share theirs; every other
     # process is alone in its own.
@@ -75,8 +82,6 @@ if TYPE_CHECKING:
     # --group-by mapping: one process's rows, row name -> (private, shared,
     # shared_hugetlb, swap) in KiB (see ProcessSample.mappings).
     MappingRows = Dict[str, Tuple[float, float, float, float]]
-    # A ProcessSample's fields after its name (see read_memory()).
-    MemoryFields = Tuple[float, float, float, float, Optional[int], bool, bool]
 else:
     try:
         from _collections import _tuplegetter  # what namedtuple's fields are
@@ -232,6 +237,12 @@ class Reading(Record):
     # live /proc's files are the kernel's, and one that cannot be parsed
     # is a process that exited while it was read.
     as_data: bool = True
+    # --system may ask the use of the tmpfs mounts now (statvfs, through
+    # /proc/PID/root for other mount namespaces) and zram's of /sys: the
+    # live /proc only.  A tree or a capture answers from what was recorded
+    # when it was saved (its ps_mem-system.json), since a statvfs of its
+    # mount points would answer for this machine's.
+    statvfs: bool = False
 
     @staticmethod
     def of(root: str) -> "Reading":
@@ -248,7 +259,7 @@ class Reading(Record):
 
 
 LIVE = Reading(kcmp=True, fork_readers=True, as_3_14=False, names_from_comm=True,
-               root_only=True, as_data=False)
+               root_only=True, as_data=False, statvfs=True)
 TREE = Reading(kcmp=False, fork_readers=False, as_3_14=True, names_from_comm=False,
                root_only=False, as_data=True)
 
@@ -542,7 +553,12 @@ class ProcFS:
 # rollup, and for every process only when the capturing run shows
 # --group-by mapping (see Manifest.full_smaps).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
-_CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo")
+_PROC_GLOBALS = ("sys/kernel/osrelease", "meminfo", "sysvipc/shm")
+# What --system reads that is not a file of /proc: each tmpfs mount's use as
+# statvfs answered, and zram's (see _parse_system_record()).  It is kept in
+# the proc/ folder, so that an unpacked capture, or a fixture tree, has it.
+_SYSTEM_RECORD = "ps_mem-system.json"
+_CAPTURED_GLOBALS = _PROC_GLOBALS + (_SYSTEM_RECORD,)
 _MANIFEST = "ps_mem-capture.json"
 _END = "ps_mem-capture.end"
 _CAPTURE_FORMAT = 2
@@ -691,6 +707,12 @@ def load_capture(path: str) -> Snapshot:
             raise BadCapture("its end record is not one")
         _check_end(members.data(), count, size)
         stream.finish()
+    if _SYSTEM_RECORD in files:
+        try:
+            _parse_system_record(files[_SYSTEM_RECORD])
+        except ValueError as error:
+            raise BadCapture("its %s is not as ps_mem writes it: %s"
+                             % (_SYSTEM_RECORD, error)) from error
     return Snapshot(path, files, links, manifest)
 
 
@@ -953,6 +975,112 @@ def _manifest_json(manifest: Manifest) -> bytes:
     }, indent=1, sort_keys=True).encode("utf-8")
 
 
+class ShmMount(Record):
+    """A tmpfs (or devtmpfs) superblock and what statvfs said it used.
+
+    Its files' pages are Shmem.  `used_bytes` is None where statvfs could
+    not tell: a tmpfs without a size limit reports no blocks, and a mount
+    point with another mount on top answers for that one."""
+
+    mount_point: str  # as the mount namespace it is in sees it
+    fs_type: str  # "tmpfs" or "devtmpfs"
+    device: "Optional[str]"  # "major:minor": one per superblock
+    used_bytes: "Optional[int]"
+    size_bytes: "Optional[int]"
+    # A process whose mount namespace it was found in; None for ps_mem's own.
+    namespace_pid: "Optional[int]" = None
+
+
+class SystemRecord(Record):
+    """What --system reads that is not a /proc file (see _SYSTEM_RECORD)."""
+
+    mounts: "List[ShmMount]"  # one per superblock
+    ramfs: "List[str]"  # ramfs mount points: their use cannot be asked
+    zram_used_bytes: "Dict[str, int]"  # zram device -> the RAM it uses
+
+
+# Filesystems whose pages are Shmem: tmpfs, and devtmpfs, which is a tmpfs
+# (a ramfs only in kernels built without CONFIG_TMPFS).
+_SHMEM_TYPES = ("tmpfs", "devtmpfs")
+_MAX_MOUNTS = 65536  # lines of a mount table read, and mounts recorded
+_MAX_PATH = 4096  # PATH_MAX
+_MAX_SIZE_BYTES = 2 ** 63
+
+
+def _parse_system_record(data: bytes) -> SystemRecord:
+    """A proc root's ps_mem-system.json, as _system_record_json() writes
+    it: ValueError naming the first thing that is not.  Keys it does not
+    know are passed over, for what a later ps_mem may add."""
+    import json
+
+    if len(data) > _MAX_MEMBER:
+        raise ValueError("larger than %d MiB" % (_MAX_MEMBER >> 20))
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=float)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+    except (UnicodeError, ValueError) as error:
+        raise ValueError("not JSON: %s" % escaped(str(error))[:200]) from error
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+
+    def size(value: "Any") -> bool:
+        return value is None or type(value) is int and 0 <= value < _MAX_SIZE_BYTES
+
+    def path(value: "Any") -> bool:
+        return isinstance(value, str) and value.startswith("/") and len(value) <= _MAX_PATH
+
+    def device(value: "Any") -> bool:
+        if value is None:
+            return True
+        if not isinstance(value, str) or len(value) > 21:
+            return False
+        major, colon, minor = value.partition(":")
+        return bool(colon and major and minor) and not (major + minor).strip("0123456789")
+
+    entries = document.get("mounts", [])
+    if not isinstance(entries, list) or len(entries) > _MAX_MOUNTS:
+        raise ValueError("its mounts are not a list of at most %d" % _MAX_MOUNTS)
+    mounts = []
+    for entry in entries:
+        if not (isinstance(entry, dict) and path(entry.get("mount_point"))
+                and entry.get("fs_type") in _SHMEM_TYPES and device(entry.get("device"))
+                and size(entry.get("used_bytes")) and size(entry.get("size_bytes"))):
+            raise ValueError("a mount is not a tmpfs mount point with its use in bytes")
+        used, total = entry.get("used_bytes"), entry.get("size_bytes")
+        if used is not None and total is not None and used > total:
+            raise ValueError("a mount uses more than its size")
+        pid = entry.get("namespace_pid")
+        if not (pid is None or type(pid) is int and 0 < pid < 2 ** 32):
+            raise ValueError("a mount's namespace_pid is not a pid")
+        mounts.append(ShmMount(entry["mount_point"], entry["fs_type"], entry.get("device"),
+                               used, total, pid))
+    ramfs = document.get("ramfs", [])
+    if not (isinstance(ramfs, list) and len(ramfs) <= _MAX_MOUNTS
+            and all(path(point) for point in ramfs)):
+        raise ValueError("its ramfs are not a list of mount points")
+    zram = document.get("zram_used_bytes", {})
+    if not (isinstance(zram, dict) and len(zram) <= 256
+            and all(len(name) <= 64 and size(used) and used is not None
+                    for name, used in zram.items())):
+        raise ValueError("its zram_used_bytes is not a table of byte counts")
+    return SystemRecord(mounts, ramfs, zram)
+
+
+def _system_record_json(record: SystemRecord) -> bytes:
+    """RECORD as a proc root keeps it (see _parse_system_record())."""
+    import json
+
+    return json.dumps({
+        "mounts": [{"mount_point": mount.mount_point, "fs_type": mount.fs_type,
+                    "device": mount.device, "used_bytes": mount.used_bytes,
+                    "size_bytes": mount.size_bytes, "namespace_pid": mount.namespace_pid}
+                   for mount in record.mounts],
+        "ramfs": record.ramfs,
+        "zram_used_bytes": record.zram_used_bytes,
+    }, indent=1, sort_keys=True).encode("utf-8")
+
+
 # ----------------------------------------------------------------------------
 # 3. Parsers: text from /proc in, values out
 # ----------------------------------------------------------------------------
@@ -989,6 +1117,9 @@ class MemoryCounters(Record):
     swap_pss: int
     has_pss: bool
     has_swap_pss: bool
+    # Pss_Anon, Pss_File and Pss_Shmem (smaps_rollup, Linux 5.3 and later),
+    # read only where asked (--system); None where not, or not all there.
+    pss_parts: "Optional[Tuple[int, int, int]]" = None
 
 
 # How 3.14 classifies a line, kept exactly: the hugetlb counters are not
@@ -1009,6 +1140,11 @@ _KNOWN_KEYS = {
     b"Swap": _SWAP,
     b"SwapPss": _SWAP_PSS,
 }
+# The parts of Pss that --system asks for, in smaps_rollup only (a page is
+# anon if PageAnon, else shmem if swap-backed, else file).
+_PSS_ANON, _PSS_FILE, _PSS_SHMEM = range(7, 10)
+_PART_KEYS = {b"Pss_Anon": _PSS_ANON, b"Pss_File": _PSS_FILE, b"Pss_Shmem": _PSS_SHMEM}
+_PARTS = rb"\n(Pss_Anon|Pss_File|Pss_Shmem):[ \t]*(\S*)"
 # A counted line and its value; a counted line whose value is not a number
 # makes the text unparsable.  The pattern starts with a newline, not ^
 # under re.M, so that the regex engine skips from one newline to the next;
@@ -1040,17 +1176,20 @@ def _key_kind(key: bytes) -> "Optional[int]":
     return kind
 
 
-def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int) -> MemoryCounters:
+def _counters(sums: "List[int]", pss_lines: int, swap_pss_lines: int,
+              parts: bool = False) -> MemoryCounters:
     # Each Pss line is truncated to whole KiB: add back the average error,
     # 0.5 KiB a line (exact in a float, as 3.14's running sum is).
     return MemoryCounters(sums[_PRIVATE], sums[_SHARED], sums[_PRIVATE_HUGE],
                           sums[_SHARED_HUGE], sums[_PSS] + 0.5 * pss_lines, sums[_SWAP],
-                          sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0)
+                          sums[_SWAP_PSS], pss_lines > 0, swap_pss_lines > 0,
+                          (sums[_PSS_ANON], sums[_PSS_FILE], sums[_PSS_SHMEM]) if parts else None)
 
 
-def _smaps_by_lines(text: bytes) -> MemoryCounters:
+def _smaps_by_lines(text: bytes, split: bool = False) -> MemoryCounters:
     """The counters of any smaps text, a counted line at a time: the
-    general reading, which every other must agree with."""
+    general reading, which every other must agree with.  SPLIT: with
+    Pss_Anon, Pss_File and Pss_Shmem, where each is there once."""
     import itertools
     import re  # only here: a kernel that makes smaps_rollup never needs it
 
@@ -1067,9 +1206,19 @@ def _smaps_by_lines(text: bytes) -> MemoryCounters:
             pss_lines += 1
         elif kind == _SWAP_PSS:
             swap_pss_lines += 1
+    parts = False
+    if split and b"Pss_Anon:" in text:
+        sums += [0, 0, 0]
+        found = []
+        first = re.match(_PARTS[1:], text)  # the pattern less its newline
+        for match in itertools.chain([first] if first else [], re.finditer(_PARTS, text)):
+            key, number = match.groups()
+            sums[_PART_KEYS[key]] += _number(number)
+            found.append(key)
+        parts = sorted(found) == sorted(_PART_KEYS)
     if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
         raise ValueError("smaps counter out of range")
-    return _counters(sums, pss_lines, swap_pss_lines)
+    return _counters(sums, pss_lines, swap_pss_lines, parts)
 
 
 # The fast path, for smaps_rollup.  A rollup's layout is its text from the
@@ -1090,9 +1239,10 @@ class RollupLayout(Record):
     line_ends: int  # lines ending " kB\n": all of them
     pss_lines: int
     swap_pss_lines: int
+    parts: bool = False  # Pss_Anon, Pss_File and Pss_Shmem each once (split only)
 
 
-def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
+def _learn_layout(text: bytes, split: bool = False) -> "Optional[Tuple[bytes, RollupLayout]]":
     """TEXT's layout, if TEXT is a rollup as the kernel makes it: after the
     first line, only lines "Key:", a number padded with spaces, " kB", of
     keys made of letters and "_".  None for any other text.
@@ -1102,6 +1252,7 @@ def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
     (or the other alternatives) exactly when _key_kind() counts it, and
     the field after the colon holds the number and the padding before it.
     Digits may run into a key only where the layout would then differ.
+    SPLIT: Pss_Anon, Pss_File and Pss_Shmem are read too.
     """
     start = text.find(b"\n")
     if start < 0 or not text.endswith(b"\n") or text[:1] in (b"P", b"S"):
@@ -1111,12 +1262,17 @@ def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
     lines = text[start:]
     fields = []
     pss_lines = swap_pss_lines = 0
+    parts = []
     line_start = 1
     for line in lines[1:-1].split(b"\n"):
         key, colon, number = line.partition(b":")
         if not colon or not number.endswith(b" kB") or not key.replace(b"_", b"").isalpha():
             return None
         kind = _key_kind(key)
+        if kind is None and split:
+            kind = _PART_KEYS.get(key)
+            if kind is not None:
+                parts.append(kind)
         if kind is not None:
             if len(number) - 3 > _MAX_DIGITS:
                 return None  # the general reading refuses the longer numbers
@@ -1124,11 +1280,12 @@ def _learn_layout(text: bytes) -> "Optional[Tuple[bytes, RollupLayout]]":
             pss_lines += kind == _PSS
             swap_pss_lines += kind == _SWAP_PSS
         line_start += len(line) + 1
-    layout = RollupLayout(tuple(fields), lines.count(b" kB\n"), pss_lines, swap_pss_lines)
+    layout = RollupLayout(tuple(fields), lines.count(b" kB\n"), pss_lines, swap_pss_lines,
+                          sorted(parts) == [_PSS_ANON, _PSS_FILE, _PSS_SHMEM])
     return lines.translate(_NUMBER_OR_SPACE), layout
 
 
-def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
+def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]", split: bool = False
                       ) -> "Optional[MemoryCounters]":
     """The counters of TEXT if it is a rollup whose layout is in LAYOUTS
     (or can be learnt, see _learn_layout(), and is then added); else None,
@@ -1139,23 +1296,27 @@ def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
     and spaces: int() reads it as the regex does when it is one run of
     digits, and refuses it otherwise.  All lines still ending " kB" means
     no number ran into its unit; and the first line must not start with a
-    counted key.
+    counted key.  SPLIT: see _learn_layout(); a layout learnt for it is
+    kept apart from the one learnt without.
     """
     start = text.find(b"\n")
     if start < 0 or text[:1] in (b"P", b"S") or len(text) > _MAX_ROLLUP:
         return None
     lines = text[start:]
-    layout = layouts.get(lines.translate(_NUMBER_OR_SPACE))
+    key = lines.translate(_NUMBER_OR_SPACE)
+    if split:
+        key += b"split"  # no layout ends so: its last line ends with a newline
+    layout = layouts.get(key)
     if layout is None:
         if len(layouts) >= _MAX_LAYOUTS:
             return None
-        learnt = _learn_layout(text)
+        learnt = _learn_layout(text, split)
         if learnt is None:
             return None
-        layouts[learnt[0]] = layout = learnt[1]
+        layouts[key] = layout = learnt[1]
     if lines.count(b" kB\n") != layout.line_ends:
         return None
-    sums = [0, 0, 0, 0, 0, 0, 0]
+    sums = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] if split else [0, 0, 0, 0, 0, 0, 0]
     try:
         for field_start, field_end, kind in layout.fields:
             sums[kind] += int(lines[field_start:field_end])
@@ -1163,11 +1324,11 @@ def _rollup_by_layout(text: bytes, layouts: "Dict[bytes, RollupLayout]"
         return None
     if max(sums) > _MAX_KIB or min(sums) < -_MAX_KIB:
         return None  # for the general reading to refuse
-    return _counters(sums, layout.pss_lines, layout.swap_pss_lines)
+    return _counters(sums, layout.pss_lines, layout.swap_pss_lines, layout.parts)
 
 
-def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = None
-                ) -> MemoryCounters:
+def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = None,
+                split: bool = False) -> MemoryCounters:
     """Sum the counters of /proc/PID/smaps or smaps_rollup.
 
     Lines that do not count are ignored, so new kernel fields do no harm; a
@@ -1175,13 +1336,15 @@ def parse_smaps(text: bytes, layouts: "Optional[Dict[bytes, RollupLayout]]" = No
 
     LAYOUTS, kept by the caller from one text to the next, lets a rollup be
     read by its layout (see _rollup_by_layout()); the text alone decides
-    whether it can be, and the answer is the same either way.
+    whether it can be, and the answer is the same either way.  SPLIT: read
+    Pss_Anon, Pss_File and Pss_Shmem too, into pss_parts (for --system: the
+    default report needs none of them).
     """
     if layouts is not None:
-        counters = _rollup_by_layout(text, layouts)
+        counters = _rollup_by_layout(text, layouts, split)
         if counters is not None:
             return counters
-    return _smaps_by_lines(text)
+    return _smaps_by_lines(text, split)
 
 
 # Full smaps summed per mapping, for --group-by mapping.  The rows are what
@@ -1746,6 +1909,164 @@ def parse_cmdline(data: bytes) -> "List[str]":
     return args
 
 
+# What --system reads beside the processes: /proc/meminfo, /proc/sysvipc/shm,
+# the mount tables and zram's mm_stat.  Bounded work for any bytes: lines
+# past the limits are not read, numbers no kernel prints are skipped.
+
+_MAX_MEMINFO_LINES = 1024  # about 60 on Linux 6.18
+_MAX_SEGMENTS = 65536  # the kernel's default SHMMNI is 4096, IPCMNI 32768
+_MAX_BYTES = _MAX_KIB * 1024
+# meminfo fields that are counts of pages, printed without a unit.
+_COUNT_FIELDS = frozenset(("HugePages_Total", "HugePages_Free", "HugePages_Rsvd",
+                           "HugePages_Surp"))
+
+
+def _decimal(text: bytes, signed: bool = False) -> "Optional[int]":
+    """A decimal as the kernel writes it, or None: ASCII digits only, and
+    a "-" where SIGNED (int() would also take "+", "_", spaces and other
+    scripts' digits)."""
+    negative = signed and text.startswith(b"-")
+    digits = text[1:] if negative else text
+    if not digits or len(digits) > 20 or digits.strip(b"0123456789"):
+        return None
+    value = int(digits)
+    return -value if negative else value
+
+
+def parse_meminfo(text: bytes) -> "Dict[str, int]":
+    """/proc/meminfo: field -> KiB, and HugePages_* -> a number of pages.
+
+    A line counts if it is "Field: NUMBER kB", or "Field: NUMBER" for the
+    HugePages_ counts; others are skipped, as are numbers no kernel prints
+    (negative, past 2**53 KiB).  A field that repeats counts once, the
+    first time: the kernel prints each once.  Linux 2.4's table at the top
+    ("total: used: ...", "Mem:", "Swap:") does not match and is skipped.
+    """
+    values: Dict[str, int] = {}
+    for line in text.split(b"\n", _MAX_MEMINFO_LINES)[:_MAX_MEMINFO_LINES]:
+        name, colon, rest = line.partition(b":")
+        if not colon or not name or len(name) > 64:
+            continue
+        key = name.decode("ascii", "replace")
+        parts = rest.split()
+        if not (len(parts) == 2 and parts[1] == b"kB"
+                or len(parts) == 1 and key in _COUNT_FIELDS):
+            continue
+        number = _decimal(parts[0])
+        if number is not None and number <= _MAX_KIB and key.isprintable():
+            values.setdefault(key, number)
+    return values
+
+
+class ShmSegment(Record):
+    """One SysV shared memory segment, from /proc/sysvipc/shm."""
+
+    key: int  # as the kernel prints it: signed
+    shmid: int
+    size_bytes: int
+    cpid: int  # its creator's pid, in the reader's pid namespace
+    nattch: int  # mappings that attach it now
+    rss_bytes: "Optional[int]"  # resident; None before Linux 3.10
+    swap_bytes: "Optional[int]"  # out on swap; None before Linux 3.10
+
+
+# The columns of /proc/sysvipc/shm in the kernel's order, for a text without
+# its header.  Linux 3.10 added rss and swap (in bytes); the header names the
+# columns, so they are found by name.
+_SHM_COLUMNS = (b"key", b"shmid", b"perms", b"size", b"cpid", b"lpid", b"nattch", b"uid",
+                b"gid", b"cuid", b"cgid", b"atime", b"dtime", b"ctime", b"rss", b"swap")
+_SHM_NEEDED = (b"key", b"shmid", b"size", b"cpid", b"nattch")
+
+
+def parse_sysvipc_shm(text: bytes) -> "List[ShmSegment]":
+    """/proc/sysvipc/shm: a ShmSegment per row that parses whole."""
+    lines = text.split(b"\n", _MAX_SEGMENTS + 1)[:_MAX_SEGMENTS + 1]
+    columns = list(_SHM_COLUMNS)
+    if lines and lines[0].split()[:1] == [b"key"]:
+        columns = lines[0].split()
+        lines = lines[1:]
+    where: Dict[bytes, int] = {}
+    for index, name in enumerate(columns):
+        where.setdefault(name, index)
+    if not all(name in where for name in _SHM_NEEDED):
+        return []
+    needed = max(where[name] for name in _SHM_NEEDED) + 1
+    segments = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < needed:
+            continue
+        key = _decimal(fields[where[b"key"]], signed=True)
+        shmid, size, cpid, nattch = [_decimal(fields[where[name]]) for name in _SHM_NEEDED[1:]]
+        # rss and swap where the row has their columns, and then numbers.
+        later = {name: _decimal(fields[where[name]]) for name in (b"rss", b"swap")
+                 if where.get(name, len(fields)) < len(fields)}
+        rss, swap = later.get(b"rss"), later.get(b"swap")
+        if (key is None or shmid is None or size is None or cpid is None or nattch is None
+                or None in later.values()
+                or max(size, rss or 0, swap or 0) > _MAX_BYTES):
+            continue
+        segments.append(ShmSegment(key, shmid, size, cpid, nattch, rss, swap))
+    return segments
+
+
+class Mount(Record):
+    """One line of a mount table."""
+
+    mount_point: str  # with the kernel's \\ooo escapes decoded
+    fs_type: str
+    device: "Optional[str]"  # "major:minor" (mountinfo only): one per superblock
+
+
+def parse_mountinfo(text: bytes) -> "List[Mount]":
+    """/proc/PID/mountinfo (Linux 2.6.26 and later), whose devices tell the
+    mounts of one filesystem apart: "ID PARENT MAJOR:MINOR ROOT MOUNT_POINT
+    OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS"."""
+    mounts = []
+    for line in text.split(b"\n", _MAX_MOUNTS)[:_MAX_MOUNTS]:
+        fields = line.split(b" ")
+        if len(fields) < 10 or b"-" not in fields[6:]:
+            continue
+        dash = fields.index(b"-", 6)
+        major, colon, minor = fields[2].partition(b":")
+        number, other = _decimal(major), _decimal(minor)
+        if (number is None or other is None or len(fields) < dash + 3
+                or not fields[4].startswith(b"/")):
+            continue
+        mounts.append(Mount(_unescape_mount_path(fields[4]),
+                            _unescape_mount_path(fields[dash + 1]),
+                            "%d:%d" % (number, other)))
+    return mounts
+
+
+def parse_mounts(text: bytes) -> "List[Mount]":
+    """/proc/mounts (before mountinfo): source, mount point, type, options
+    and two numbers a line; no devices."""
+    mounts = []
+    for line in text.split(b"\n", _MAX_MOUNTS)[:_MAX_MOUNTS]:
+        fields = line.split(b" ")
+        if len(fields) >= 4 and fields[1].startswith(b"/"):
+            mounts.append(Mount(_unescape_mount_path(fields[1]),
+                                _unescape_mount_path(fields[2]), None))
+    return mounts
+
+
+def parse_zram_mm_stat(text: bytes) -> "Optional[int]":
+    """The bytes of RAM a zram device uses: the third column of
+    /sys/block/zramN/mm_stat (mem_used_total, Linux 4.1 and later).  Its
+    pages come from zsmalloc, which no meminfo field counts."""
+    fields = text.split()
+    used = _decimal(fields[2]) if len(fields) >= 3 else None
+    return used if used is not None and used <= _MAX_BYTES else None
+
+
+def parse_namespace(link: str) -> "Optional[int]":
+    """The inode of a namespace from its /proc/PID/ns link ("mnt:[4026531841]")."""
+    kind, bracket, rest = link.partition(":[")
+    number = _decimal(rest[:-1].encode("ascii", "replace")) if rest.endswith("]") else None
+    return number if bracket and kind.isalpha() else None
+
+
 # ----------------------------------------------------------------------------
 # 4. Records: what the stages pass each other
 # ----------------------------------------------------------------------------
@@ -1768,6 +2089,7 @@ class Options(Record):
     top: "Optional[int]" = None
     group_by: str = "program"  # or "user", "cgroup" (pid and cmdline set the above)
     capture: "Optional[str]" = None
+    system: bool = False  # --system: the ledger of all of MemTotal
 
 
 class ProcessSample(Record):
@@ -1784,6 +2106,10 @@ class ProcessSample(Record):
     mem_id: "Optional[int]"
     has_pss: bool
     has_swap_pss: bool
+    # For --system alone (None otherwise): (Pss_Anon, Pss_File, Pss_Shmem,
+    # Private_Hugetlb) in KiB, the first three None where the kernel does not
+    # split Pss (before 5.3, or no smaps_rollup).
+    pss_parts: "Optional[PssParts]" = None
     # The program (3.14's grouping) where rows group by something else
     # (--group-by user or cgroup); None where the name is the program.
     program: "Optional[str]" = None
@@ -1792,6 +2118,8 @@ class ProcessSample(Record):
     # fields above for the whole process (which are their sums).  Plain
     # tuples, so that forked readers send them as they are.
     mappings: "Optional[MappingRows]" = None
+    # For --system on the live /proc: the inode of its mount namespace.
+    mount_namespace: "Optional[int]" = None
 
 
 class Scan(Record):
@@ -1848,6 +2176,55 @@ class Shown(Record):
     when: float  # when the sample was taken (a capture's own time)
     notes: "List[str]"  # the warnings, as stderr will have them
     seconds: float  # how long the scan took
+    ledger: "Optional[Ledger]" = None  # --system's, of the same sample
+
+
+class PssSums(Record):
+    """The report's total and its parts, in KiB, summed over the processes
+    read with each shared address space counted once, as aggregate() sums
+    (see process_sums())."""
+
+    total_kib: float  # the report's total: Pss, 0.5 KiB per line, hugetlb
+    anon_kib: "Optional[float]"  # Pss_Anon; None where the kernel does not split
+    file_kib: "Optional[float]"  # Pss_File (shmem not included)
+    shmem_kib: "Optional[float]"  # Pss_Shmem
+    hugetlb_kib: float  # hugetlb pages, as the report counts them
+    swap_pss_kib: "Optional[float]"  # SwapPss; None without it
+    pss_seen: bool  # False: no Pss at all, only 3.14's estimate
+
+
+class SystemSample(Record):
+    """What --system reads beside the processes, at the same sample."""
+
+    meminfo: "Dict[str, int]"  # see parse_meminfo()
+    segments: "List[ShmSegment]"
+    mounts: "List[ShmMount]"  # one per superblock
+    ramfs: "List[str]"
+    zram_used_bytes: "Optional[int]"  # None: no zram device
+    own: "Optional[ProcessSample]"  # ps_mem itself, which the report leaves out
+    notes: "List[str]"  # what could not be read, for the ledger's notes
+    exited: "FrozenSet[int]" = frozenset()  # segments' creators no longer running
+
+
+class LedgerLine(Record):
+    """One line of the ledger.  The counted lines at depth 0 add up to
+    MemTotal exactly, and the counted lines under a line add up to it; a
+    line not counted is shown beside its parent and adds to nothing."""
+
+    key: str  # stable, e.g. "processes.anon" (README.md lists them)
+    name: str  # for people
+    size_bytes: int
+    fields: "Tuple[str, ...]"  # the meminfo fields (or other sources) behind it
+    estimate: bool = False
+    depth: int = 0
+    counted: bool = True
+    detail: "Tuple[Tuple[str, Any], ...]" = ()  # a segment's attach count, ...
+
+
+class Ledger(Record):
+    lines: "Tuple[LedgerLine, ...]"
+    total_bytes: int  # MemTotal
+    notes: "Tuple[str, ...]"  # what was merged, or could not be known
 
 
 # ----------------------------------------------------------------------------
@@ -1858,12 +2235,14 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
 def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
-                layouts: "Optional[Dict[bytes, RollupLayout]]" = None
-                ) -> "Tuple[float, float, float, float, Optional[int], bool, bool]":
-    """The memory fields of a ProcessSample (all after `name`) for one
-    process, from the best memory file its kernel offers.
+                layouts: "Optional[Dict[bytes, RollupLayout]]" = None, split: bool = False
+                ) -> "MemoryFields":
+    """The memory fields of a ProcessSample (from `private_kib` to
+    `pss_parts`) for one process, from the best memory file its kernel
+    offers.
 
-    LAYOUTS: kept from one process to the next (see parse_smaps())."""
+    LAYOUTS: kept from one process to the next (see parse_smaps()).  SPLIT:
+    read pss_parts too (--system)."""
     statm = None
     if procfs.reading.as_3_14:
         # 3.14 reads statm first, whatever it uses: without it, no process.
@@ -1873,7 +2252,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         text = procfs.read_optional(pid, "smaps")
     if text is not None:
         try:
-            counters = parse_smaps(text, layouts)
+            counters = parse_smaps(text, layouts, split)
         except ValueError as error:
             raise ProcessGone(pid, unparsable=True) from error
         if counters.has_pss:
@@ -1881,6 +2260,10 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
         else:
             shared = counters.shared
         swap = counters.swap_pss if counters.has_swap_pss else counters.swap
+        parts: Optional[PssParts] = None
+        if split:
+            anon, file, shmem = counters.pss_parts or (None, None, None)
+            parts = (anon, file, shmem, counters.private_hugetlb)
         # The text identifies the address space for 3.14's CLONE_VM rule
         # (compared as 3.14 decodes it, undecodable bytes dropped) and picks
         # the processes worth asking the kernel about (see _Twins).
@@ -1892,6 +2275,7 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
             hash(text.decode("utf-8", "ignore")),
             counters.has_pss,
             counters.has_swap_pss,
+            parts,
         )
     resident, shared_pages = statm or _statm_pages(procfs, pid)
     resident_kib = resident * PAGE_KIB
@@ -1899,8 +2283,8 @@ def read_memory(procfs: ProcFS, pid: int, kernel: "KernelVersion",
     if (2, 6, 1) <= kernel <= (2, 6, 9):
         # statm's shared column is the whole file-backed extent here:
         # ignore it and over-estimate instead (the accuracy warning says so).
-        return resident_kib, 0, 0, 0, None, False, False
-    return resident_kib - shared_kib, shared_kib, 0, 0, None, False, False
+        return resident_kib, 0, 0, 0, None, False, False, None
+    return resident_kib - shared_kib, shared_kib, 0, 0, None, False, False, None
 
 
 def read_mappings(procfs: ProcFS, pid: int,
@@ -1947,7 +2331,8 @@ def read_mappings(procfs: ProcFS, pid: int,
         swap_sum += swap
     # Equal for equal texts, as read_memory()'s; the bytes themselves, which
     # spares decoding the longest text a process has.
-    return ((private_sum, shared_sum, hugetlb_sum, swap_sum, hash(text), has_pss, has_swap_pss),
+    return ((private_sum, shared_sum, hugetlb_sum, swap_sum, hash(text), has_pss, has_swap_pss,
+             None),
             rows)
 
 
@@ -2155,21 +2540,27 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     unreadable = unparsable = 0
     as_data = procfs.reading.as_data
     by_mapping = options.group_by == "mapping"
+    split = options.system
+    # Read by whichever reader reads the process: the ledger looks for tmpfs
+    # mounts in every mount namespace.
+    namespaces = split and procfs.reading.statvfs
     for pid in pids:
         try:
             if by_mapping:
                 name, _ = namer.names(pid)
                 memory, rows = read_mappings(procfs, pid, layouts)
-                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows))
+                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows, None))
                 continue
             name, program = namer.names(pid)
-            memory = read_memory(procfs, pid, kernel, layouts)
+            memory = read_memory(procfs, pid, kernel, layouts, split)
         except ProcessGone as gone:
             unreadable += gone.denied
             unparsable += gone.unparsable and as_data
             continue
+        # Every field given: a record made whole is made the quickest way.
         samples.append(ProcessSample(pid, namer.one_copy(name), *memory,
-                                     program and namer.one_copy(program)))
+                                     program and namer.one_copy(program), None,
+                                     _mount_namespace(procfs, pid) if namespaces else None))
     return Scan(samples, unreadable, unparsable=unparsable)
 
 
@@ -2279,6 +2670,181 @@ def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]"
     return Accuracy(1, -1)
 
 
+def _mount_namespace(procfs: ProcFS, pid: int) -> "Optional[int]":
+    try:
+        return parse_namespace(procfs.readlink(pid, "ns/mnt"))
+    except ProcessGone:
+        return None
+
+
+def _read_bounded(path: str, limit: int = 16 << 20) -> "Optional[bytes]":
+    """At most LIMIT bytes of a file of the live system; None where it
+    cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        total = 0
+        while total < limit:
+            data = os.read(fd, min(_CHUNK, limit - total))
+            if not data:
+                break
+            chunks.append(data)
+            total += len(data)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _mount_use(mount: Mount, path: str, pid: "Optional[int]") -> ShmMount:
+    """What MOUNT, reached at PATH, uses now: blocks in use times the
+    fragment size, as statvfs answers.  Unknown where the tmpfs has no size
+    limit (no blocks), where PATH leads to another filesystem (a mount on
+    top of it), or where it cannot be asked."""
+    unknown = ShmMount(mount.mount_point, mount.fs_type, mount.device, None, None, pid)
+    try:
+        # One opening for both questions, so that both are of one mount.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return unknown
+    try:
+        info = os.fstatvfs(fd)
+        number = os.fstat(fd).st_dev
+    except OSError:
+        return unknown
+    finally:
+        os.close(fd)
+    device = "%d:%d" % (os.major(number), os.minor(number))
+    if mount.device is not None and device != mount.device:
+        return unknown
+    unknown = unknown._replace(device=device)
+    if info.f_blocks <= 0 or info.f_frsize <= 0 or info.f_bfree > info.f_blocks:
+        return unknown
+    size = info.f_blocks * info.f_frsize
+    if size >= _MAX_SIZE_BYTES:
+        return unknown
+    return unknown._replace(used_bytes=(info.f_blocks - info.f_bfree) * info.f_frsize,
+                            size_bytes=size)
+
+
+# Whoever may make mount namespaces may fill them with mounts: the tables
+# read, all namespaces together, are bounded.
+_MAX_NAMESPACES = 1024
+_MAX_MOUNT_TABLES = 64 << 20  # bytes
+
+
+def live_system_record(procfs: ProcFS, namespaces: "Dict[int, int]",
+                       notes: "Optional[List[str]]" = None) -> SystemRecord:
+    """The tmpfs mounts and their use (one per superblock, ps_mem's own
+    mount namespace first, then each other namespace of NAMESPACES, inode
+    -> a pid in it, reached through /proc/PID/root), the ramfs mounts, and
+    the zram devices' use: what --system asks now of the live system.
+    NOTES: told of the namespaces left out past the bounds."""
+    mounts: List[ShmMount] = []
+    ramfs: List[str] = []
+    seen: Set[str] = set()
+    ours = _mount_namespace(procfs, procfs.self_pid() or os.getpid())
+    tables: List[Tuple[Optional[int], str]] = [(None, "self")]
+    tables += [(pid, str(pid)) for namespace, pid in sorted(namespaces.items(),
+                                                              key=lambda item: item[1])
+               if namespace != ours]
+    budget = _MAX_MOUNT_TABLES
+    for index, (pid, directory) in enumerate(tables):
+        if budget <= 0 or index > _MAX_NAMESPACES or len(mounts) >= _MAX_MOUNTS:
+            if notes is not None:
+                notes.append("Mount namespaces not looked into: %d (past %d namespaces, %d MiB"
+                             " of mount tables or %d mounts); their tmpfs pages are in the"
+                             " rest of shared memory." % (
+                                 len(tables) - index, _MAX_NAMESPACES,
+                                 _MAX_MOUNT_TABLES >> 20, _MAX_MOUNTS))
+            break
+        table = _read_bounded(procfs.path(directory, "mountinfo"), budget)
+        budget -= len(table or b"")
+        found = parse_mountinfo(table) if table else []
+        if not found and pid is None:
+            found = parse_mounts(_read_bounded(procfs.path("mounts")) or b"")
+        prefix = "" if pid is None else procfs.path(directory, "root")
+        for mount in found:
+            if mount.fs_type == "ramfs" and len(ramfs) < _MAX_MOUNTS:
+                ramfs.append(mount.mount_point)
+            if mount.fs_type not in _SHMEM_TYPES or mount.device in seen:
+                continue
+            if len(mounts) >= _MAX_MOUNTS:
+                break
+            use = _mount_use(mount, prefix + mount.mount_point, pid)
+            if use.device is not None:
+                if use.device in seen:
+                    continue  # /proc/mounts names no devices: one tmpfs seen twice
+                seen.add(use.device)
+            mounts.append(use)
+    zram = {}
+    try:
+        devices = sorted(name for name in os.listdir("/sys/block") if name.startswith("zram"))
+    except OSError:
+        devices = []
+    for name in devices[:256]:
+        used = parse_zram_mm_stat(_read_bounded("/sys/block/%s/mm_stat" % name, 4096) or b"")
+        if used is not None:
+            zram[name] = used
+    return SystemRecord(mounts, ramfs, zram)
+
+
+def read_system(procfs: ProcFS, kernel: "KernelVersion", self_pid: "Optional[int]",
+                samples: "List[ProcessSample]") -> SystemSample:
+    """What --system reads beside the scan's SAMPLES, read just after them:
+    meminfo, the SysV segments, the tmpfs mounts' use, zram, and ps_mem's
+    own memory.  OSError where meminfo cannot be read."""
+    notes = []
+    meminfo = parse_meminfo(procfs.read_global("meminfo"))
+    own = None
+    if self_pid is not None:
+        try:
+            own = ProcessSample(self_pid, "ps_mem",
+                                *read_memory(procfs, self_pid, kernel, None, True))
+        except ProcessGone:
+            own = None  # left to the remainder
+    try:
+        segments = parse_sysvipc_shm(procfs.read_global("sysvipc/shm"))
+    except OSError as error:
+        segments = []
+        if not procfs.reading.statvfs or error.errno != errno.ENOENT:
+            # The live kernel has none where it is built without SysV IPC.
+            notes.append("sysvipc/shm could not be read (%s): SysV segments, if any, are in"
+                         " the rest of shared memory." % (error.strerror or error))
+    record = SystemRecord([], [], {})
+    if procfs.reading.statvfs:
+        namespaces: Dict[int, int] = {}
+        for sample in samples:
+            if sample.mount_namespace is not None:
+                namespaces.setdefault(sample.mount_namespace, sample.pid)
+        record = live_system_record(procfs, namespaces, notes)
+    else:
+        try:
+            record = _parse_system_record(procfs.read_global(_SYSTEM_RECORD))
+        except OSError:
+            notes.append("The proc root holds no record of its tmpfs mounts' use (%s):"
+                         " their pages are in the rest of shared memory." % _SYSTEM_RECORD)
+        except ValueError as error:
+            notes.append("The proc root's %s is not as ps_mem writes it (%s): the tmpfs"
+                         " mounts' pages are in the rest of shared memory."
+                         % (_SYSTEM_RECORD, error))
+    zram = record.zram_used_bytes
+    # Whether a segment's creator still runs, asked of the largest segments,
+    # which the ledger names (see _TOP_SEGMENTS).
+    scanned = {sample.pid for sample in samples}
+    largest = sorted(segments, key=lambda segment: -(
+        segment.size_bytes if segment.rss_bytes is None else segment.rss_bytes))
+    exited = frozenset(segment.cpid for segment in largest[:64]
+                       if segment.cpid and segment.cpid not in scanned
+                       and segment.cpid != self_pid and not procfs.exists(segment.cpid, "stat"))
+    return SystemSample(meminfo, segments, record.mounts, record.ramfs,
+                        sum(zram.values()) if zram else None, own, notes, exited)
+
+
 def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False) -> Snapshot:
     """Everything any run would read from PROCFS now, held in memory.
 
@@ -2303,12 +2869,17 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False)
                 errors[relative] = error.errno
             return None
 
-    for name in _CAPTURED_GLOBALS:
+    for name in _PROC_GLOBALS:
         keep(name, procfs.read_relative, files)
     pids = procfs.pids()
+    namespaces: Dict[int, int] = {}
     smaps_left_out = False
     for pid in pids:
         target = keep("%d/exe" % pid, procfs.readlink_relative, links)
+        if target is not None and procfs.reading.statvfs:
+            namespace = _mount_namespace(procfs, pid)
+            if namespace is not None:
+                namespaces.setdefault(namespace, pid)
         # Without an exe link (kernel threads) a process is left out once
         # its cmdline is read: nothing more of it is needed.
         for name in _CAPTURED_FILES if target is not None else ("cmdline",):
@@ -2329,6 +2900,11 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False)
                 users[str(uid)] = procfs.user_name(uid)
             except ValueError:
                 pass
+    # What --system would ask that is not a file: asked now, as it answers now.
+    if procfs.reading.statvfs:
+        files[_SYSTEM_RECORD] = _system_record_json(live_system_record(procfs, namespaces))
+    else:
+        keep(_SYSTEM_RECORD, procfs.read_relative, files)
     manifest = Manifest(pids, self_pid, procfs.time(), errors, path_exists, users, None,
                         full_smaps=not smaps_left_out)
     snapshot = Snapshot(procfs.root, files, links, manifest)
@@ -2613,6 +3189,493 @@ def select(report: Report, options: Options) -> Report:
     return report._replace(programs=programs)
 
 
+# What --system shows: all of MemTotal, line by line.  Every size is an
+# integer number of bytes (meminfo's KiB, statvfs's blocks and sysvipc's
+# bytes convert exactly), so that the lines add up exactly; README.md gives
+# the fields behind each line and the kernel history behind them.
+
+
+def _address_space_divisors(samples: "List[ProcessSample]",
+                            address_spaces: "Optional[AddressSpaceMap]") -> "List[int]":
+    """By how much aggregate() divides each sample's memory: the number of
+    processes that share its address space, as the kernel said or as 3.14's
+    rule guesses it (1 for a process alone)."""
+    if address_spaces is None and any(sample.program is not None for sample in samples):
+        address_spaces = _rule_as_address_spaces(samples)
+    if address_spaces is not None:
+        sizes: Dict[object, int] = {}
+        for sample in samples:
+            mm = address_spaces.get(sample.pid)
+            if mm is not None:
+                sizes[mm] = sizes.get(mm, 0) + 1
+        return [sizes.get(address_spaces.get(sample.pid), 1) if sample.pid in address_spaces
+                else 1 for sample in samples]
+    # 3.14's rule: a row all of whose processes show one memory text.
+    rows: Dict[str, List[ProcessSample]] = {}
+    for sample in samples:
+        rows.setdefault(sample.name, []).append(sample)
+    divisor = {}
+    for members in rows.values():
+        mem_ids = {sample.mem_id for sample in members}
+        if len(members) > 1 and len(mem_ids) == 1 and None not in mem_ids:
+            for sample in members:
+                divisor[sample.pid] = len(members)
+    return [divisor.get(sample.pid, 1) for sample in samples]
+
+
+def _counted_shared_hugetlb(samples: "List[ProcessSample]") -> float:
+    """Shared hugetlb memory as aggregate() counts it: each row's (or,
+    where rows are not programs, each program's) largest mapping."""
+    if any(sample.program is not None for sample in samples):
+        return sum(_hugetlb_per_program(samples).values())
+    largest: Dict[str, float] = {}
+    for sample in samples:
+        largest[sample.name] = max(largest.get(sample.name, 0), sample.shared_hugetlb_kib)
+    return sum(largest.values())
+
+
+def process_sums(samples: "List[ProcessSample]", address_spaces: "Optional[AddressSpaceMap]",
+                 total_ram_kib: float, total_swap_kib: "Optional[float]") -> PssSums:
+    """The report's total RAM_KIB split into Pss_Anon, Pss_File, Pss_Shmem
+    and hugetlb, over the same SAMPLES with each shared address space
+    counted once as aggregate() counts it, so that the parts add up to the
+    total but for the kernel's truncation of each to whole KiB."""
+    pss_seen = any(sample.has_pss for sample in samples)
+    divisors = _address_space_divisors(samples, address_spaces)
+    split = pss_seen
+    anon = file = shmem = hugetlb = 0.0
+    for sample, divisor in zip(samples, divisors):
+        parts = sample.pss_parts
+        if parts is None or parts[0] is None or parts[1] is None or parts[2] is None:
+            split = split and not sample.has_pss
+            if parts is not None:
+                hugetlb += parts[3] / divisor
+            continue
+        anon += parts[0] / divisor
+        file += parts[1] / divisor
+        shmem += parts[2] / divisor
+        hugetlb += parts[3] / divisor
+    hugetlb += _counted_shared_hugetlb(samples)
+    return PssSums(total_ram_kib, anon if split else None, file if split else None,
+                   shmem if split else None, hugetlb, total_swap_kib, pss_seen)
+
+
+def _in_bytes(kib: float) -> int:
+    # As --json turns the report's KiB into bytes.
+    return int(round(kib * 1024))
+
+
+_TOP_SEGMENTS = 16  # SysV segments shown one by one; the others are summed
+
+
+class NoLedger(ValueError):
+    """meminfo cannot make a ledger (it has no MemTotal)."""
+
+
+class _LedgerBook:
+    """The ledger being written: lines in order, and the notes."""
+
+    def __init__(self, meminfo: "Dict[str, int]") -> None:
+        self.meminfo = meminfo
+        self.lines: List[LedgerLine] = []
+        self.notes: List[str] = []
+
+    def field(self, name: str) -> "Optional[int]":
+        """FIELD in bytes (a HugePages_ count as it is), None where absent."""
+        value = self.meminfo.get(name)
+        return None if value is None else value * 1024
+
+    def value(self, name: str) -> int:
+        """FIELD in bytes, 0 where meminfo lacks it (callers ask has() where
+        a missing field changes the ledger)."""
+        return self.meminfo.get(name, 0) * 1024
+
+    def has(self, *names: str) -> bool:
+        return all(name in self.meminfo for name in names)
+
+    def add(self, key: str, name: str, size: int, fields: "Tuple[str, ...]",
+            estimate: bool = False, depth: int = 0, counted: bool = True,
+            detail: "Tuple[Tuple[str, Any], ...]" = ()) -> LedgerLine:
+        line = LedgerLine(key, name, size, fields, estimate, depth, counted, detail)
+        self.lines.append(line)
+        return line
+
+    def simple(self, key: str, name: str, field: str, depth: int = 0) -> "Optional[LedgerLine]":
+        size = self.field(field)
+        return None if size is None else self.add(key, name, size, (field,), depth=depth)
+
+    def group(self, key: str, name: str, children: "List[LedgerLine]",
+              fields: "Tuple[str, ...]" = (), estimate: "Optional[bool]" = None) -> None:
+        """A line summing CHILDREN (added already, one level down), put
+        before them; an estimate where ESTIMATE says, or any of them is."""
+        counted = [child for child in children if child.counted]
+        if not fields:
+            fields = tuple(sorted({field for child in counted for field in child.fields}))
+        if estimate is None:
+            estimate = any(child.estimate for child in counted)
+        first = next(index for index, line in enumerate(self.lines) if line is children[0])
+        self.lines.insert(first, LedgerLine(key, name, sum(child.size_bytes for child in counted),
+                                            fields, estimate))
+
+
+def ledger(system: SystemSample, processes: PssSums, unread: int = 0,
+           names: "Optional[Dict[int, str]]" = None,
+           kernel: "KernelVersion" = (0, 0, 0)) -> Ledger:
+    """All of MemTotal, line by line: what SYSTEM's meminfo says, split by
+    what the scan read (PROCESSES), with UNREAD processes that could not
+    be read; NAMES: the program of each pid that a line names (a SysV
+    segment's creator, a mount namespace's process); KERNEL: the release,
+    which tells whether VmallocUsed is RAM.
+
+    The counted lines at depth 0 add up to MemTotal exactly: the last, the
+    remainder, is MemTotal less all the others, negative where fields
+    overlap more than is known, never hidden.  NoLedger where meminfo has
+    no MemTotal.
+    """
+    book = _LedgerBook(system.meminfo)
+    total = book.field("MemTotal")
+    if total is None:
+        raise NoLedger("meminfo has no MemTotal line")
+    names = names or {}
+    pss = _in_bytes(processes.total_kib)
+    hugetlb = _in_bytes(processes.hugetlb_kib)
+    split = processes.anon_kib is not None and processes.file_kib is not None \
+        and processes.shmem_kib is not None
+    anon = _in_bytes(processes.anon_kib or 0)
+    file = _in_bytes(processes.file_kib or 0)
+    shmem = _in_bytes(processes.shmem_kib or 0)
+    own = None
+    if system.own is not None and processes.pss_seen:
+        own = process_sums([system.own], None, system.own.private_kib + system.own.shared_kib
+                           + system.own.shared_hugetlb_kib, system.own.swap_kib)
+    own_pss = _in_bytes(own.total_kib) if own is not None else 0
+    own_anon = _in_bytes(own.anon_kib or 0) if own is not None and split else 0
+    own_file = _in_bytes(own.file_kib or 0) if own is not None and split else 0
+    own_shmem = _in_bytes(own.shmem_kib or 0) if own is not None and split else 0
+    own_hugetlb = _in_bytes(own.hugetlb_kib) if own is not None else 0
+
+    _processes_lines(book, processes, pss, split, anon, file, shmem, hugetlb)
+    if own is not None:
+        book.add("own", "ps_mem itself (left out of the report)", own_pss, ("Pss",))
+    if processes.pss_seen and unread > 0 and book.has("AnonPages", "Mapped"):
+        _not_read(book, unread, split, pss + own_pss - hugetlb - own_hugetlb,
+                  anon + own_anon, file + own_file + shmem + own_shmem)
+    if split and book.has("Cached", "Shmem"):
+        _shared_memory(book, system, names, shmem + own_shmem)
+        book.add("page_cache", "Page cache no process maps",
+                 book.value("Cached") - book.value("Shmem") - file - own_file,
+                 ("Cached", "Shmem", "Pss_File"))
+    elif processes.pss_seen and book.has("Cached", "Mapped"):
+        # Without the split, what no process maps at all is Cached less
+        # Mapped, which counts each mapped page once, unread processes' too.
+        book.notes.append(
+            "This kernel does not split PSS into Pss_Anon, Pss_File and Pss_Shmem"
+            " (smaps_rollup, Linux 5.3 and later): page cache and shared memory that"
+            " no process maps are one line.")
+        children = _shm_breakdown(book, system, names)
+        unmapped = book.value("Cached") - book.value("Mapped")
+        if children:
+            children.append(book.add(
+                "unmapped.rest", "other page cache and shared memory",
+                unmapped - sum(child.size_bytes for child in children), ("Cached", "Mapped"),
+                estimate=True, depth=1))
+            book.group("unmapped", "Page cache and shared memory no process maps", children,
+                       ("Cached", "Mapped"), estimate=False)
+        else:
+            book.add("unmapped", "Page cache and shared memory no process maps", unmapped,
+                     ("Cached", "Mapped"))
+    elif book.has("Cached"):
+        book.notes.append(
+            "No PSS on this system: processes' memory is not counted apart (the line is"
+            " beside); what they map is in the page cache line, their anonymous memory"
+            " and the kernel's are in the remainder.")
+        book.add("page_cache", "Page cache (mapped or not) and shared memory",
+                 book.value("Cached"), ("Cached",))
+    book.simple("buffers", "Buffers", "Buffers")
+    book.simple("swap_cache", "Swap cache", "SwapCached")
+    _kernel(book, kernel)
+    _huge_pages(book, hugetlb + own_hugetlb if processes.pss_seen else 0)
+    _compressed(book, system.zram_used_bytes)
+    book.simple("unaccepted", "Unaccepted (not yet given to this VM)", "Unaccepted")
+    book.simple("free", "Free", "MemFree")
+    if "MemFree" not in system.meminfo:
+        book.notes.append("meminfo has no MemFree: free memory is in the remainder.")
+    for point in system.ramfs:
+        book.notes.append("ramfs at %s: its files are page cache that cannot be freed,"
+                          " of a size no interface tells." % escaped(point))
+    if book.field("Balloon"):
+        book.notes.append("Balloon: %d KiB given back to the hypervisor; most balloon"
+                          " drivers take them out of MemTotal, so no line counts them."
+                          % system.meminfo["Balloon"])
+    book.notes.extend(system.notes)
+    counted = sum(line.size_bytes for line in book.lines if line.depth == 0 and line.counted)
+    book.add("remainder", "Not explained by any field (remainder)", total - counted,
+             ("MemTotal",), estimate=True)
+    return Ledger(tuple(book.lines), total, tuple(book.notes))
+
+
+def _processes_lines(book: _LedgerBook, processes: PssSums, pss: int, split: bool,
+                     anon: int, file: int, shmem: int, hugetlb: int) -> None:
+    if not processes.pss_seen:
+        book.add("processes", "Processes (no PSS: shared memory counted more than once)",
+                 pss, ("Private", "Shared"), estimate=True, counted=False)
+        return
+    children = []
+    if split:
+        children = [
+            book.add("processes.anon", "anonymous", anon, ("Pss_Anon",), depth=1),
+            book.add("processes.file", "file-backed", file, ("Pss_File",), depth=1),
+            book.add("processes.shmem", "shared memory (shmem)", shmem, ("Pss_Shmem",),
+                     depth=1),
+        ]
+        if hugetlb:
+            children.append(book.add("processes.hugetlb", "hugetlb pages", hugetlb,
+                                     ("Private_Hugetlb", "Shared_Hugetlb"), depth=1))
+        # Each part is truncated to whole KiB apart from Pss, and the
+        # report adds 0.5 KiB back per Pss line.
+        children.append(book.add("processes.rounding", "rounding to whole KiB",
+                                 pss - anon - file - shmem - hugetlb, ("Pss",), estimate=True,
+                                 depth=1))
+    else:
+        book.add("processes", "Processes (PSS)", pss, ("Pss",))
+        if hugetlb:
+            book.add("processes.hugetlb", "of which hugetlb pages", hugetlb,
+                     ("Private_Hugetlb", "Shared_Hugetlb"), depth=1, counted=False)
+    if processes.swap_pss_kib is not None:
+        children.append(book.add("processes.swap", "swap (SwapPss, not in RAM)",
+                                 _in_bytes(processes.swap_pss_kib), ("SwapPss",), depth=1,
+                                 counted=False))
+    if split:
+        book.group("processes", "Processes (PSS)", children, ("Pss",), estimate=False)
+
+
+def _not_read(book: _LedgerBook, unread: int, split: bool, pss: int, anon: int,
+              mapped: int) -> None:
+    """What meminfo implies the processes that could not be read hold:
+    PSS: what those read hold (ps_mem too), less hugetlb; ANON and MAPPED:
+    the anonymous and the file and shmem parts of it, where split."""
+    name = "Processes not read (%d)" % unread
+    if split:
+        # Every anonymous page mapped anywhere is in AnonPages once; the
+        # processes read hold their Pss_Anon of them.
+        book.add("not_read", name + ": anonymous", max(0, book.value("AnonPages") - anon),
+                 ("AnonPages", "Pss_Anon"), estimate=True)
+        book.add("not_read.mapped", "of the page cache and shared memory below, mapped by them",
+                 max(0, book.value("Mapped") - mapped), ("Mapped", "Pss_File", "Pss_Shmem"),
+                 estimate=True, depth=1, counted=False)
+    else:
+        # Without the split, AnonPages + Mapped is every mapped page once.
+        book.add("not_read", name,
+                 max(0, book.value("AnonPages") + book.value("Mapped") - pss),
+                 ("AnonPages", "Mapped", "Pss"), estimate=True)
+
+
+def _segment_name(segment: ShmSegment, names: "Dict[int, str]",
+                  exited: "FrozenSet[int]") -> str:
+    program = names.get(segment.cpid)
+    if program is not None:
+        creator = printable(program)
+    elif not segment.cpid:  # the kernel's word for a pid of another namespace
+        creator = "creator not in this pid namespace"
+    else:
+        creator = "pid %d%s" % (segment.cpid, ", exited" if segment.cpid in exited else "")
+    return "SysV key 0x%08x id %d (%s, %d attached)" % (
+        segment.key & 0xFFFFFFFF, segment.shmid, creator, segment.nattch)
+
+
+def _shown_path(path: str) -> str:
+    """A path for the table and JSON: bytes that were not UTF-8 and
+    control characters as "?"."""
+    return printable(path.encode("utf-8", "replace").decode("utf-8"))
+
+
+def _mount_name(mount: ShmMount, names: "Dict[int, str]") -> str:
+    name = "%s %s" % (mount.fs_type, _shown_path(mount.mount_point))
+    if mount.namespace_pid is None:
+        return name
+    program = names.get(mount.namespace_pid)
+    return "%s (mount namespace of pid %d%s)" % (
+        name, mount.namespace_pid, "" if program is None else ", " + printable(program))
+
+
+def _shm_breakdown(book: _LedgerBook, system: SystemSample,
+                   names: "Dict[int, str]") -> "List[LedgerLine]":
+    """A line per tmpfs mount whose use is known, then the SysV segments,
+    one level down: each is Shmem, whether processes map it or not."""
+    children = []
+    for mount in system.mounts:
+        if mount.used_bytes is None:
+            book.notes.append("%s: its use is unknown (no size limit, or another mount on"
+                              " top of it); it is in the rest of shared memory."
+                              % _mount_name(mount, names))
+            continue
+        children.append(book.add(
+            "shmem.mount", _mount_name(mount, names), mount.used_bytes, ("statvfs",), depth=1,
+            detail=(("mount_point", _shown_path(mount.mount_point)), ("device", mount.device),
+                    ("size", mount.size_bytes), ("namespace_pid", mount.namespace_pid))))
+    if any(segment.rss_bytes is None for segment in system.segments):
+        book.notes.append("/proc/sysvipc/shm has no rss column (Linux 3.10 and later): a SysV"
+                          " segment counts its whole size, resident or not.")
+
+    def resident(segment: ShmSegment) -> int:
+        return segment.size_bytes if segment.rss_bytes is None else segment.rss_bytes
+
+    ordered = sorted(system.segments, key=lambda segment: (-resident(segment), segment.shmid))
+    for segment in ordered[:_TOP_SEGMENTS]:
+        children.append(book.add(
+            "shmem.sysv", _segment_name(segment, names, system.exited), resident(segment),
+            ("sysvipc/shm",), estimate=segment.rss_bytes is None, depth=1,
+            detail=(("key", segment.key), ("shmid", segment.shmid),
+                    ("size", segment.size_bytes), ("rss", segment.rss_bytes),
+                    ("swap", segment.swap_bytes), ("nattch", segment.nattch),
+                    ("cpid", segment.cpid),
+                    ("program", printable(names[segment.cpid]) if segment.cpid in names
+                     else None))))
+    others = ordered[_TOP_SEGMENTS:]
+    if others:
+        children.append(book.add(
+            "shmem.sysv_others", "%d other SysV segment%s" % (len(others),
+                                                              "s" if len(others) > 1 else ""),
+            sum(resident(segment) for segment in others), ("sysvipc/shm",),
+            any(segment.rss_bytes is None for segment in others), 1))
+    return children
+
+
+def _shared_memory(book: _LedgerBook, system: SystemSample, names: "Dict[int, str]",
+                   mapped: int) -> None:
+    """Shmem that no process maps, Shmem less the processes' Pss_Shmem,
+    shown as where Shmem lives (mounts, segments, the rest) less what the
+    processes map of it, which the processes' line counts."""
+    children = _shm_breakdown(book, system, names)
+    known = sum(child.size_bytes for child in children)
+    rest = book.value("Shmem") - known
+    if rest < 0:
+        book.notes.append(
+            "The tmpfs mounts and SysV segments come to more than Shmem: statvfs counts a"
+            " tmpfs's pages out on swap, which Shmem does not, and a SysV segment made with"
+            " SHM_HUGETLB is in huge pages, not Shmem; /proc does not tell them apart.")
+    children.append(book.add("shmem.rest", "shared anonymous, memfd and other shmem", rest,
+                             ("Shmem",), estimate=True, depth=1))
+    children.append(book.add("shmem.mapped", "less what processes map (in Processes)",
+                             -mapped, ("Pss_Shmem",), depth=1))
+    book.group("shmem", "Shared memory no process maps", children, ("Shmem", "Pss_Shmem"),
+               estimate=False)
+
+
+def _kernel(book: _LedgerBook, kernel: "KernelVersion") -> None:
+    children = []
+
+    def child(key: str, name: str, field: str) -> None:
+        line = book.simple("kernel." + key, name, field, depth=1)
+        if line is not None:
+            children.append(line)
+
+    if book.has("SReclaimable", "SUnreclaim"):
+        child("slab_reclaimable", "slab, reclaimable", "SReclaimable")
+        child("slab_unreclaimable", "slab, unreclaimable", "SUnreclaim")
+    else:
+        child("slab", "slab", "Slab")  # before 2.6.19
+    if book.has("KReclaimable", "SReclaimable"):
+        # KReclaimable (4.20) is SReclaimable and other kernel memory with a
+        # shrinker, which no other field counts.
+        children.append(book.add("kernel.other_reclaimable", "other reclaimable",
+                                 book.value("KReclaimable") - book.value("SReclaimable"),
+                                 ("KReclaimable", "SReclaimable"), depth=1))
+    child("stacks", "kernel stacks", "KernelStack")
+    child("page_tables", "page tables", "PageTables")
+    child("secondary_page_tables", "secondary page tables (KVM, IOMMU)", "SecPageTables")
+    child("quicklists", "page table quicklists", "Quicklists")
+    child("percpu", "per-CPU", "Percpu")
+    vmalloc = book.field("VmallocUsed")
+    if vmalloc is not None and kernel >= (5, 3, 0):
+        # Since 5.3 VmallocUsed counts the pages vmalloc allocated.  Kernel
+        # stacks are vmalloc'ed too where CONFIG_VMAP_STACK (the x86_64 and
+        # arm64 default), and KernelStack counts them already.
+        stacks = book.value("KernelStack")
+        if vmalloc >= stacks:
+            children.append(book.add("kernel.vmalloc", "vmalloc (less kernel stacks)",
+                                     vmalloc - stacks, ("VmallocUsed", "KernelStack"),
+                                     estimate=True, depth=1))
+        else:
+            children.append(book.add("kernel.vmalloc", "vmalloc", vmalloc, ("VmallocUsed",),
+                                     estimate=True, depth=1))
+    elif vmalloc:
+        book.notes.append("VmallocUsed is address space, not RAM, before Linux 5.3:"
+                          " vmalloc's pages are in the remainder.")
+    child("bounce", "bounce buffers", "Bounce")
+    child("writeback_tmp", "FUSE writeback buffers", "WritebackTmp")
+    child("hardware_corrupted", "hardware corrupted (poisoned)", "HardwareCorrupted")
+    if children:
+        book.group("kernel", "Kernel", children)
+    missing = [name for name in ("KernelStack", "PageTables") if name not in book.meminfo]
+    if not book.has("Slab") and not book.has("SReclaimable", "SUnreclaim"):
+        missing.insert(0, "Slab")
+    if missing:
+        book.notes.append("meminfo has no %s: that kernel memory is in the remainder."
+                          % ", ".join(missing))
+
+
+def _huge_pages(book: _LedgerBook, mapped: int) -> None:
+    """The hugetlb pool, less what the processes map of it (MAPPED bytes,
+    which the processes' line counts)."""
+    page = book.field("Hugepagesize")
+    if page is None or not book.has("HugePages_Total", "HugePages_Free"):
+        if mapped:
+            book.notes.append("meminfo has no hugetlb pool: the processes' hugetlb pages"
+                              " are counted twice, and the remainder is less by them.")
+        return
+    pages, free = book.meminfo["HugePages_Total"], book.meminfo["HugePages_Free"]
+    everything = book.field("Hugetlb")  # 4.16: the pools of every page size
+    if not pages and not everything and not mapped:
+        return
+    children = [
+        book.add("huge_pages.used", "in use", (pages - free) * page,
+                 ("HugePages_Total", "HugePages_Free", "Hugepagesize"), depth=1),
+        book.add("huge_pages.free", "free (reserved: %d pages)"
+                 % book.meminfo.get("HugePages_Rsvd", 0), free * page,
+                 ("HugePages_Free", "Hugepagesize"), depth=1),
+    ]
+    if everything is not None and everything != pages * page:
+        children.append(book.add("huge_pages.other_sizes", "pools of other page sizes",
+                                 everything - pages * page,
+                                 ("Hugetlb", "HugePages_Total", "Hugepagesize"), depth=1))
+    if mapped:
+        children.append(book.add("huge_pages.mapped", "less what processes map (in Processes)",
+                                 -mapped, ("Private_Hugetlb", "Shared_Hugetlb"), depth=1))
+    book.group("huge_pages", "Huge pages (hugetlb pool)%s" % (" no process maps" if mapped else ""),
+               children)
+
+
+def _compressed(book: _LedgerBook, zram_used_bytes: "Optional[int]") -> None:
+    children = []
+    if book.field("Zswap"):
+        zswap = book.simple("compressed.zswap", "zswap pool", "Zswap", depth=1)
+        assert zswap is not None
+        children.append(zswap)
+    if zram_used_bytes is not None:
+        children.append(book.add("compressed.zram", "zram devices", zram_used_bytes,
+                                 ("zram mm_stat",), depth=1))
+    if children:
+        book.group("compressed", "Compressed swap in RAM", children)
+
+
+def system_ledger(scan: Scan, report: Report, system: SystemSample,
+                  kernel: "KernelVersion") -> Ledger:
+    """--system's ledger of one sample: SCAN and its REPORT (before any
+    --top), and SYSTEM, read at the same time."""
+    samples = scan.samples
+    sums = process_sums(samples, scan.address_spaces, report.total_ram_kib,
+                        report.total_swap_kib if report.swap_pss_seen else None)
+    wanted = {segment.cpid for segment in system.segments}
+    wanted.update(mount.namespace_pid for mount in system.mounts
+                  if mount.namespace_pid is not None)
+    names = {sample.pid: sample.program or sample.name for sample in samples
+             if sample.pid in wanted}
+    if system.own is not None:
+        names[system.own.pid] = "ps_mem"
+    return ledger(system, sums, scan.unreadable + scan.unparsable, names, kernel)
+
+
 # ----------------------------------------------------------------------------
 # 7. Output: one function per view, each returning text
 # ----------------------------------------------------------------------------
@@ -2730,8 +3793,10 @@ def warnings(acc: Accuracy, options: Options, unreadable: int = 0, unparsable: i
 
 
 def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: bool,
-                  release: str, when: float, notes: "List[str]") -> str:
-    """--json: the report as one line of JSON (schema in README.md)."""
+                  release: str, when: float, notes: "List[str]",
+                  system: "Optional[Dict[str, Any]]" = None) -> str:
+    """--json: the report as one line of JSON (schema in README.md); SYSTEM:
+    --system's ledger, as ledger_json() makes it."""
     import json
 
     def in_bytes(kib: float) -> int:
@@ -2760,6 +3825,8 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
         "accuracy": {"ram": acc.ram, "swap": acc.swap},
         "warnings": [text.rstrip("\n") for text in notes],
     }
+    if system is not None:
+        document["system"] = system
     return json.dumps(document) + "\n"
 
 
@@ -2770,10 +3837,58 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
+def _signed_human(kib: float) -> str:
+    return "-" + human(-kib) if kib < 0 else human(kib)
+
+
+def ledger_table(result: Ledger) -> str:
+    """--system: a size column as the default table's, "~" after an
+    estimate, names indented by depth (a SysV segment's with its size where
+    not all of it is resident), lines that add to nothing in parentheses,
+    sub-lines of 0 bytes left out (not of --json), MemTotal under a rule,
+    then the notes."""
+    out = [" RAM used    Where\n\n"]
+    for line in result.lines:
+        if line.depth and line.counted and not line.size_bytes:
+            continue  # a table of zeros would hide what matters
+        size = _signed_human(line.size_bytes / 1024)
+        if not line.counted:
+            size = "(%s)" % size
+        name = line.name
+        detail = dict(line.detail)
+        if detail.get("rss") is not None and detail["rss"] < detail["size"]:
+            # A segment partly resident (a whole one is a page or more).
+            name += " of %s" % human(detail["size"] / 1024)
+        out.append("%11s %s %s%s\n" % (size, "~" if line.estimate else " ", "  " * line.depth,
+                                        name))
+    out.append("%s\n%11s   MemTotal\n%s\n" % ("-" * 33, human(result.total_bytes / 1024),
+                                              "=" * 33))
+    out.extend("Note: %s\n" % note for note in result.notes)
+    return "".join(out)
+
+
+def ledger_json(result: Ledger) -> "Dict[str, Any]":
+    """--json --system: each line with its bytes and the fields behind it."""
+    return {
+        "total": result.total_bytes,
+        "lines": [{"key": line.key, "name": line.name, "bytes": line.size_bytes,
+                   "fields": list(line.fields), "estimate": line.estimate,
+                   "depth": line.depth, "counted": line.counted, "detail": dict(line.detail)}
+                  for line in result.lines],
+        "notes": list(result.notes),
+    }
+
+
 def render(report: Report, options: Options, shown: Shown) -> str:
     """One sample as the options ask to show it: the text to write.  Each
     view is a function of its own; the table's header is header()'s, made
     once before the first sample."""
+    if options.system and shown.ledger is not None:
+        if options.json:
+            return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
+                                 shown.release, shown.when, shown.notes,
+                                 ledger_json(shown.ledger))
+        return ledger_table(shown.ledger)
     if options.json:
         return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                              shown.release, shown.when, shown.notes)
@@ -2785,7 +3900,7 @@ def render(report: Report, options: Options, shown: Shown) -> str:
 
 def opening(options: Options) -> str:
     """What is written once, before the first sample: the table's header."""
-    if options.only_total or options.json:
+    if options.only_total or options.json or options.system:
         return ""
     return header(options)
 
@@ -2975,6 +4090,10 @@ def build_parser() -> "argparse.ArgumentParser":
                        help="only the N rows with the largest sort key; totals cover them")
     shown.add_argument("--show-cmdline", dest="split_args", action="store_true",
                        help="the same as -s")
+    shown.add_argument("--system", action="store_true",
+                       help="instead of the programs, a ledger of all of the machine's RAM"
+                            " (MemTotal): processes, shared memory and page cache no"
+                            " process maps, kernel, huge pages, free")
     printed = parser.add_argument_group("how to print it (since 3.14)")
     printed.add_argument("--json", action="store_true",
                          help="one JSON document instead of the table (JSON Lines with -w)")
@@ -3069,6 +4188,15 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
                      % ("-s" if args.split_args else "-d"))
     if args.capture is not None and args.watch is not None:
         parser.error("--capture takes one sample; it cannot be combined with -w")
+    if args.system:
+        # The ledger is of the whole machine, its processes line the whole
+        # report's total: options that leave processes out of it would make
+        # it add up to something else.
+        for given, option in ((args.pids, "-p"), (args.only_total, "-t"),
+                              (args.top is not None, "--top")):
+            if given:
+                parser.error("--system accounts for every process; it cannot be combined"
+                             " with %s" % option)
     return Options(
         split_args=args.split_args or args.group_by == "cmdline",
         only_total=args.only_total,
@@ -3083,6 +4211,7 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         top=args.top,
         group_by=args.group_by,
         capture=args.capture,
+        system=args.system,
     )
 
 
@@ -3187,13 +4316,24 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             report: Optional[Report] = (aggregate_mappings if by_mapping else aggregate)(
                 scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
             assert report is not None
+            ledger_of: Optional[Ledger] = None
+            if options.system:
+                try:
+                    system = read_system(procfs, kernel, self_pid, scan.samples)
+                    ledger_of = system_ledger(scan, report, system, kernel)
+                except (OSError, NoLedger) as error:
+                    err.write("ps_mem: --system: cannot read %s: %s\n" % (
+                        escaped(procfs.path("meminfo")),
+                        getattr(error, "strerror", None) or error))
+                    return 2
             seconds = time.monotonic() - started
             unreadable, unparsable = report.unreadable, report.unparsable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             report = select(report, options)
             shown = Shown(acc, pss_seen, swap_pss_seen, release_text, procfs.time(),
-                          warnings(acc, options, unreadable, unparsable, hidden), seconds)
+                          warnings(acc, options, unreadable, unparsable, hidden), seconds,
+                          ledger_of)
             out.write(render(report, options, shown))
             if options.watch is None:
                 break
@@ -3204,6 +4344,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             # Let this sample go before the next is taken: kept, it would
             # double a watch's memory at its peak.
             scan = report = None
+            ledger_of = None
             time.sleep(options.watch)
     except KeyboardInterrupt:
         if options.watch is None:

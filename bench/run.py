@@ -70,6 +70,7 @@ VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     # Reads every full smaps by design, where the default reads rollups:
     # no target against the default (section 8 sets it beside its floor).
     ("--group-by mapping", ["--group-by", "mapping"], None),
+    ("--system", ["--system"], 1.10),
 ]
 
 # Targets from the issue: (what, limit).

@@ -55,7 +55,7 @@ PYTHON = "/usr/bin/python3.11"
 
 # smaps fields in the kernel's order, by the release that settled them.
 # Pss came in 2.6.25, Swap in 2.6.26, SwapPss and *_Hugetlb in 4.3,
-# Pss_Dirty in 6.0; Pss_Anon/File/Shmem are in smaps_rollup only (5.9).
+# Pss_Dirty in 6.0; Pss_Anon/File/Shmem are in smaps_rollup only (5.3).
 SMAPS_2_6_18 = ("Size", "Rss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
                 "Private_Dirty")
 SMAPS_3_10 = ("Size", "Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
@@ -74,6 +74,19 @@ ROLLUP_6_1 = ("Rss", "Pss", "Pss_Dirty", "Pss_Anon", "Pss_File", "Pss_Shmem",
               "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
               "Anonymous", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped",
               "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss", "Locked")
+
+# smaps_rollup (4.14) before and after 5.3 split Pss into its parts, for
+# the --system trees of each kernel generation.
+ROLLUP_4_19 = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty",
+               "Referenced", "Anonymous", "LazyFree", "AnonHugePages", "ShmemPmdMapped",
+               "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss", "Locked")
+ROLLUP_5_4 = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Shared_Clean",
+              "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced", "Anonymous",
+              "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb",
+              "Private_Hugetlb", "Swap", "SwapPss", "Locked")
+SMAPS_5_4 = tuple(field for field in SMAPS_6_1 if field != "Pss_Dirty")
+SMAPS_2_6_32 = ("Size", "Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
+                "Private_Dirty", "Referenced", "Swap", "KernelPageSize", "MMUPageSize")
 
 MEMINFO_MODERN = b"""\
 MemTotal:        8049132 kB
@@ -133,6 +146,13 @@ KERNELS: Dict[str, Kernel] = {
     "2.6.9": Kernel("2.6.9-89.ELsmp", None, None, "2.6", MEMINFO_2_4),
     "2.4": Kernel("2.4.20-8", None, None, "2.4", MEMINFO_2_4),
     "2.4-rmap": Kernel("2.4.21-63.ELsmp", None, None, "2.4", MEMINFO_2_4_RMAP),
+    # For the --system trees (tests/test_collection_system.py), which bring
+    # each generation's own meminfo.
+    "6.18": Kernel("6.18.44-fc-v1147", SMAPS_6_1, ROLLUP_6_1, "modern", MEMINFO_MODERN),
+    "5.15": Kernel("5.15.0-130-generic", SMAPS_5_4, ROLLUP_5_4, "modern", MEMINFO_MODERN),
+    "5.4": Kernel("5.4.0-204-generic", SMAPS_5_4, ROLLUP_5_4, "modern", MEMINFO_MODERN),
+    "4.19": Kernel("4.19.0-27-amd64", SMAPS_4_4, ROLLUP_4_19, "modern", MEMINFO_MODERN),
+    "2.6.32": Kernel("2.6.32-754.el6.x86_64", SMAPS_2_6_32, None, "2.6", MEMINFO_MODERN),
 }
 
 # ----------------------------------------------------------------------------
