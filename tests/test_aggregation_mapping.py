@@ -41,7 +41,7 @@ def procfs(tmp_path):
 def sample(procfs, pid: int, name: str, program: str = "segments") -> ps_mem.ProcessSample:
     procfs.add(pid, name)
     memory, rows = ps_mem.read_mappings(procfs, pid, {})
-    return ps_mem.ProcessSample(pid, program, *memory, None, rows)
+    return ps_mem.ProcessSample(pid, program, *memory, mappings=rows)
 
 
 def rows(report) -> dict:
@@ -142,7 +142,7 @@ def usage(private=0, shared=0, shared_hugetlb=0, swap=0):
 
 def hand_sample(pid, mappings, has_pss=True, has_swap_pss=True, program="p", mem_id=None):
     return ps_mem.ProcessSample(pid, program, 0, 0, 0, 0, mem_id, has_pss, has_swap_pss,
-                                None, mappings)
+                                mappings=mappings)
 
 
 def test_an_address_space_is_counted_once():

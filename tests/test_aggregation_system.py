@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.inprocess import ps_mem
+from tests.harness import ps_mem
 from tests.system_trees import KIB, MIB
 
 Sample = ps_mem.ProcessSample

@@ -17,7 +17,7 @@ from typing import Dict
 import pytest
 
 from tests.harness import OURS, Result, child_env, live, run_ours
-from tests.inprocess import run_main
+from tests.harness import run_main
 from tests.system_trees import MEMINFO_BY_HAND, SYSTEM_RECORD, SYSVIPC_3_10, machine
 
 

@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from tests.inprocess import ps_mem, run_main
+from tests.harness import ps_mem, run_main
 from tests.system_trees import (GENERATIONS, KIB, MEMINFO_BY_HAND, SPLIT, SYSTEM_RECORD,
                                 WITH_PSS, machine, maps_hugetlb, meminfo_of)
 

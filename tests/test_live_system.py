@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import live, run_ours
-from tests.inprocess import ps_mem
+from tests.harness import ps_mem
 from tests.realproc import Processes
 
 MIB = 1024 * 1024

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inprocess import ps_mem, run_main
+from tests.harness import ps_mem, run_main
 from tests.system_trees import KIB, MEMINFO_BY_HAND, machine
 
 NOT_PARSED = ("Warning: 1 process could not be parsed (their files are not what a kernel"

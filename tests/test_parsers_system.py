@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.inprocess import ps_mem
+from tests.harness import ps_mem
 from tests.system_trees import DATA, KIB, MIB
 
 TESTS = DATA.parent
