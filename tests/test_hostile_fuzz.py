@@ -28,6 +28,7 @@ tmp_path.
 import os
 import re
 import shutil
+import stat
 import tarfile
 import time
 from pathlib import Path
@@ -259,6 +260,16 @@ TREE_STEPS = ["fifo", "dev zero", "shadow", "lookalike", "garble", "garble", "ga
               "none", "none"]
 
 
+def _special_files(directory: str, names: List[str]) -> List[str]:
+    """The names in DIRECTORY that are neither files, links nor directories."""
+    kept = []
+    for name in names:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+            kept.append(name)
+    return kept
+
+
 def draw_tree(draw, root: Path, shadow: Path) -> List[str]:
     """Make the unpacked tree at ROOT hostile; what was done."""
     files = sorted(str(path.relative_to(root)) for path in root.rglob("*")
@@ -283,7 +294,9 @@ def draw_tree(draw, root: Path, shadow: Path) -> List[str]:
                 pid = draw(st.sampled_from(sorted(pids)))
                 lookalike = draw(st.sampled_from(hostile.PID_LOOKALIKES))
                 if not (root / lookalike).exists():
-                    shutil.copytree(root / pid, root / lookalike, symlinks=True)
+                    # A FIFO an earlier step made cannot be copied: left out.
+                    shutil.copytree(root / pid, root / lookalike, symlinks=True,
+                                    ignore=_special_files)
         elif step == "garble":
             path.write_bytes(mutate_bytes(draw, path.read_bytes()))
         elif step == "huge":
