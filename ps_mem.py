@@ -1225,27 +1225,52 @@ def parse_uid(status: bytes) -> int:
     return _number(fields[0])
 
 
-def parse_cgroup(data: bytes) -> str:
-    """The cgroup a process is in: its unified-hierarchy (v2) path, else the
-    path under cgroup v1's memory controller (also where v2's is only "/"
-    beside it); "-" where there is neither."""
-    unified_path = memory_path = None
+def cgroup_hierarchy(data: bytes) -> "Optional[str]":
+    """Which hierarchy accounts memory, from a /proc/PID/cgroup: "v1" where
+    a cgroup v1 hierarchy has the memory controller, "v2" where none has
+    and the unified hierarchy is listed ("0::"), None where the file says
+    neither (empty, or v1 without the memory controller).
+
+    Hierarchies and the controllers bound to them are the machine's, so
+    every process's file lists the same ones: one file decides for all
+    (see Namer).  A hybrid machine (v1 controllers, and the unified
+    hierarchy for systemd's own tracking) is "v1": memory is limited and
+    accounted there, and a container's processes are apart only there.
+    """
+    unified = False
+    for hierarchy, controllers, _ in _cgroup_lines(data):
+        if hierarchy == "0" and controllers == "":
+            unified = True
+        elif "memory" in controllers.split(","):
+            return "v1"
+    return "v2" if unified else None
+
+
+def parse_cgroup(data: bytes, hierarchy: "Optional[str]" = None) -> str:
+    """The cgroup a process is in, in HIERARCHY (see cgroup_hierarchy()):
+    for "v2" the unified hierarchy's path ("/system.slice/nginx.service"),
+    for "v1" the memory controller's, marked as a v1 path
+    ("memory:/docker/abc"); "-" where the file has no such line.  Without
+    HIERARCHY, the process's own file decides."""
+    if hierarchy is None:
+        hierarchy = cgroup_hierarchy(data)
+    for number, controllers, path in _cgroup_lines(data):
+        if hierarchy == "v2" and number == "0" and controllers == "":
+            return path
+        if hierarchy == "v1" and "memory" in controllers.split(","):
+            return "memory:" + path
+    return "-"
+
+
+def _cgroup_lines(data: bytes) -> "Iterator[Tuple[str, str, str]]":
+    """(hierarchy number, controllers, path) of each line of a cgroup file."""
     # Lines end at "\n" only: the kernel takes "\r" in a cgroup's name, and
     # whoever may make cgroups could otherwise add a line of their own.
     for line in data.decode("utf-8", "ignore").split("\n"):
-        hierarchy, _, rest = line.partition(":")
+        number, _, rest = line.partition(":")
         controllers, colon, path = rest.partition(":")
-        if not colon:
-            continue
-        if hierarchy == "0" and controllers == "":
-            unified_path = path
-        elif "memory" in controllers.split(","):
-            memory_path = path
-    # On a hybrid system whose unified hierarchy holds every process at its
-    # root, the memory controller's path is the one that tells them apart.
-    if unified_path is not None and (unified_path != "/" or memory_path is None):
-        return unified_path
-    return memory_path if memory_path is not None else "-"
+        if colon:
+            yield number, controllers, path
 
 
 def parse_cmdline(data: bytes) -> "List[str]":
@@ -1254,6 +1279,408 @@ def parse_cmdline(data: bytes) -> "List[str]":
     while len(args) > 1 and args[-1] == "":
         args.pop()
     return args
+
+
+# What an interpreter runs (--group-by app).  app_name() reads a process's
+# own command line; joins_parent() tells a worker that names nothing
+# itself.  Namer chains them (see Namer._app()).
+#
+# Command lines are whatever their processes made them: at most _MAX_ARGS
+# arguments are looked at, _MAX_TITLE characters of a rewritten title, and
+# a name is cut to _MAX_NAME characters.  Nothing here raises on any list
+# of strings.
+
+# A Java command line can carry hundreds of -D options; past this many
+# arguments it is taken to name nothing.
+_MAX_ARGS = 1024
+# NAME_MAX, the longest file name of every Linux file system: the width of
+# a row, whatever an argument's length.
+_MAX_NAME = 255
+_MAX_TITLE = 4096
+# The marks _exe() puts after a replaced or removed executable's name.
+_EXE_MARKS = (" [updated]", " [deleted]")
+
+# Interpreters by executable name: a stem then a version number (python3,
+# python3.11, perl5.36.0, ruby3.1, php8.2), or exactly one name.  The
+# version must be all that follows the stem: php-fpm8.2 and php-cgi are
+# servers given their scripts by a web server, python3-config a script.
+_VERSIONED = (("python", "python"), ("pypy", "python"), ("perl", "perl"), ("ruby", "ruby"),
+              ("php", "php"), ("nodejs", "node"), ("node", "node"))
+_EXACT = {"java": "java", "bash": "shell", "rbash": "shell", "sh": "shell", "dash": "shell",
+          "ash": "shell", "zsh": "shell", "ksh": "shell", "ksh93": "shell", "mksh": "shell",
+          "lksh": "shell"}
+# CPython's build flags after its version: python3.11d (debug), python3.13t
+# (free-threaded), python3.6m (pymalloc, until 3.7).
+_PYTHON_FLAGS = "dmtu"
+
+
+def _is_version(text: str) -> bool:
+    """Whether TEXT is empty or dotted numbers: 3, 3.11, 5.36.0."""
+    return not text or all(part and not part.strip("0123456789") for part in text.split("."))
+
+
+def interpreter(exe: str) -> "Optional[str]":
+    """The interpreter an executable's basename names: "python", "perl",
+    "ruby", "php", "node", "java" or "shell"; None for any other program."""
+    family = _EXACT.get(exe)
+    if family is not None:
+        return family
+    for stem, family in _VERSIONED:
+        if exe.startswith(stem):
+            version = exe[len(stem):]
+            if family == "python" and version:
+                version = version.rstrip(_PYTHON_FLAGS)
+                if not version:
+                    return None  # "pythonm": flags without a version
+            return family if _is_version(version) else None
+    return None
+
+
+def _without_mark(exe: str) -> "Tuple[str, str]":
+    """(the executable's name, its mark) from a name as _exe() makes it."""
+    for mark in _EXE_MARKS:
+        if exe.endswith(mark):
+            return exe[:-len(mark)], mark
+    return exe, ""
+
+
+def runs_scripts(exe: str) -> bool:
+    """Whether EXE (an executable's name as _exe() makes it) is an
+    interpreter, whose command line app_name() reads; no other process's
+    command line need be read."""
+    return interpreter(_without_mark(exe)[0]) is not None
+
+
+def app_name(exe: str, argv: "List[str]") -> "Optional[str]":
+    """The application an interpreter runs, as its row is named: "WHAT
+    [EXE]", EXE as _exe() makes it (a mark after the brackets: "app.py
+    [python3.11] [updated]"), ARGV as parse_cmdline() makes it.  None where
+    EXE is no interpreter, or its command line names nothing (code given
+    on it, a script read from standard input, an interactive session).
+
+    WHAT is a script's or jar's file name (not its path: ./app.py and
+    /srv/app.py are one application, and a relative path means nothing
+    without the working directory), python's -m module, java's main class
+    or module.  A process that rewrote its command line (setproctitle,
+    $0, process.title) is named by its title's first word, as in
+    "progname: status": gunicorn's "gunicorn: worker [app]" is gunicorn.
+    """
+    name, mark = _without_mark(exe)
+    family = interpreter(name)
+    if family is None or not argv:
+        return None
+    what = _what_runs(family, argv)
+    if what is None:
+        return None
+    return "%s [%s]%s" % (what[:_MAX_NAME], name, mark)
+
+
+def joins_parent(link: "Optional[str]", comm: str, parent_link: "Optional[str]",
+                 parent_comm: "Optional[str]") -> bool:
+    """Whether a process app_name() does not name is a worker of its
+    parent, and so goes with the parent's application: it runs the same
+    executable, and either is an interpreter (a pool process's `python3 -c
+    ...`, a subshell) or kept its parent's comm, which a fork inherits and
+    only an exec or a rename changes (postgres's backends, php-fpm's pool,
+    redis-server's BGSAVE child).  A child that renamed itself (firefox's
+    "Web Content") or that the same multi-call executable runs as another
+    program (busybox's applets) has a comm of its own, and keeps its
+    default name.
+
+    LINK and PARENT_LINK are the exe links as read, whole: a fork runs the
+    very file its parent runs, where two installations of one interpreter
+    are two paths.  COMM is the name as Namer reads it (comm, or status's
+    Name).  A link is None where it could not be read.
+    """
+    if link is None or link != parent_link:
+        return False
+    if link.endswith(" (deleted)"):
+        link = link[:-len(" (deleted)")]
+    return interpreter(link[link.rfind("/") + 1:]) is not None or comm == parent_comm
+
+
+def _basename(path: str) -> str:
+    return path[path.rfind("/") + 1:]
+
+
+def _what_runs(family: str, argv: "List[str]") -> "Optional[str]":
+    """What ARGV says the interpreter runs, else None."""
+    first = _basename(argv[0])
+    # A login shell's argv[0] is "-bash"; any shell may be run as sh.
+    if interpreter(first[1:] if first.startswith("-") else first) == family:
+        return _READERS[family](argv[1:_MAX_ARGS + 1])
+    return _title(family, argv[0])
+
+
+def _title(family: str, title: str) -> "Optional[str]":
+    """The name in a command line the process rewrote (its argv[0] is not
+    its interpreter): the title's first word, brackets and a colon left
+    out, or what runs where the title is itself a command line."""
+    words = title[:_MAX_TITLE].split()
+    if not words:
+        return None
+    if interpreter(_basename(words[0]).lstrip("-")) == family:
+        return _READERS[family](words[1:_MAX_ARGS + 1])
+    word = _basename(words[0].lstrip("[(").rstrip(":])"))
+    if (word.startswith("-") or not any(char.isalnum() for char in word)
+            or interpreter(word) == family):
+        return None  # "-x", ":::", "python3.11: idle": nothing named
+    return word
+
+
+def _script(path: str) -> "Optional[str]":
+    """A script's name: its file name.  Standard input, a file descriptor
+    (bash /dev/fd/3) and a directory's own package (node .) name nothing."""
+    if path in ("", "-") or path.startswith(("/dev/fd/", "/dev/std", "/proc/")):
+        return None
+    name = _basename(path.rstrip("/"))
+    return None if name in ("", ".", "..") else name
+
+
+def _argument(args: "List[str]", at: int) -> str:
+    return args[at] if at < len(args) else ""
+
+
+def _python(args: "List[str]") -> "Optional[str]":
+    # Short options group (-uBc): c, m, W and X take the rest of the
+    # group, or the next argument where that is empty; -c and -m end the
+    # options.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return _script(_argument(args, at))
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                at += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            return _script(arg)
+        for index in range(1, len(arg)):
+            letter = arg[index]
+            if letter in "cmWX":
+                value = arg[index + 1:]
+                if not value:
+                    value = _argument(args, at)
+                    at += 1
+                if letter == "m":
+                    return value or None
+                if letter == "c":
+                    return None
+                break
+    return None
+
+
+# What may follow perl's -l (octal digits), -0 (octal, or x and hex digits)
+# and -C (a number, or its letters) within the same argument.
+_PERL_VALUES = {"l": "01234567", "0": "0123456789xXabcdefABCDEF",
+                "C": "0123456789IOEioeASL"}
+
+
+def _past(arg: str, index: int, characters: str) -> int:
+    """Where the run of CHARACTERS starting at INDEX of ARG ends."""
+    while index < len(arg) and arg[index] in characters:
+        index += 1
+    return index
+
+
+def _perl(args: "List[str]") -> "Optional[str]":
+    # -e and -E give code: then no argument is a script.  -I takes the next
+    # argument where nothing is attached; -M, -m, -x, -i, -F, -d, -D and -V
+    # take the rest of the group; -l, -0 and -C the characters after them.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None if code else _script(_argument(args, at))
+        if not arg.startswith("-") or arg == "-":
+            return None if code else _script(arg)
+        index = 1
+        while index < len(arg):
+            letter = arg[index]
+            index += 1
+            if letter in "eEI":
+                code = code or letter != "I"
+                if index == len(arg):
+                    at += 1
+                break
+            if letter in "MmxiFdDV":
+                break
+            if letter in _PERL_VALUES:
+                index = _past(arg, index, _PERL_VALUES[letter])
+    return None
+
+
+_RUBY_LONG_VALUES = frozenset(("--enable", "--disable", "--encoding", "--external-encoding",
+                               "--internal-encoding", "--dump", "--backtrace-limit",
+                               "--crash-report"))
+
+
+def _ruby(args: "List[str]") -> "Optional[str]":
+    # As perl's, but -I, -r, -C and -E take the next argument where nothing
+    # is attached, and long options take theirs after a space too.  -S
+    # looks its script up in PATH: the script is still the next argument.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None if code else _script(_argument(args, at))
+        if arg.startswith("--"):
+            if arg in _RUBY_LONG_VALUES:
+                at += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            return None if code else _script(arg)
+        index = 1
+        while index < len(arg):
+            letter = arg[index]
+            index += 1
+            if letter in "eIrCE":
+                code = code or letter == "e"
+                if index == len(arg):
+                    at += 1
+                break
+            if letter in "xiFWKT":
+                break
+            if letter == "0":
+                index = _past(arg, index, "01234567")
+    return None
+
+
+# php's long options that take a value, as the short option they stand for
+# ("-" for those that give code).
+_PHP_LONG_VALUES = {"--php-ini": "c", "--define": "d", "--zend-extension": "z",
+                    "--file": "f", "--run": "r", "--process-begin": "B",
+                    "--process-code": "R", "--process-file": "F", "--process-end": "E",
+                    "--rf": "-", "--rc": "-", "--re": "-", "--rz": "-", "--ri": "-"}
+
+
+def _php(args: "List[str]") -> "Optional[str]":
+    # A value is attached (-dmemory_limit=1G) or the next argument.  -f and
+    # -F give the script; -r and the other code options mean no argument is
+    # one; `php -- args` reads its script from standard input.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None
+        letter = _PHP_LONG_VALUES.get(arg, "")
+        if letter:
+            value = _argument(args, at)
+            at += 1
+        elif len(arg) >= 2 and arg[0] == "-" and arg[1] in "cdzfrBRFEtS":
+            letter = arg[1]
+            value = arg[2:]
+            if not value:
+                value = _argument(args, at)
+                at += 1
+        elif arg.startswith("-") and arg != "-":
+            continue
+        else:
+            return None if code else _script(arg)
+        if letter in "fF":
+            return _script(value)
+        if letter in "rBRE-":
+            code = True
+    return None
+
+
+# node's options that take the next argument (given as --name=value, none
+# does).
+_NODE_VALUES = frozenset((
+    "-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions",
+    "--inspect-port", "--debug-port", "--title", "--icu-data-dir", "--openssl-config",
+    "--redirect-warnings", "--diagnostic-dir", "--report-dir", "--report-directory",
+    "--report-filename", "--report-signal", "--secure-heap", "--secure-heap-min",
+    "--dns-result-order", "--unhandled-rejections", "--max-http-header-size",
+    "--heapsnapshot-signal", "--input-type", "--env-file", "--experimental-default-type",
+    "--watch-path", "--disable-warning", "--cpu-prof-dir", "--heap-prof-dir"))
+_NODE_CODE = frozenset(("-e", "--eval", "-p", "--print", "-pe"))
+
+
+def _node(args: "List[str]") -> "Optional[str]":
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return _script(_argument(args, at))
+        if arg in _NODE_CODE:
+            return None
+        if arg in _NODE_VALUES:
+            at += 1
+        elif not arg.startswith("-") or arg == "-":
+            return _script(arg)
+    return None
+
+
+# java's options that take the next argument; every other one is a single
+# argument (-Dkey=value, -Xmx1g, -XX:+Flag, -javaagent:x.jar, --add-opens=x).
+_JAVA_VALUES = frozenset((
+    "-cp", "-classpath", "--class-path", "-p", "--module-path", "--upgrade-module-path",
+    "--add-modules", "--limit-modules", "--add-reads", "--add-exports", "--add-opens",
+    "--patch-module", "--enable-native-access", "--source", "--illegal-native-access",
+    "--sun-misc-unsafe-memory-access"))
+
+
+def _java(args: "List[str]") -> "Optional[str]":
+    # What an @argfile holds is not known: a main class given in one is
+    # not found.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "-jar":
+            return _script(_argument(args, at))
+        if arg in ("-m", "--module"):
+            return _argument(args, at).partition("/")[0] or None
+        if arg.startswith("--module="):
+            return arg[len("--module="):].partition("/")[0] or None
+        if arg in _JAVA_VALUES:
+            at += 1
+        elif not arg.startswith(("-", "@")):
+            if arg.endswith(".java"):  # a source file, run without compiling it
+                return _script(arg)
+            return arg.replace("/", ".") or None  # the main class
+    return None
+
+
+_SHELL_VALUES = frozenset(("-o", "+o", "-O", "+O", "--rcfile", "--init-file", "--emulate"))
+
+
+def _shell(args: "List[str]") -> "Optional[str]":
+    # Options start with - or + and group; -c runs its argument as code and
+    # -s reads standard input; -o and bash's -O take an option's name.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg in ("--", "-"):
+            return _script(_argument(args, at))
+        if arg in _SHELL_VALUES:
+            at += 1
+        elif arg.startswith("--"):
+            continue
+        elif not arg.startswith(("-", "+")) or arg == "+":
+            return _script(arg)
+        else:
+            letters = arg[1:]
+            if "c" in letters or "s" in letters:
+                return None
+            at += letters.count("o") + letters.count("O")
+    return None
+
+
+_READERS: "Dict[str, Callable[[List[str]], Optional[str]]]" = {
+    "python": _python, "perl": _perl, "ruby": _ruby, "php": _php, "node": _node, "java": _java,
+    "shell": _shell}
 
 
 # ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """--group-by KEY: program (the default), pid (what -d shows), cmdline (what -s
 shows), user (the real uid's name, or the number where it has none) and
-cgroup (the unified hierarchy's path, else the v1 memory controller's).
+cgroup (the path in the hierarchy that accounts memory: the unified one's,
+or the v1 memory controller's, marked "memory:").
 
 Whatever the grouping, every process is counted once and the total is the
 default view's: the rows are only cut differently.
@@ -203,10 +204,11 @@ CGROUPS = [
     # pid, cgroup file (None: no such file), expected name
     (100, b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
     (101, b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
-    (200, V1_LINES, "/docker/abc123"),
-    (300, b"3:cpu,memory,blkio:/combined\n2:devices:/devices-elsewhere\n", "/combined"),
+    (200, V1_LINES, "memory:/docker/abc123"),
+    (300, b"3:cpu,memory,blkio:/combined\n2:devices:/devices-elsewhere\n", "memory:/combined"),
+    # Hybrid: the memory controller's hierarchy accounts memory.
     (400, V1_LINES + b"0::/user.slice/user-1000.slice/session-2.scope\n",
-     "/user.slice/user-1000.slice/session-2.scope"),
+     "memory:/docker/abc123"),
     (500, None, "-"),
     (501, b"", "-"),
     (600, b"2:cpu:/cpu-only\n1:name=systemd:/x\n", "-"),
@@ -238,8 +240,8 @@ def test_cgroup_rows(cgroup_tree):
 def test_cgroup_table(cgroup_tree):
     table = parse_table(run_main("--group-by", "cgroup", "-S", procfs=cgroup_tree.root).out)
     assert sorted(row.name for row in table.rows) == sorted([
-        "/system.slice/nginx.service (2)", "/docker/abc123", "/combined",
-        "/user.slice/user-1000.slice/session-2.scope", "- (3)", "/",
+        "/system.slice/nginx.service (2)", "memory:/docker/abc123 (2)", "memory:/combined",
+        "- (3)", "/",
         "/odd: path with colons:and spaces"])
     assert table.total_ram == parse_table(run_main(procfs=cgroup_tree.root).out).total_ram
 
@@ -345,11 +347,10 @@ def test_live_whole_system_by_user_has_root():
 
 
 def _expected_cgroup(text: str) -> str:
-    """The spec's rule, written apart from ps_mem's: the line of hierarchy 0
-    with no controllers (cgroup v2, or the unified part of a hybrid setup),
-    else the line whose controllers include memory, else "-".  A hybrid
-    setup whose unified path is only the root "/" (every process there, as
-    on this machine) says nothing: the memory controller's path is used."""
+    """The spec's rule, written apart from ps_mem's: where a v1 hierarchy
+    has the memory controller (cgroup v1, or a hybrid setup, as this
+    machine's), its path marked "memory:"; else the line of hierarchy 0
+    with no controllers (cgroup v2); else "-"."""
     unified = memory = None
     for line in text.splitlines():
         hierarchy, controllers, path = line.split(":", 2)
@@ -357,9 +358,9 @@ def _expected_cgroup(text: str) -> str:
             unified = path
         elif "memory" in controllers.split(","):
             memory = path
-    if unified is not None and (unified != "/" or memory is None):
-        return unified
-    return memory if memory is not None else "-"
+    if memory is not None:
+        return "memory:" + memory
+    return unified if unified is not None else "-"
 
 
 @LIVE
