@@ -1703,7 +1703,7 @@ class Options(Record):
     sort: str = "ram"
     reverse: bool = False
     top: "Optional[int]" = None
-    group_by: str = "program"  # or "user", "cgroup" (pid and cmdline set the above)
+    group_by: str = "program"  # or "user", "cgroup", "app" (pid and cmdline set the above)
     capture: "Optional[str]" = None
 
 
@@ -1722,7 +1722,7 @@ class ProcessSample(Record):
     has_pss: bool
     has_swap_pss: bool
     # The program (3.14's grouping) where rows group by something else
-    # (--group-by user or cgroup); None where the name is the program.
+    # (--group-by user, cgroup or app); None where the name is the program.
     program: "Optional[str]" = None
 
 
@@ -1842,6 +1842,49 @@ def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
         raise ProcessGone(pid, unparsable=True) from error
 
 
+def machine_cgroup_hierarchy(procfs: ProcFS) -> "Optional[str]":
+    """The hierarchy --group-by cgroup names rows by, for the whole machine
+    (see cgroup_hierarchy()): as pid 1's cgroup file tells it (the init of
+    the pid namespace read; a capture holds it, as every process's), else
+    the proc root's self (ps_mem, or whoever saved the tree).  None where
+    neither tells: then each process's own file decides, and a v1 path is
+    still marked as one."""
+    for pid in (1, procfs.self_pid()):
+        if pid is None:
+            continue
+        try:
+            hierarchy = cgroup_hierarchy(procfs.read_optional(pid, "cgroup") or b"")
+        except ProcessGone:
+            continue
+        if hierarchy is not None:
+            return hierarchy
+    return None
+
+
+class _AppFacts:
+    """What --group-by app has read of one process, as far as it needed to
+    (see Namer._app()); None where not read yet."""
+
+    __slots__ = ("pid", "exe", "link", "comm", "status", "argv", "program")
+
+    def __init__(self, pid: int, exe: str, link: "Optional[str]", comm: str,
+                 status: "Optional[Tuple[str, Optional[int]]]",
+                 argv: "Optional[List[str]]") -> None:
+        self.pid = pid
+        self.exe = exe  # the executable's name, as _exe() makes it
+        self.link = link  # the exe link's target, whole
+        self.comm = comm  # status's Name, from comm where it may be
+        self.status = status  # (Name, PPid), as _program() takes it
+        self.argv = argv
+        self.program: Optional[str] = None  # 3.14's name
+
+
+# Parents walked up from one process to find its application: real
+# workers are one or two below it (multiprocessing's fork server forks the
+# pool); a tree can be a hostile one.
+_MAX_PARENTS = 32
+
+
 class Namer:
     """Works out the name a process is grouped under, for one sample.
 
@@ -1856,6 +1899,13 @@ class Namer:
         self._reading = procfs.reading
         self._parent_exe: Dict[int, Optional[str]] = {}
         self._copies: Dict[str, str] = {}
+        # Decided once, not per process: see machine_cgroup_hierarchy().
+        self._hierarchy = (machine_cgroup_hierarchy(procfs) if options.group_by == "cgroup"
+                           else None)
+        # --group-by app: each process's application and what was read of
+        # it, for the sample (a parent is read once, however many workers).
+        self._apps: Dict[int, str] = {}
+        self._app_facts: Dict[int, Optional[_AppFacts]] = {}
         # The name is the program, read from exe and the status name alone:
         # the common case, which names() takes the shortest way.
         self._program_only = (not self._reading.as_3_14 and not options.split_args
@@ -1870,12 +1920,19 @@ class Namer:
     def _cmdline(self, pid: int) -> "List[str]":
         return parse_cmdline(self.procfs.read(pid, "cmdline"))
 
-    def _exe(self, pid: int, cmdline: "Optional[List[str]]") -> str:
-        """The executable's basename; a replaced or removed one is marked
-        " [updated]" or " [deleted]"."""
+    def _link(self, pid: int) -> str:
+        """The exe link's target."""
         path = self.procfs.readlink(pid, "exe")
         if "\0" in path:  # some kernels (RHEL 5) were seen to put NULs there
             path = path[:path.index("\0")]
+        return path
+
+    def _exe(self, pid: int, cmdline: "Optional[List[str]]", path: "Optional[str]" = None
+             ) -> str:
+        """The executable's basename; a replaced or removed one is marked
+        " [updated]" or " [deleted]".  PATH: _link(pid), if read."""
+        if path is None:
+            path = self._link(pid)
         if path.endswith(" (deleted)"):
             path = path[: -len(" (deleted)")]
             if self.procfs.path_exists(path):
@@ -1894,13 +1951,19 @@ class Namer:
 
     def parent_exe(self, ppid: int) -> "Optional[str]":
         if ppid not in self._parent_exe:
-            try:
-                cmdline = self._cmdline(ppid) if self._reading.as_3_14 else None
-                exe: Optional[str] = self._exe(ppid, cmdline)
-            except ProcessGone:
-                exe = None
-            self._parent_exe[ppid] = exe
+            self._parent_exe[ppid] = self._read_exe(ppid)[0]
         return self._parent_exe[ppid]
+
+    def _read_exe(self, pid: int
+                  ) -> "Tuple[Optional[str], Optional[str], Optional[List[str]]]":
+        """(_exe(), the link it was made from, the command line where the
+        proc root is read as 3.14 reads it) of a parent; Nones where gone."""
+        try:
+            cmdline = self._cmdline(pid) if self._reading.as_3_14 else None
+            link = self._link(pid)
+            return self._exe(pid, cmdline, link), link, cmdline
+        except ProcessGone:
+            return None, None, None
 
     def names(self, pid: int) -> "Tuple[str, Optional[str]]":
         """(The name to group by, the program too where rows group by
@@ -1916,17 +1979,21 @@ class Namer:
             cmdline = self._cmdline(pid)
         # Read even for -s: a process without an exe link (a kernel thread,
         # or one that just exited) is never shown.
-        exe = self._exe(pid, cmdline)
+        link = self._link(pid)
+        exe = self._exe(pid, cmdline, link)
         if self.options.split_args:
             assert cmdline is not None
             return " ".join(cmdline).replace("\n", " "), None
-        program = self._program(pid, exe)
+        if self.options.group_by == "app":
+            name, program = self._app_names(pid, link, exe, cmdline)
+        else:
+            program = self._program(pid, exe)
         also: Optional[str] = program
         if self.options.group_by == "user":
             name = self._user(pid)
         elif self.options.group_by == "cgroup":
-            name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
-        else:
+            name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"", self._hierarchy)
+        elif self.options.group_by != "app":
             name, also = program, None
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
@@ -1967,12 +2034,19 @@ class Namer:
                 raise ProcessGone(pid, unparsable=True) from error
         return self._status(pid)[1]
 
-    def _program(self, pid: int, exe: str) -> str:
-        status = None
+    def _task_name(self, pid: int) -> "Tuple[str, Optional[Tuple[str, Optional[int]]]]":
+        """(status's Name, status as parsed where it was read for it)."""
         name = self._comm(pid) if self._reading.names_from_comm else None
         if name is None:
             status = self._status(pid)
-            name = status[0]
+            return status[0], status
+        return name, None
+
+    def _program(self, pid: int, exe: str,
+                 named: "Optional[Tuple[str, Optional[Tuple[str, Optional[int]]]]]" = None
+                 ) -> str:
+        """3.14's name of a process.  NAMED: _task_name(pid), if read."""
+        name, status = self._task_name(pid) if named is None else named
         if not exe.startswith(name):
             ppid = self._ppid(pid, status)
             if ppid is None:
@@ -1984,6 +2058,113 @@ class Namer:
         # Else the name is cut to 15 characters: show the executable's whole
         # name.  Bytes of its path that are not UTF-8 show as "?".
         return exe.encode("utf-8", "replace").decode("utf-8")
+
+    # --group-by app: app_name() of a process, else of the parent it joins
+    # (joins_parent()), and so on up; else its program.
+
+    def _app_names(self, pid: int, link: str, exe: str, cmdline: "Optional[List[str]]"
+                   ) -> "Tuple[str, str]":
+        """(The application of PID, its program)."""
+        comm, status = self._task_name(pid)
+        facts = _AppFacts(pid, exe, link, comm, status, cmdline)
+        self._app_facts[pid] = facts
+        name = self._apps.get(pid)
+        if name is None:
+            name = self._app(facts)
+        return name, self._program_of(facts)
+
+    def _app(self, start: _AppFacts) -> str:
+        """The application of START, walking up its parents while each
+        joins the next; kept for every process of the walk.  A walk stops
+        after _MAX_PARENTS parents, and at a pid already in it (a hostile
+        tree's cycle): the last process reached gives its program."""
+        chain: List[int] = []
+        current = start
+        while True:
+            name = self._apps.get(current.pid)
+            if name is not None:
+                break
+            chain.append(current.pid)
+            if runs_scripts(current.exe):
+                name = app_name(current.exe, self._argv_of(current))
+                if name is not None:
+                    break
+            elif current.exe.startswith(current.comm):
+                # 3.14 names it by its executable, and so every parent it
+                # could join (the same executable, the same comm): no
+                # parent need be read.
+                name = self._program_of(current)
+                break
+            ppid = self._ppid_of(current)
+            parent = None
+            if ppid and ppid not in chain and len(chain) <= _MAX_PARENTS:
+                parent = self._parent_facts(ppid)
+            if (parent is None or parent.exe != current.exe
+                    or not joins_parent(self._link_of(current), current.comm,
+                                        self._link_of(parent), parent.comm)):
+                try:
+                    name = self._program_of(current)
+                except ProcessGone:
+                    if current is start:
+                        raise
+                    return self._program_of(start)  # a parent gone meanwhile
+                break
+            current = parent
+        for pid in chain:
+            self._apps[pid] = name
+        return name
+
+    def _parent_facts(self, pid: int) -> "Optional[_AppFacts]":
+        if pid not in self._app_facts:
+            # The exe as 3.14's name of a child reads it, once for both.
+            link = cmdline = None
+            if pid in self._parent_exe:
+                exe = self._parent_exe[pid]
+            else:
+                exe, link, cmdline = self._read_exe(pid)
+                self._parent_exe[pid] = exe
+            facts = None
+            if exe is not None:
+                try:
+                    comm, status = self._task_name(pid)
+                    facts = _AppFacts(pid, exe, link, comm, status, cmdline)
+                except ProcessGone:
+                    pass
+            self._app_facts[pid] = facts
+        return self._app_facts[pid]
+
+    def _program_of(self, facts: _AppFacts) -> str:
+        if facts.program is None:
+            facts.program = self._program(facts.pid, facts.exe, (facts.comm, facts.status))
+        return facts.program
+
+    def _ppid_of(self, facts: _AppFacts) -> "Optional[int]":
+        """The parent's pid; None where it cannot be told (then there is
+        no parent to join, and _program() says why, if it needs one)."""
+        if facts.status is None:
+            try:
+                facts.status = (facts.comm, self._ppid(facts.pid, None))
+            except ProcessGone:
+                return None
+        return facts.status[1]
+
+    def _link_of(self, facts: _AppFacts) -> "Optional[str]":
+        if facts.link is None:
+            try:
+                facts.link = self._link(facts.pid)
+            except ProcessGone:
+                return None
+        return facts.link
+
+    def _argv_of(self, facts: _AppFacts) -> "List[str]":
+        """The command line; none where it cannot be read (during an exec,
+        the exe link changes before the command line is there)."""
+        if facts.argv is None:
+            try:
+                facts.argv = self._cmdline(facts.pid)
+            except ProcessGone:
+                facts.argv = []
+        return facts.argv
 
 
 def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
@@ -2435,11 +2616,16 @@ def total_bytes(kib: float) -> str:
     return "%.f" % (kib * 1024)
 
 
+# The last column's title: what the rows are.  3.14's views (by program,
+# -d, -s) say Program.
+_ROW_TITLES = {"user": "User", "cgroup": "Cgroup", "app": "App"}
+
+
 def header(options: Options) -> str:
     text = " Private  +   Shared  =  RAM used"
     if options.show_swap:
         text += "   Swap used"
-    text += "\tProgram"
+    text += "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -2700,7 +2886,7 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 # --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
-_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup")
+_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "app")
 
 
 def _int_value(text: str) -> int:
@@ -2761,7 +2947,7 @@ def build_parser() -> "argparse.ArgumentParser":
     shown = parser.add_argument_group("what to show (since 3.14)")
     shown.add_argument("--group-by", choices=_GROUPINGS, default="program", metavar="KEY",
                        help="rows per program (the default), pid (as -d), cmdline (as -s),"
-                            " user or cgroup")
+                            " user, cgroup or app (what an interpreter runs)")
     shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
@@ -2857,7 +3043,7 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
             parser.error("argument %s: the file name is empty" % option)
     if args.top is not None and args.top <= 0:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
-    if args.group_by in ("user", "cgroup") and args.split_args:
+    if args.group_by in ("user", "cgroup", "app") and args.split_args:
         parser.error("--group-by %s cannot be combined with -s" % args.group_by)
     if args.capture is not None and args.watch is not None:
         parser.error("--capture takes one sample; it cannot be combined with -w")
