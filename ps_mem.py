@@ -1705,6 +1705,8 @@ class Options(Record):
     top: "Optional[int]" = None
     group_by: str = "program"  # or "user", "cgroup", "app" (pid and cmdline set the above)
     capture: "Optional[str]" = None
+    units: "Optional[str]" = None  # "B", "KiB", "MiB" or "GiB"; None: 3.14's, per size
+    no_header: bool = False
 
 
 class ProcessSample(Record):
@@ -1780,6 +1782,11 @@ class Shown(Record):
     when: float  # when the sample was taken (a capture's own time)
     notes: "List[str]"  # the warnings, as stderr will have them
     seconds: float  # how long the scan took
+    # The table's size columns: as wide as 3.14's, or with --units as wide
+    # as the widest size so far; and whether the header goes before the
+    # rows (with --units, when the columns are first or newly widened).
+    width: int = 9
+    header: bool = False
 
 
 # ----------------------------------------------------------------------------
@@ -2616,15 +2623,51 @@ def total_bytes(kib: float) -> str:
     return "%.f" % (kib * 1024)
 
 
+# --units: KiB in each unit.
+_UNIT_KIB = {"B": 1 / 1024, "KiB": 1, "MiB": 1024, "GiB": 1024 * 1024}
+
+
+def in_units(kib: float, unit: str) -> str:
+    """KiB in UNIT, as --units prints every size: one decimal, as 3.14's
+    sizes, but whole bytes."""
+    if unit == "B":
+        return "%.f B" % (kib * 1024)
+    return "%.1f %s" % (kib / _UNIT_KIB[unit], unit)
+
+
+def _size_text(options: Options) -> "Callable[[float], str]":
+    unit = options.units
+    if unit is None:
+        return human
+    return lambda kib: in_units(kib, unit)
+
+
+def table_width(report: Report, options: Options, pss_seen: bool, swap_pss_seen: bool) -> int:
+    """How wide the size columns must be for every size of REPORT's table
+    (rows and totals): 3.14's 9 characters, or more where --units makes a
+    size longer (from 1000.0 of a unit, from 10000000 bytes)."""
+    size = _size_text(options)
+    sizes = [report.total_ram_kib] if pss_seen else []
+    if options.show_swap and swap_pss_seen:
+        sizes.append(report.total_swap_kib)
+    for program in report.programs:
+        sizes += (program.private_kib, program.shared_kib, program.ram_kib)
+        if options.show_swap:
+            sizes.append(program.swap_kib)
+    return max([9] + [len(size(kib)) for kib in sizes])
+
+
 # The last column's title: what the rows are.  3.14's views (by program,
 # -d, -s) say Program.
 _ROW_TITLES = {"user": "User", "cgroup": "Cgroup", "app": "App"}
 
 
-def header(options: Options) -> str:
-    text = " Private  +   Shared  =  RAM used"
+def header(options: Options, width: int = 9) -> str:
+    """The table's header, its titles over size columns WIDTH wide."""
+    # 3.14's titles end a character short of their columns but the last.
+    text = "%*s + %*s = %*s" % (width, "Private ", width, "Shared ", width, "RAM used")
     if options.show_swap:
-        text += "   Swap used"
+        text += "   %*s" % (width, "Swap used")
     text += "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
@@ -2638,35 +2681,44 @@ def display_name(program: ProgramUsage) -> str:
     return name
 
 
-def rows(report: Report, options: Options) -> str:
+def rows(report: Report, options: Options, width: int = 9) -> str:
+    size = _size_text(options)
     lines = []
     for program in report.programs:
-        line = "%9s + %9s = %9s" % (
-            human(program.private_kib), human(program.shared_kib), human(program.ram_kib))
+        line = "%*s + %*s = %*s" % (width, size(program.private_kib), width,
+                                    size(program.shared_kib), width, size(program.ram_kib))
         if options.show_swap:
-            line += "   %9s" % human(program.swap_kib)
+            line += "   %*s" % (width, size(program.swap_kib))
         lines.append("%s\t%s\n" % (line, display_name(program)))
     return "".join(lines)
 
 
 def footer(options: Options, pss_seen: bool, swap_pss_seen: bool,
-           report: Report) -> str:
-    """The totals, only where they mean something."""
+           report: Report, width: int = 9) -> str:
+    """The totals, only where they mean something, under the RAM used (and
+    Swap used) columns."""
+    size = _size_text(options)
+    under = " " * (2 * width + 6)
     if options.show_swap and swap_pss_seen:
-        return "%s\n%s%9s%s%9s\n%s\n" % (
-            "-" * 45, " " * 24, human(report.total_ram_kib), " " * 3,
-            human(report.total_swap_kib), "=" * 45)
+        return "%s\n%s%*s%s%*s\n%s\n" % (
+            "-" * (4 * width + 9), under, width, size(report.total_ram_kib), " " * 3,
+            width, size(report.total_swap_kib), "=" * (4 * width + 9))
     if pss_seen:
-        return "%s\n%s%9s\n%s\n" % ("-" * 33, " " * 24, human(report.total_ram_kib), "=" * 33)
+        return "%s\n%s%*s\n%s\n" % ("-" * (3 * width + 6), under, width,
+                                     size(report.total_ram_kib), "=" * (3 * width + 6))
     return ""
 
 
 def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
                report: Report) -> str:
-    """-t: the total in bytes, or nothing where it would not be meaningful."""
-    if options.show_swap:
-        return total_bytes(report.total_swap_kib) + "\n" if swap_pss_seen else ""
-    return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
+    """-t: the total in bytes (with --units, the number in that unit), or
+    nothing where it would not be meaningful."""
+    kib = report.total_swap_kib if options.show_swap else report.total_ram_kib
+    if not (swap_pss_seen if options.show_swap else pss_seen):
+        return ""
+    if options.units is None:
+        return total_bytes(kib) + "\n"
+    return in_units(kib, options.units).partition(" ")[0] + "\n"
 
 
 def _processes(count: int) -> str:
@@ -2754,20 +2806,31 @@ def exit_status(acc: Accuracy, options: Options) -> int:
 
 def render(report: Report, options: Options, shown: Shown) -> str:
     """One sample as the options ask to show it: the text to write.  Each
-    view is a function of its own; the table's header is header()'s, made
-    once before the first sample."""
+    view is a function of its own; the table's header is header()'s,
+    written once before the first sample (see opening()), or with the rows
+    where SHOWN says (--units)."""
     if options.json:
         return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                              shown.release, shown.when, shown.notes)
     if options.only_total:
         return only_total(options, shown.pss_seen, shown.swap_pss_seen, report)
-    return (rows(report, options)
-            + footer(options, shown.pss_seen, shown.swap_pss_seen, report))
+    if options.no_header:
+        return rows(report, options, shown.width)
+    return ((header(options, shown.width) if shown.header else "")
+            + rows(report, options, shown.width)
+            + footer(options, shown.pss_seen, shown.swap_pss_seen, report, shown.width))
+
+
+def tabled(options: Options) -> bool:
+    """Whether the options ask for the table (not JSON, not only -t)."""
+    return not (options.only_total or options.json)
 
 
 def opening(options: Options) -> str:
-    """What is written once, before the first sample: the table's header."""
-    if options.only_total or options.json:
+    """What is written once, before the first sample: the table's header,
+    where its columns are 3.14's (with --units they are as wide as the
+    sizes: the header comes with the first sample's rows)."""
+    if not tabled(options) or options.no_header or options.units is not None:
         return ""
     return header(options)
 
@@ -2887,6 +2950,7 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
 _GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "app")
+_UNITS = ("B", "KiB", "MiB", "GiB")
 
 
 def _int_value(text: str) -> int:
@@ -2959,6 +3023,10 @@ def build_parser() -> "argparse.ArgumentParser":
     printed = parser.add_argument_group("how to print it (since 3.14)")
     printed.add_argument("--json", action="store_true",
                          help="one JSON document instead of the table (JSON Lines with -w)")
+    printed.add_argument("--units", choices=_UNITS, metavar="UNIT",
+                         help="every size in UNIT: B, KiB, MiB or GiB (-t too; JSON is bytes)")
+    printed.add_argument("--no-header", action="store_true",
+                         help="rows only: no header, no total")
     source = parser.add_argument_group("what to read (since 3.14)")
     source.add_argument("--procfs", metavar="PATH",
                         help="read this proc root or capture file instead of /proc")
@@ -3061,6 +3129,8 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         top=args.top,
         group_by=args.group_by,
         capture=args.capture,
+        units=args.units,
+        no_header=args.no_header,
     )
 
 
@@ -3138,7 +3208,13 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                       % (escaped(options.capture), error.strerror or error))
             return 2
 
-    out.write(opening(options))
+    opened = opening(options)
+    out.write(opened)
+    # The size columns' width, and the width of those the header written
+    # is over (0: none written yet).  With --units a watch's columns widen
+    # to its widest size so far, and never narrow again.
+    width = 9
+    headed = width if opened else 0
     # Judged once.  Swap's is worth the probe only where it is shown: with
     # -S, and in the views that tell it whatever -S says (JSON).
     acc = accuracy(procfs, kernel, self_pid, options.show_swap or options.json)
@@ -3161,13 +3237,20 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             report = select(report, options)
+            if options.units is not None and tabled(options):
+                width = max(width, table_width(report, options, pss_seen, swap_pss_seen))
+            header_now = tabled(options) and not options.no_header and width != headed
+            if header_now:
+                headed = width
             shown = Shown(acc, pss_seen, swap_pss_seen, release_text, procfs.time(),
-                          warnings(acc, options, unreadable, unparsable, hidden), seconds)
+                          warnings(acc, options, unreadable, unparsable, hidden), seconds,
+                          width, header_now)
             out.write(render(report, options, shown))
             if options.watch is None:
                 break
             if not report.programs:
-                if not options.json:
+                # Not a row: --no-header's output is rows only.
+                if not options.json and not options.no_header:
                     out.write("Process does not exist anymore.\n")
                 break
             # Let this sample go before the next is taken: kept, it would
