@@ -1913,6 +1913,7 @@ class Namer:
         # it, for the sample (a parent is read once, however many workers).
         self._apps: Dict[int, str] = {}
         self._app_facts: Dict[int, Optional[_AppFacts]] = {}
+        self._interpreters: Dict[str, bool] = {}
         # The name is the program, read from exe and the status name alone:
         # the common case, which names() takes the shortest way.
         self._program_only = (not self._reading.as_3_14 and not options.split_args
@@ -2073,6 +2074,11 @@ class Namer:
                    ) -> "Tuple[str, str]":
         """(The application of PID, its program)."""
         comm, status = self._task_name(pid)
+        if not self._runs_scripts(exe) and exe.startswith(comm):
+            # Most processes: named by their executable (see _app()).  No
+            # walk reaches one: a worker joining it would be named so too.
+            program = self._program(pid, exe, (comm, status))
+            return program, program
         facts = _AppFacts(pid, exe, link, comm, status, cmdline)
         self._app_facts[pid] = facts
         name = self._apps.get(pid)
@@ -2092,7 +2098,7 @@ class Namer:
             if name is not None:
                 break
             chain.append(current.pid)
-            if runs_scripts(current.exe):
+            if self._runs_scripts(current.exe):
                 name = app_name(current.exe, self._argv_of(current))
                 if name is not None:
                     break
@@ -2120,6 +2126,13 @@ class Namer:
         for pid in chain:
             self._apps[pid] = name
         return name
+
+    def _runs_scripts(self, exe: str) -> bool:
+        """runs_scripts(EXE), asked once per executable's name and sample."""
+        runs = self._interpreters.get(exe)
+        if runs is None:
+            runs = self._interpreters[exe] = runs_scripts(exe)
+        return runs
 
     def _parent_facts(self, pid: int) -> "Optional[_AppFacts]":
         if pid not in self._app_facts:
