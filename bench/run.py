@@ -60,6 +60,9 @@ ONE_READER = "one reader"
 # (label, arguments, the most its wall time may be of the default's).
 VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     ("--json", ["--json"], None),
+    # Issue 13: naming by application reads an interpreter's command line
+    # and, for a worker, its parent's.
+    ("--group-by app", ["--group-by", "app"], 1.10),
 ]
 
 # Targets from the issue: (what, limit).
