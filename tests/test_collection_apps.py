@@ -404,3 +404,50 @@ def test_the_header_names_the_grouping(tree, args: List[str], title: str) -> Non
     swap = "   Swap used" if "-S" in args else ""
     assert run_main(*args, procfs=proc.root).out.startswith(
         " Private  +   Shared  =  RAM used%s\t%s\n\n" % (swap, title))
+
+
+# ----------------------------------------------------------------------------
+# Command lines are whatever their processes made them
+# ----------------------------------------------------------------------------
+
+def test_hostile_command_lines(tree) -> None:
+    """Escape sequences, newlines, bidi overrides and bytes that are not
+    UTF-8 in a script's name or a title: shown as "?" (or dropped, for the
+    bytes), never sent to the terminal; a huge argument is cut."""
+    proc = tree()
+    scripts = {
+        10: [b"python3", b"/srv/\x1b]0;owned\x07job.py"],
+        11: [b"python3", b"line\nbreak.py"],
+        12: [b"python3", b"\xe2\x80\xaeyp.evil"],  # U+202E, right-to-left override
+        13: [b"python3", b"\xff\xfebytes.py"],
+        14: [b"python3", b"x" * (1 << 20) + b".py"],
+        15: [b"\x1b[31mred: master"],  # a title
+    }
+    for pid, args in scripts.items():
+        proc.add(pid, "python3", PY, ppid=1, cmdline=args,
+                 maps=program_maps(PY, heap_kib=1000 + pid))
+    result = run_main("--group-by", "app", procfs=proc.root)
+    assert result.status == 0 and result.stderr == b""
+    names = sorted(row.name for row in parse_table(result.out).rows)
+    assert names == sorted([
+        "?]0;owned?job.py [python3.11]", "line?break.py [python3.11]",
+        "?yp.evil [python3.11]", "bytes.py [python3.11]",
+        "x" * ps_mem._MAX_NAME + " [python3.11]", "?[31mred [python3.11]"])
+    doc = json.loads(run_main("--json", "--group-by", "app", procfs=proc.root).stdout)
+    assert sorted(row["name"] for row in doc["programs"]) == names
+
+
+def test_a_long_command_line_costs_no_more_than_its_bounds(tree) -> None:
+    """A java with a million options (a tree's command line can be that
+    long; the kernel's too, up to its ARG_MAX): the first 1024 are looked
+    at, and past them nothing is named."""
+    proc = tree()
+    options = [b"-Dkey=value"] * 1000000
+    proc.add(10, "java", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", ppid=1,
+             cmdline=[b"java", *options, b"Main"],
+             maps=program_maps("/usr/bin/java", heap_kib=1000))
+    proc.add(11, "java", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", ppid=1,
+             cmdline=[b"java", *options[:1000], b"Main"],
+             maps=program_maps("/usr/bin/java", heap_kib=1100))
+    assert names_by_pid("--group-by", "app", procfs=proc.root) == {10: "java",
+                                                                  11: "Main [java]"}

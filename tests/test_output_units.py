@@ -12,7 +12,7 @@ from typing import List
 
 import pytest
 
-from tests.harness import REFERENCE_DIR, run_ours, run_reference
+from tests.harness import REFERENCE_DIR, live, run_ours, run_reference
 from tests.inprocess import ps_mem, run_main
 from tests.procfs_builder import ProcTree, mapping
 
@@ -251,3 +251,27 @@ def test_options_as_a_user_types_them(sized):
     expected = run_main("--units", "MiB", "--no-header", procfs=sized.root).out
     assert run_ours("--units=MiB", "--no-h", procfs=sized.root).out == expected
     assert run_ours("--uni", "MiB", "--no-header", procfs=sized.root).out == expected
+
+
+# ----------------------------------------------------------------------------
+# The live /proc
+# ----------------------------------------------------------------------------
+
+@live
+def test_live_bytes_are_jsons(tmp_path):
+    """One live sample (a capture of this machine), as a table in bytes and
+    as JSON: every row's sizes are the same numbers, the total too."""
+    capture = tmp_path / "sample.tar.gz"
+    assert run_ours("--capture", str(capture)).status == 0
+    table = run_ours("--units", "B", "--no-header", "-S", procfs=capture)
+    doc = json.loads(run_ours("--json", procfs=capture).stdout)
+    assert table.status == 0
+    rows = [line.split("\t")[0].split() for line in table.out.splitlines()]
+    assert len(rows) == len(doc["programs"]) > 0
+    for fields, program in zip(rows, doc["programs"]):
+        # PRIVATE B + SHARED B = RAM B SWAP B
+        assert [fields[index] for index in (1, 2, 4, 5, 7, 9)] == ["B", "+", "B", "=", "B", "B"]
+        assert [int(fields[0]), int(fields[3]), int(fields[6]), int(fields[8])] == \
+            [program["private"], program["shared"], program["ram"], program["swap"]]
+    total = run_ours("-t", "--units", "B", procfs=capture)
+    assert int(total.out) == doc["total"]["ram"]
