@@ -1912,7 +1912,7 @@ class Namer:
         # --group-by app: each process's application and what was read of
         # it, for the sample (a parent is read once, however many workers).
         self._apps: Dict[int, str] = {}
-        self._app_facts: Dict[int, Optional[_AppFacts]] = {}
+        self._app_facts: Dict[int, _AppFacts] = {}
         self._interpreters: Dict[str, bool] = {}
         # The name is the program, read from exe and the status name alone:
         # the common case, which names() takes the shortest way.
@@ -1975,7 +1975,7 @@ class Namer:
 
     def names(self, pid: int) -> "Tuple[str, Optional[str]]":
         """(The name to group by, the program too where rows group by
-        something else: --group-by user or cgroup, else None.)"""
+        something else: --group-by user, cgroup or app, else None.)"""
         if self._program_only:
             return self._program(pid, self._exe(pid, None)), None
         # 3.14 reads the command line first and leaves out a process whose
@@ -2111,10 +2111,9 @@ class Namer:
             ppid = self._ppid_of(current)
             parent = None
             if ppid and ppid not in chain and len(chain) <= _MAX_PARENTS:
-                parent = self._parent_facts(ppid)
-            if (parent is None or parent.exe != current.exe
-                    or not joins_parent(self._link_of(current), current.comm,
-                                        self._link_of(parent), parent.comm)):
+                parent = self._parent_facts(ppid, current.exe)
+            if parent is None or not joins_parent(self._link_of(current), current.comm,
+                                                  self._link_of(parent), parent.comm):
                 try:
                     name = self._program_of(current)
                 except ProcessGone:
@@ -2134,24 +2133,28 @@ class Namer:
             runs = self._interpreters[exe] = runs_scripts(exe)
         return runs
 
-    def _parent_facts(self, pid: int) -> "Optional[_AppFacts]":
-        if pid not in self._app_facts:
-            # The exe as 3.14's name of a child reads it, once for both.
-            link = cmdline = None
-            if pid in self._parent_exe:
-                exe = self._parent_exe[pid]
-            else:
-                exe, link, cmdline = self._read_exe(pid)
-                self._parent_exe[pid] = exe
-            facts = None
-            if exe is not None:
-                try:
-                    comm, status = self._task_name(pid)
-                    facts = _AppFacts(pid, exe, link, comm, status, cmdline)
-                except ProcessGone:
-                    pass
-            self._app_facts[pid] = facts
-        return self._app_facts[pid]
+    def _parent_facts(self, pid: int, exe: str) -> "Optional[_AppFacts]":
+        """What was read of parent PID, where it runs EXE (only then may a
+        child join it: a login shell's parent, sshd, is read no further);
+        None where it does not, or is gone."""
+        facts = self._app_facts.get(pid)
+        if facts is not None:
+            return facts if facts.exe == exe else None
+        # Its exe as 3.14's name of a renamed child reads it: once for both.
+        link = cmdline = None
+        if pid in self._parent_exe:
+            found = self._parent_exe[pid]
+        else:
+            found, link, cmdline = self._read_exe(pid)
+            self._parent_exe[pid] = found
+        if found != exe:
+            return None
+        try:
+            comm, status = self._task_name(pid)
+        except ProcessGone:
+            return None
+        facts = self._app_facts[pid] = _AppFacts(pid, exe, link, comm, status, cmdline)
+        return facts
 
     def _program_of(self, facts: _AppFacts) -> str:
         if facts.program is None:

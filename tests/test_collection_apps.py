@@ -295,6 +295,21 @@ def test_a_program_by_its_own_name_reads_no_parent(tree) -> None:
     assert procfs.pids_read() == [1, 11, 20, 21]
 
 
+def test_a_login_shell_reads_only_its_parents_exe(tree) -> None:
+    """A login shell names nothing; its parent, sshd, runs another program,
+    so it cannot be joined: only its exe link is read (as 3.14's name of a
+    renamed child reads it)."""
+    proc = tree()
+    proc.add(10, "sshd", "/usr/sbin/sshd", ppid=1, cmdline=["sshd: root@pts/0"],
+             maps=program_maps("/usr/sbin/sshd", heap_kib=1000))
+    proc.add(11, "bash", "/usr/bin/bash", ppid=10, cmdline=["-bash"],
+             maps=program_maps("/usr/bin/bash", heap_kib=1100))
+    procfs = Counting(proc.root)
+    procfs.reading = FAST
+    assert app_of(proc, 11, procfs=procfs) == {11: "bash"}
+    assert sorted(name for pid, name in procfs.reads if pid == 10) == ["exe"]
+
+
 def test_an_interpreters_command_line_is_read_only_for_it(tree) -> None:
     """On the live /proc's path a command line is read only where the name
     needs it: an interpreter's."""
