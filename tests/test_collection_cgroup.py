@@ -159,6 +159,23 @@ def test_a_capture_keeps_what_decides(tmp_path, machine):
                                                                      procfs=tree.root)
 
 
+def test_a_capture_without_pid_1s_files(tmp_path):
+    """pid 1 unreadable but for its cgroup file (as in this machine's
+    sandbox, whose init is not ps_mem's to read): a capture keeps nothing
+    of a process without an exe link, but it keeps its self's cgroup file,
+    which decides alike."""
+    files = {pid: text for pid, text in HYBRID.items() if pid != 1}
+    files[400] = b"0::/system.slice/odd.service\n"
+    tree = machine_tree(tmp_path / "proc", files, self_cgroup=HYBRID[1])
+    tree.add(1, "init", None, ppid=0, replace={"cgroup": HYBRID[1]})
+    capture = tmp_path / "capture.tar.gz"
+    assert run_main("--capture", str(capture), procfs=tree.root).status == 0
+    expected = {name: pids for name, pids in ROWS["hybrid"].items() if pids != [1]}
+    expected["-"] = [400]
+    assert rows_by_name(procfs=tree.root) == expected
+    assert rows_by_name(procfs=capture) == expected
+
+
 def test_with_d(tmp_path):
     tree = machine_tree(tmp_path / "proc", HYBRID)
     table = run_main("--group-by", "cgroup", "-d", "-p", "100,200", procfs=tree.root)
@@ -199,7 +216,7 @@ def _line_path(pid: int, controllers: str) -> str:
 
 
 @live
-def test_live_this_machine():
+def test_live_this_machine(tmp_path):
     """A sleep moved into a memory cgroup of its own and into a unified
     cgroup of its own: its row is named by the hierarchy the mount table
     says accounts memory, and only by that one."""
@@ -223,6 +240,8 @@ def test_live_this_machine():
             pids = "%d,%d" % (moved.pid, stayed.pid)
             doc = json.loads(run_ours("--json", "--group-by", "cgroup", "-p", pids).stdout)
             table = run_ours("--group-by", "cgroup", "-p", pids)
+            capture = tmp_path / "sample.tar.gz"
+            assert run_ours("--capture", str(capture), "-p", pids).status == 0
             own = _line_path(stayed.pid, "memory")
     finally:
         for cgroup in made:
@@ -239,5 +258,9 @@ def test_live_this_machine():
     if own == "/" + name:
         pytest.fail("the other sleep is in the test's cgroup")
     assert rows == {"memory:/" + name: [moved.pid], "memory:" + own: [stayed.pid]}
+    # Read back, the capture decides as the live run did.
+    replayed = json.loads(run_ours("--json", "--group-by", "cgroup", "-p", pids,
+                                   procfs=capture).stdout)
+    assert {row["name"]: row["pids"] for row in replayed["programs"]} == rows
     assert table.status == 0
     assert table.out.startswith(" Private  +   Shared  =  RAM used\tCgroup\n\n")
