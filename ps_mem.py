@@ -1878,27 +1878,52 @@ def parse_uid(status: bytes) -> int:
     return _number(fields[0])
 
 
-def parse_cgroup(data: bytes) -> str:
-    """The cgroup a process is in: its unified-hierarchy (v2) path, else the
-    path under cgroup v1's memory controller (also where v2's is only "/"
-    beside it); "-" where there is neither."""
-    unified_path = memory_path = None
+def cgroup_hierarchy(data: bytes) -> "Optional[str]":
+    """Which hierarchy accounts memory, from a /proc/PID/cgroup: "v1" where
+    a cgroup v1 hierarchy has the memory controller, "v2" where none has
+    and the unified hierarchy is listed ("0::"), None where the file says
+    neither (empty, or v1 without the memory controller).
+
+    Hierarchies and the controllers bound to them are the machine's, so
+    every process's file lists the same ones: one file decides for all
+    (see Namer).  A hybrid machine (v1 controllers, and the unified
+    hierarchy for systemd's own tracking) is "v1": memory is limited and
+    accounted there, and a container's processes are apart only there.
+    """
+    unified = False
+    for hierarchy, controllers, _ in _cgroup_lines(data):
+        if hierarchy == "0" and controllers == "":
+            unified = True
+        elif "memory" in controllers.split(","):
+            return "v1"
+    return "v2" if unified else None
+
+
+def parse_cgroup(data: bytes, hierarchy: "Optional[str]" = None) -> str:
+    """The cgroup a process is in, in HIERARCHY (see cgroup_hierarchy()):
+    for "v2" the unified hierarchy's path ("/system.slice/nginx.service"),
+    for "v1" the memory controller's, marked as a v1 path
+    ("memory:/docker/abc"); "-" where the file has no such line.  Without
+    HIERARCHY, the process's own file decides."""
+    if hierarchy is None:
+        hierarchy = cgroup_hierarchy(data)
+    for number, controllers, path in _cgroup_lines(data):
+        if hierarchy == "v2" and number == "0" and controllers == "":
+            return path
+        if hierarchy == "v1" and "memory" in controllers.split(","):
+            return "memory:" + path
+    return "-"
+
+
+def _cgroup_lines(data: bytes) -> "Iterator[Tuple[str, str, str]]":
+    """(hierarchy number, controllers, path) of each line of a cgroup file."""
     # Lines end at "\n" only: the kernel takes "\r" in a cgroup's name, and
     # whoever may make cgroups could otherwise add a line of their own.
     for line in data.decode("utf-8", "ignore").split("\n"):
-        hierarchy, _, rest = line.partition(":")
+        number, _, rest = line.partition(":")
         controllers, colon, path = rest.partition(":")
-        if not colon:
-            continue
-        if hierarchy == "0" and controllers == "":
-            unified_path = path
-        elif "memory" in controllers.split(","):
-            memory_path = path
-    # On a hybrid system whose unified hierarchy holds every process at its
-    # root, the memory controller's path is the one that tells them apart.
-    if unified_path is not None and (unified_path != "/" or memory_path is None):
-        return unified_path
-    return memory_path if memory_path is not None else "-"
+        if colon:
+            yield number, controllers, path
 
 
 def parse_cmdline(data: bytes) -> "List[str]":
@@ -2067,6 +2092,408 @@ def parse_namespace(link: str) -> "Optional[int]":
     return number if bracket and kind.isalpha() else None
 
 
+# What an interpreter runs (--group-by app).  app_name() reads a process's
+# own command line; joins_parent() tells a worker that names nothing
+# itself.  Namer chains them (see Namer._app()).
+#
+# Command lines are whatever their processes made them: at most _MAX_ARGS
+# arguments are looked at, _MAX_TITLE characters of a rewritten title, and
+# a name is cut to _MAX_NAME characters.  Nothing here raises on any list
+# of strings.
+
+# A Java command line can carry hundreds of -D options; past this many
+# arguments it is taken to name nothing.
+_MAX_ARGS = 1024
+# NAME_MAX, the longest file name of every Linux file system: the width of
+# a row, whatever an argument's length.
+_MAX_NAME = 255
+_MAX_TITLE = 4096
+# The marks _exe() puts after a replaced or removed executable's name.
+_EXE_MARKS = (" [updated]", " [deleted]")
+
+# Interpreters by executable name: a stem then a version number (python3,
+# python3.11, perl5.36.0, ruby3.1, php8.2), or exactly one name.  The
+# version must be all that follows the stem: php-fpm8.2 and php-cgi are
+# servers given their scripts by a web server, python3-config a script.
+_VERSIONED = (("python", "python"), ("pypy", "python"), ("perl", "perl"), ("ruby", "ruby"),
+              ("php", "php"), ("nodejs", "node"), ("node", "node"))
+_EXACT = {"java": "java", "bash": "shell", "rbash": "shell", "sh": "shell", "dash": "shell",
+          "ash": "shell", "zsh": "shell", "ksh": "shell", "ksh93": "shell", "mksh": "shell",
+          "lksh": "shell"}
+# CPython's build flags after its version: python3.11d (debug), python3.13t
+# (free-threaded), python3.6m (pymalloc, until 3.7).
+_PYTHON_FLAGS = "dmtu"
+
+
+def _is_version(text: str) -> bool:
+    """Whether TEXT is empty or dotted numbers: 3, 3.11, 5.36.0."""
+    return not text or all(part and not part.strip("0123456789") for part in text.split("."))
+
+
+def interpreter(exe: str) -> "Optional[str]":
+    """The interpreter an executable's basename names: "python", "perl",
+    "ruby", "php", "node", "java" or "shell"; None for any other program."""
+    family = _EXACT.get(exe)
+    if family is not None:
+        return family
+    for stem, family in _VERSIONED:
+        if exe.startswith(stem):
+            version = exe[len(stem):]
+            if family == "python" and version:
+                version = version.rstrip(_PYTHON_FLAGS)
+                if not version:
+                    return None  # "pythonm": flags without a version
+            return family if _is_version(version) else None
+    return None
+
+
+def _without_mark(exe: str) -> "Tuple[str, str]":
+    """(the executable's name, its mark) from a name as _exe() makes it."""
+    for mark in _EXE_MARKS:
+        if exe.endswith(mark):
+            return exe[:-len(mark)], mark
+    return exe, ""
+
+
+def runs_scripts(exe: str) -> bool:
+    """Whether EXE (an executable's name as _exe() makes it) is an
+    interpreter, whose command line app_name() reads; no other process's
+    command line need be read."""
+    return interpreter(_without_mark(exe)[0]) is not None
+
+
+def app_name(exe: str, argv: "List[str]") -> "Optional[str]":
+    """The application an interpreter runs, as its row is named: "WHAT
+    [EXE]", EXE as _exe() makes it (a mark after the brackets: "app.py
+    [python3.11] [updated]"), ARGV as parse_cmdline() makes it.  None where
+    EXE is no interpreter, or its command line names nothing (code given
+    on it, a script read from standard input, an interactive session).
+
+    WHAT is a script's or jar's file name (not its path: ./app.py and
+    /srv/app.py are one application, and a relative path means nothing
+    without the working directory), python's -m module, java's main class
+    or module.  A process that rewrote its command line (setproctitle,
+    $0, process.title) is named by its title's first word, as in
+    "progname: status": gunicorn's "gunicorn: worker [app]" is gunicorn.
+    """
+    name, mark = _without_mark(exe)
+    family = interpreter(name)
+    if family is None or not argv:
+        return None
+    what = _what_runs(family, argv)
+    if what is None:
+        return None
+    return "%s [%s]%s" % (what[:_MAX_NAME], name, mark)
+
+
+def joins_parent(link: "Optional[str]", comm: str, parent_link: "Optional[str]",
+                 parent_comm: "Optional[str]") -> bool:
+    """Whether a process app_name() does not name is a worker of its
+    parent, and so goes with the parent's application: it runs the same
+    executable, and either is an interpreter (a pool process's `python3 -c
+    ...`, a subshell) or kept its parent's comm, which a fork inherits and
+    only an exec or a rename changes (postgres's backends, php-fpm's pool,
+    redis-server's BGSAVE child).  A child that renamed itself (firefox's
+    "Web Content") or that the same multi-call executable runs as another
+    program (busybox's applets) has a comm of its own, and keeps its
+    default name.
+
+    LINK and PARENT_LINK are the exe links as read, whole: a fork runs the
+    very file its parent runs, where two installations of one interpreter
+    are two paths.  COMM is the name as Namer reads it (comm, or status's
+    Name).  A link is None where it could not be read.
+    """
+    if link is None or link != parent_link:
+        return False
+    if link.endswith(" (deleted)"):
+        link = link[:-len(" (deleted)")]
+    return interpreter(link[link.rfind("/") + 1:]) is not None or comm == parent_comm
+
+
+def _basename(path: str) -> str:
+    return path[path.rfind("/") + 1:]
+
+
+def _what_runs(family: str, argv: "List[str]") -> "Optional[str]":
+    """What ARGV says the interpreter runs, else None."""
+    first = _basename(argv[0])
+    # A login shell's argv[0] is "-bash"; any shell may be run as sh.
+    if interpreter(first[1:] if first.startswith("-") else first) == family:
+        return _READERS[family](argv[1:_MAX_ARGS + 1])
+    return _title(family, argv[0])
+
+
+def _title(family: str, title: str) -> "Optional[str]":
+    """The name in a command line the process rewrote (its argv[0] is not
+    its interpreter): the title's first word, brackets and a colon left
+    out, or what runs where the title is itself a command line."""
+    words = title[:_MAX_TITLE].split()
+    if not words:
+        return None
+    if interpreter(_basename(words[0]).lstrip("-")) == family:
+        return _READERS[family](words[1:_MAX_ARGS + 1])
+    word = _basename(words[0].lstrip("[(").rstrip(":])"))
+    if (word.startswith("-") or not any(char.isalnum() for char in word)
+            or interpreter(word) == family):
+        return None  # "-x", ":::", "python3.11: idle": nothing named
+    return word
+
+
+def _script(path: str) -> "Optional[str]":
+    """A script's name: its file name.  Standard input, a file descriptor
+    (bash /dev/fd/3) and a directory's own package (node .) name nothing."""
+    if path in ("", "-") or path.startswith(("/dev/fd/", "/dev/std", "/proc/")):
+        return None
+    name = _basename(path.rstrip("/"))
+    return None if name in ("", ".", "..") else name
+
+
+def _argument(args: "List[str]", at: int) -> str:
+    return args[at] if at < len(args) else ""
+
+
+def _python(args: "List[str]") -> "Optional[str]":
+    # Short options group (-uBc): c, m, W and X take the rest of the
+    # group, or the next argument where that is empty; -c and -m end the
+    # options.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return _script(_argument(args, at))
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                at += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            return _script(arg)
+        for index in range(1, len(arg)):
+            letter = arg[index]
+            if letter in "cmWX":
+                value = arg[index + 1:]
+                if not value:
+                    value = _argument(args, at)
+                    at += 1
+                if letter == "m":
+                    return value or None
+                if letter == "c":
+                    return None
+                break
+    return None
+
+
+# What may follow perl's -l (octal digits), -0 (octal, or x and hex digits)
+# and -C (a number, or its letters) within the same argument.
+_PERL_VALUES = {"l": "01234567", "0": "0123456789xXabcdefABCDEF",
+                "C": "0123456789IOEioeASL"}
+
+
+def _past(arg: str, index: int, characters: str) -> int:
+    """Where the run of CHARACTERS starting at INDEX of ARG ends."""
+    while index < len(arg) and arg[index] in characters:
+        index += 1
+    return index
+
+
+def _perl(args: "List[str]") -> "Optional[str]":
+    # -e and -E give code: then no argument is a script.  -I takes the next
+    # argument where nothing is attached; -M, -m, -x, -i, -F, -d, -D and -V
+    # take the rest of the group; -l, -0 and -C the characters after them.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None if code else _script(_argument(args, at))
+        if not arg.startswith("-") or arg == "-":
+            return None if code else _script(arg)
+        index = 1
+        while index < len(arg):
+            letter = arg[index]
+            index += 1
+            if letter in "eEI":
+                code = code or letter != "I"
+                if index == len(arg):
+                    at += 1
+                break
+            if letter in "MmxiFdDV":
+                break
+            if letter in _PERL_VALUES:
+                index = _past(arg, index, _PERL_VALUES[letter])
+    return None
+
+
+_RUBY_LONG_VALUES = frozenset(("--enable", "--disable", "--encoding", "--external-encoding",
+                               "--internal-encoding", "--dump", "--backtrace-limit",
+                               "--crash-report"))
+
+
+def _ruby(args: "List[str]") -> "Optional[str]":
+    # As perl's, but -I, -r, -C and -E take the next argument where nothing
+    # is attached, and long options take theirs after a space too.  -S
+    # looks its script up in PATH: the script is still the next argument.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None if code else _script(_argument(args, at))
+        if arg.startswith("--"):
+            if arg in _RUBY_LONG_VALUES:
+                at += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            return None if code else _script(arg)
+        index = 1
+        while index < len(arg):
+            letter = arg[index]
+            index += 1
+            if letter in "eIrCE":
+                code = code or letter == "e"
+                if index == len(arg):
+                    at += 1
+                break
+            if letter in "xiFWKT":
+                break
+            if letter == "0":
+                index = _past(arg, index, "01234567")
+    return None
+
+
+# php's long options that take a value, as the short option they stand for
+# ("-" for those that give code).
+_PHP_LONG_VALUES = {"--php-ini": "c", "--define": "d", "--zend-extension": "z",
+                    "--file": "f", "--run": "r", "--process-begin": "B",
+                    "--process-code": "R", "--process-file": "F", "--process-end": "E",
+                    "--rf": "-", "--rc": "-", "--re": "-", "--rz": "-", "--ri": "-"}
+
+
+def _php(args: "List[str]") -> "Optional[str]":
+    # A value is attached (-dmemory_limit=1G) or the next argument.  -f and
+    # -F give the script; -r and the other code options mean no argument is
+    # one; `php -- args` reads its script from standard input.
+    code = False
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return None
+        letter = _PHP_LONG_VALUES.get(arg, "")
+        if letter:
+            value = _argument(args, at)
+            at += 1
+        elif len(arg) >= 2 and arg[0] == "-" and arg[1] in "cdzfrBRFEtS":
+            letter = arg[1]
+            value = arg[2:]
+            if not value:
+                value = _argument(args, at)
+                at += 1
+        elif arg.startswith("-") and arg != "-":
+            continue
+        else:
+            return None if code else _script(arg)
+        if letter in "fF":
+            return _script(value)
+        if letter in "rBRE-":
+            code = True
+    return None
+
+
+# node's options that take the next argument (given as --name=value, none
+# does).
+_NODE_VALUES = frozenset((
+    "-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions",
+    "--inspect-port", "--debug-port", "--title", "--icu-data-dir", "--openssl-config",
+    "--redirect-warnings", "--diagnostic-dir", "--report-dir", "--report-directory",
+    "--report-filename", "--report-signal", "--secure-heap", "--secure-heap-min",
+    "--dns-result-order", "--unhandled-rejections", "--max-http-header-size",
+    "--heapsnapshot-signal", "--input-type", "--env-file", "--experimental-default-type",
+    "--watch-path", "--disable-warning", "--cpu-prof-dir", "--heap-prof-dir"))
+_NODE_CODE = frozenset(("-e", "--eval", "-p", "--print", "-pe"))
+
+
+def _node(args: "List[str]") -> "Optional[str]":
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "--":
+            return _script(_argument(args, at))
+        if arg in _NODE_CODE:
+            return None
+        if arg in _NODE_VALUES:
+            at += 1
+        elif not arg.startswith("-") or arg == "-":
+            return _script(arg)
+    return None
+
+
+# java's options that take the next argument; every other one is a single
+# argument (-Dkey=value, -Xmx1g, -XX:+Flag, -javaagent:x.jar, --add-opens=x).
+_JAVA_VALUES = frozenset((
+    "-cp", "-classpath", "--class-path", "-p", "--module-path", "--upgrade-module-path",
+    "--add-modules", "--limit-modules", "--add-reads", "--add-exports", "--add-opens",
+    "--patch-module", "--enable-native-access", "--source", "--illegal-native-access",
+    "--sun-misc-unsafe-memory-access"))
+
+
+def _java(args: "List[str]") -> "Optional[str]":
+    # What an @argfile holds is not known: a main class given in one is
+    # not found.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg == "-jar":
+            return _script(_argument(args, at))
+        if arg in ("-m", "--module"):
+            return _argument(args, at).partition("/")[0] or None
+        if arg.startswith("--module="):
+            return arg[len("--module="):].partition("/")[0] or None
+        if arg in _JAVA_VALUES:
+            at += 1
+        elif not arg.startswith(("-", "@")):
+            if arg.endswith(".java"):  # a source file, run without compiling it
+                return _script(arg)
+            return arg.replace("/", ".") or None  # the main class
+    return None
+
+
+_SHELL_VALUES = frozenset(("-o", "+o", "-O", "+O", "--rcfile", "--init-file", "--emulate"))
+
+
+def _shell(args: "List[str]") -> "Optional[str]":
+    # Options start with - or + and group; -c runs its argument as code and
+    # -s reads standard input; -o and bash's -O take an option's name.
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        at += 1
+        if arg in ("--", "-"):
+            return _script(_argument(args, at))
+        if arg in _SHELL_VALUES:
+            at += 1
+        elif arg.startswith("--"):
+            continue
+        elif not arg.startswith(("-", "+")) or arg == "+":
+            return _script(arg)
+        else:
+            letters = arg[1:]
+            if "c" in letters or "s" in letters:
+                return None
+            at += letters.count("o") + letters.count("O")
+    return None
+
+
+_READERS: "Dict[str, Callable[[List[str]], Optional[str]]]" = {
+    "python": _python, "perl": _perl, "ruby": _ruby, "php": _php, "node": _node, "java": _java,
+    "shell": _shell}
+
+
 # ----------------------------------------------------------------------------
 # 4. Records: what the stages pass each other
 # ----------------------------------------------------------------------------
@@ -2087,9 +2514,11 @@ class Options(Record):
     sort: str = "ram"
     reverse: bool = False
     top: "Optional[int]" = None
-    group_by: str = "program"  # or "user", "cgroup" (pid and cmdline set the above)
+    group_by: str = "program"  # or "user", "cgroup", "app" (pid and cmdline set the above)
     capture: "Optional[str]" = None
     system: bool = False  # --system: the ledger of all of MemTotal
+    units: "Optional[str]" = None  # "B", "KiB", "MiB" or "GiB"; None: 3.14's, per size
+    no_header: bool = False
 
 
 class ProcessSample(Record):
@@ -2111,7 +2540,7 @@ class ProcessSample(Record):
     # split Pss (before 5.3, or no smaps_rollup).
     pss_parts: "Optional[PssParts]" = None
     # The program (3.14's grouping) where rows group by something else
-    # (--group-by user or cgroup); None where the name is the program.
+    # (--group-by user, cgroup or app); None where the name is the program.
     program: "Optional[str]" = None
     # With --group-by mapping, what each row brings from this process, in
     # KiB: row name -> (private, shared, shared_hugetlb, swap), as the
@@ -2177,6 +2606,11 @@ class Shown(Record):
     notes: "List[str]"  # the warnings, as stderr will have them
     seconds: float  # how long the scan took
     ledger: "Optional[Ledger]" = None  # --system's, of the same sample
+    # The table's size columns: as wide as 3.14's, or with --units as wide
+    # as the widest size so far; and whether the header goes before the
+    # rows (with --units, when the columns are first or newly widened).
+    width: int = 9
+    header: bool = False
 
 
 class PssSums(Record):
@@ -2343,6 +2777,49 @@ def _statm_pages(procfs: ProcFS, pid: int) -> "Tuple[int, int]":
         raise ProcessGone(pid, unparsable=True) from error
 
 
+def machine_cgroup_hierarchy(procfs: ProcFS) -> "Optional[str]":
+    """The hierarchy --group-by cgroup names rows by, for the whole machine
+    (see cgroup_hierarchy()): as pid 1's cgroup file tells it (the init of
+    the pid namespace read; a capture holds it, as every process's), else
+    the proc root's self (ps_mem, or whoever saved the tree).  None where
+    neither tells: then each process's own file decides, and a v1 path is
+    still marked as one."""
+    for pid in (1, procfs.self_pid()):
+        if pid is None:
+            continue
+        try:
+            hierarchy = cgroup_hierarchy(procfs.read_optional(pid, "cgroup") or b"")
+        except ProcessGone:
+            continue
+        if hierarchy is not None:
+            return hierarchy
+    return None
+
+
+class _AppFacts:
+    """What --group-by app has read of one process, as far as it needed to
+    (see Namer._app()); None where not read yet."""
+
+    __slots__ = ("pid", "exe", "link", "comm", "status", "argv", "program")
+
+    def __init__(self, pid: int, exe: str, link: "Optional[str]", comm: str,
+                 status: "Optional[Tuple[str, Optional[int]]]",
+                 argv: "Optional[List[str]]") -> None:
+        self.pid = pid
+        self.exe = exe  # the executable's name, as _exe() makes it
+        self.link = link  # the exe link's target, whole
+        self.comm = comm  # status's Name, from comm where it may be
+        self.status = status  # (Name, PPid), as _program() takes it
+        self.argv = argv
+        self.program: Optional[str] = None  # 3.14's name
+
+
+# Parents walked up from one process to find its application: real
+# workers are one or two below it (multiprocessing's fork server forks the
+# pool); a tree can be a hostile one.
+_MAX_PARENTS = 32
+
+
 class Namer:
     """Works out the name a process is grouped under, for one sample.
 
@@ -2357,6 +2834,14 @@ class Namer:
         self._reading = procfs.reading
         self._parent_exe: Dict[int, Optional[str]] = {}
         self._copies: Dict[str, str] = {}
+        # Decided once, not per process: see machine_cgroup_hierarchy().
+        self._hierarchy = (machine_cgroup_hierarchy(procfs) if options.group_by == "cgroup"
+                           else None)
+        # --group-by app: each process's application and what was read of
+        # it, for the sample (a parent is read once, however many workers).
+        self._apps: Dict[int, str] = {}
+        self._app_facts: Dict[int, _AppFacts] = {}
+        self._interpreters: Dict[str, bool] = {}
         # The name is the program, read from exe and the status name alone:
         # the common case, which names() takes the shortest way.
         self._program_only = (not self._reading.as_3_14 and not options.split_args
@@ -2371,12 +2856,19 @@ class Namer:
     def _cmdline(self, pid: int) -> "List[str]":
         return parse_cmdline(self.procfs.read(pid, "cmdline"))
 
-    def _exe(self, pid: int, cmdline: "Optional[List[str]]") -> str:
-        """The executable's basename; a replaced or removed one is marked
-        " [updated]" or " [deleted]"."""
+    def _link(self, pid: int) -> str:
+        """The exe link's target."""
         path = self.procfs.readlink(pid, "exe")
         if "\0" in path:  # some kernels (RHEL 5) were seen to put NULs there
             path = path[:path.index("\0")]
+        return path
+
+    def _exe(self, pid: int, cmdline: "Optional[List[str]]", path: "Optional[str]" = None
+             ) -> str:
+        """The executable's basename; a replaced or removed one is marked
+        " [updated]" or " [deleted]".  PATH: _link(pid), if read."""
+        if path is None:
+            path = self._link(pid)
         if path.endswith(" (deleted)"):
             path = path[: -len(" (deleted)")]
             if self.procfs.path_exists(path):
@@ -2395,17 +2887,23 @@ class Namer:
 
     def parent_exe(self, ppid: int) -> "Optional[str]":
         if ppid not in self._parent_exe:
-            try:
-                cmdline = self._cmdline(ppid) if self._reading.as_3_14 else None
-                exe: Optional[str] = self._exe(ppid, cmdline)
-            except ProcessGone:
-                exe = None
-            self._parent_exe[ppid] = exe
+            self._parent_exe[ppid] = self._read_exe(ppid)[0]
         return self._parent_exe[ppid]
+
+    def _read_exe(self, pid: int
+                  ) -> "Tuple[Optional[str], Optional[str], Optional[List[str]]]":
+        """(_exe(), the link it was made from, the command line where the
+        proc root is read as 3.14 reads it) of a parent; Nones where gone."""
+        try:
+            cmdline = self._cmdline(pid) if self._reading.as_3_14 else None
+            link = self._link(pid)
+            return self._exe(pid, cmdline, link), link, cmdline
+        except ProcessGone:
+            return None, None, None
 
     def names(self, pid: int) -> "Tuple[str, Optional[str]]":
         """(The name to group by, the program too where rows group by
-        something else: --group-by user or cgroup, else None.)"""
+        something else: --group-by user, cgroup or app, else None.)"""
         if self._program_only:
             return self._program(pid, self._exe(pid, None)), None
         # 3.14 reads the command line first and leaves out a process whose
@@ -2417,17 +2915,21 @@ class Namer:
             cmdline = self._cmdline(pid)
         # Read even for -s: a process without an exe link (a kernel thread,
         # or one that just exited) is never shown.
-        exe = self._exe(pid, cmdline)
+        link = self._link(pid)
+        exe = self._exe(pid, cmdline, link)
         if self.options.split_args:
             assert cmdline is not None
             return " ".join(cmdline).replace("\n", " "), None
-        program = self._program(pid, exe)
+        if self.options.group_by == "app":
+            name, program = self._app_names(pid, link, exe, cmdline)
+        else:
+            program = self._program(pid, exe)
         also: Optional[str] = program
         if self.options.group_by == "user":
             name = self._user(pid)
         elif self.options.group_by == "cgroup":
-            name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"")
-        else:
+            name = parse_cgroup(self.procfs.read_optional(pid, "cgroup") or b"", self._hierarchy)
+        elif self.options.group_by != "app":
             name, also = program, None
         if self.options.by_pid:
             name = "%s [%d]" % (name, pid)
@@ -2468,12 +2970,19 @@ class Namer:
                 raise ProcessGone(pid, unparsable=True) from error
         return self._status(pid)[1]
 
-    def _program(self, pid: int, exe: str) -> str:
-        status = None
+    def _task_name(self, pid: int) -> "Tuple[str, Optional[Tuple[str, Optional[int]]]]":
+        """(status's Name, status as parsed where it was read for it)."""
         name = self._comm(pid) if self._reading.names_from_comm else None
         if name is None:
             status = self._status(pid)
-            name = status[0]
+            return status[0], status
+        return name, None
+
+    def _program(self, pid: int, exe: str,
+                 named: "Optional[Tuple[str, Optional[Tuple[str, Optional[int]]]]]" = None
+                 ) -> str:
+        """3.14's name of a process.  NAMED: _task_name(pid), if read."""
+        name, status = self._task_name(pid) if named is None else named
         if not exe.startswith(name):
             ppid = self._ppid(pid, status)
             if ppid is None:
@@ -2485,6 +2994,128 @@ class Namer:
         # Else the name is cut to 15 characters: show the executable's whole
         # name.  Bytes of its path that are not UTF-8 show as "?".
         return exe.encode("utf-8", "replace").decode("utf-8")
+
+    # --group-by app: app_name() of a process, else of the parent it joins
+    # (joins_parent()), and so on up; else its program.
+
+    def _app_names(self, pid: int, link: str, exe: str, cmdline: "Optional[List[str]]"
+                   ) -> "Tuple[str, str]":
+        """(The application of PID, its program)."""
+        comm, status = self._task_name(pid)
+        if not self._runs_scripts(exe) and exe.startswith(comm):
+            # Most processes: named by their executable (see _app()).  No
+            # walk reaches one: a worker joining it would be named so too.
+            program = self._program(pid, exe, (comm, status))
+            return program, program
+        facts = _AppFacts(pid, exe, link, comm, status, cmdline)
+        self._app_facts[pid] = facts
+        name = self._apps.get(pid)
+        if name is None:
+            name = self._app(facts)
+        return name, self._program_of(facts)
+
+    def _app(self, start: _AppFacts) -> str:
+        """The application of START, walking up its parents while each
+        joins the next; kept for every process of the walk.  A walk stops
+        after _MAX_PARENTS parents, and at a pid already in it (a hostile
+        tree's cycle): the last process reached gives its program."""
+        chain: List[int] = []
+        current = start
+        while True:
+            name = self._apps.get(current.pid)
+            if name is not None:
+                break
+            chain.append(current.pid)
+            if self._runs_scripts(current.exe):
+                name = app_name(current.exe, self._argv_of(current))
+                if name is not None:
+                    break
+            elif current.exe.startswith(current.comm):
+                # 3.14 names it by its executable, and so every parent it
+                # could join (the same executable, the same comm): no
+                # parent need be read.
+                name = self._program_of(current)
+                break
+            ppid = self._ppid_of(current)
+            parent = None
+            if ppid and ppid not in chain and len(chain) <= _MAX_PARENTS:
+                parent = self._parent_facts(ppid, current.exe)
+            if parent is None or not joins_parent(self._link_of(current), current.comm,
+                                                  self._link_of(parent), parent.comm):
+                try:
+                    name = self._program_of(current)
+                except ProcessGone:
+                    if current is start:
+                        raise
+                    return self._program_of(start)  # a parent gone meanwhile
+                break
+            current = parent
+        for pid in chain:
+            self._apps[pid] = name
+        return name
+
+    def _runs_scripts(self, exe: str) -> bool:
+        """runs_scripts(EXE), asked once per executable's name and sample."""
+        runs = self._interpreters.get(exe)
+        if runs is None:
+            runs = self._interpreters[exe] = runs_scripts(exe)
+        return runs
+
+    def _parent_facts(self, pid: int, exe: str) -> "Optional[_AppFacts]":
+        """What was read of parent PID, where it runs EXE (only then may a
+        child join it: a login shell's parent, sshd, is read no further);
+        None where it does not, or is gone."""
+        facts = self._app_facts.get(pid)
+        if facts is not None:
+            return facts if facts.exe == exe else None
+        # Its exe as 3.14's name of a renamed child reads it: once for both.
+        link = cmdline = None
+        if pid in self._parent_exe:
+            found = self._parent_exe[pid]
+        else:
+            found, link, cmdline = self._read_exe(pid)
+            self._parent_exe[pid] = found
+        if found != exe:
+            return None
+        try:
+            comm, status = self._task_name(pid)
+        except ProcessGone:
+            return None
+        facts = self._app_facts[pid] = _AppFacts(pid, exe, link, comm, status, cmdline)
+        return facts
+
+    def _program_of(self, facts: _AppFacts) -> str:
+        if facts.program is None:
+            facts.program = self._program(facts.pid, facts.exe, (facts.comm, facts.status))
+        return facts.program
+
+    def _ppid_of(self, facts: _AppFacts) -> "Optional[int]":
+        """The parent's pid; None where it cannot be told (then there is
+        no parent to join, and _program() says why, if it needs one)."""
+        if facts.status is None:
+            try:
+                facts.status = (facts.comm, self._ppid(facts.pid, None))
+            except ProcessGone:
+                return None
+        return facts.status[1]
+
+    def _link_of(self, facts: _AppFacts) -> "Optional[str]":
+        if facts.link is None:
+            try:
+                facts.link = self._link(facts.pid)
+            except ProcessGone:
+                return None
+        return facts.link
+
+    def _argv_of(self, facts: _AppFacts) -> "List[str]":
+        """The command line; none where it cannot be read (during an exec,
+        the exe link changes before the command line is there)."""
+        if facts.argv is None:
+            try:
+                facts.argv = self._cmdline(facts.pid)
+            except ProcessGone:
+                facts.argv = []
+        return facts.argv
 
 
 def collect(procfs: ProcFS, options: Options, kernel: "KernelVersion",
@@ -3695,15 +4326,52 @@ def total_bytes(kib: float) -> str:
     return "%.f" % (kib * 1024)
 
 
-# The last column's title, by grouping, where it is not "Program".
-_COLUMN_TITLES = {"mapping": "Mapping"}
+# --units: KiB in each unit.
+_UNIT_KIB = {"B": 1 / 1024, "KiB": 1, "MiB": 1024, "GiB": 1024 * 1024}
 
 
-def header(options: Options) -> str:
-    text = " Private  +   Shared  =  RAM used"
+def in_units(kib: float, unit: str) -> str:
+    """KiB in UNIT, as --units prints every size: one decimal, as 3.14's
+    sizes, but whole bytes."""
+    if unit == "B":
+        return "%.f B" % (kib * 1024)
+    return "%.1f %s" % (kib / _UNIT_KIB[unit], unit)
+
+
+def _size_text(options: Options) -> "Callable[[float], str]":
+    unit = options.units
+    if unit is None:
+        return human
+    return lambda kib: in_units(kib, unit)
+
+
+def table_width(report: Report, options: Options, pss_seen: bool, swap_pss_seen: bool) -> int:
+    """How wide the size columns must be for every size of REPORT's table
+    (rows and totals): 3.14's 9 characters, or more where --units makes a
+    size longer (from 1000.0 of a unit, from 10000000 bytes)."""
+    size = _size_text(options)
+    sizes = [report.total_ram_kib] if pss_seen else []
+    if options.show_swap and swap_pss_seen:
+        sizes.append(report.total_swap_kib)
+    for program in report.programs:
+        sizes += (program.private_kib, program.shared_kib, program.ram_kib)
+        if options.show_swap:
+            sizes.append(program.swap_kib)
+    return max([9] + [len(size(kib)) for kib in sizes])
+
+
+# The last column's title: what the rows are.  3.14's views (by program,
+# -d, -s) say Program.
+_ROW_TITLES = {"user": "User", "cgroup": "Cgroup", "app": "App", "mapping": "Mapping"}
+
+
+def header(options: Options, width: int = 9) -> str:
+    """The table's header, its titles over size columns WIDTH wide."""
+    # 3.14's titles end a character short of their columns but the last.
+    text = "%*s + %*s = %*s" % (width, "Private ", width, "Shared ", width, "RAM used")
     if options.show_swap:
-        text += "   Swap used"
-    text += "\t" + _COLUMN_TITLES.get(options.group_by, "Program")
+        text += "   %*s" % (width, "Swap used")
+    text += "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -3716,35 +4384,44 @@ def display_name(program: ProgramUsage) -> str:
     return name
 
 
-def rows(report: Report, options: Options) -> str:
+def rows(report: Report, options: Options, width: int = 9) -> str:
+    size = _size_text(options)
     lines = []
     for program in report.programs:
-        line = "%9s + %9s = %9s" % (
-            human(program.private_kib), human(program.shared_kib), human(program.ram_kib))
+        line = "%*s + %*s = %*s" % (width, size(program.private_kib), width,
+                                    size(program.shared_kib), width, size(program.ram_kib))
         if options.show_swap:
-            line += "   %9s" % human(program.swap_kib)
+            line += "   %*s" % (width, size(program.swap_kib))
         lines.append("%s\t%s\n" % (line, display_name(program)))
     return "".join(lines)
 
 
 def footer(options: Options, pss_seen: bool, swap_pss_seen: bool,
-           report: Report) -> str:
-    """The totals, only where they mean something."""
+           report: Report, width: int = 9) -> str:
+    """The totals, only where they mean something, under the RAM used (and
+    Swap used) columns."""
+    size = _size_text(options)
+    under = " " * (2 * width + 6)
     if options.show_swap and swap_pss_seen:
-        return "%s\n%s%9s%s%9s\n%s\n" % (
-            "-" * 45, " " * 24, human(report.total_ram_kib), " " * 3,
-            human(report.total_swap_kib), "=" * 45)
+        return "%s\n%s%*s%s%*s\n%s\n" % (
+            "-" * (4 * width + 9), under, width, size(report.total_ram_kib), " " * 3,
+            width, size(report.total_swap_kib), "=" * (4 * width + 9))
     if pss_seen:
-        return "%s\n%s%9s\n%s\n" % ("-" * 33, " " * 24, human(report.total_ram_kib), "=" * 33)
+        return "%s\n%s%*s\n%s\n" % ("-" * (3 * width + 6), under, width,
+                                     size(report.total_ram_kib), "=" * (3 * width + 6))
     return ""
 
 
 def only_total(options: Options, pss_seen: bool, swap_pss_seen: bool,
                report: Report) -> str:
-    """-t: the total in bytes, or nothing where it would not be meaningful."""
-    if options.show_swap:
-        return total_bytes(report.total_swap_kib) + "\n" if swap_pss_seen else ""
-    return total_bytes(report.total_ram_kib) + "\n" if pss_seen else ""
+    """-t: the total in bytes (with --units, the number in that unit), or
+    nothing where it would not be meaningful."""
+    kib = report.total_swap_kib if options.show_swap else report.total_ram_kib
+    if not (swap_pss_seen if options.show_swap else pss_seen):
+        return ""
+    if options.units is None:
+        return total_bytes(kib) + "\n"
+    return in_units(kib, options.units).partition(" ")[0] + "\n"
 
 
 def _processes(count: int) -> str:
@@ -3881,8 +4558,9 @@ def ledger_json(result: Ledger) -> "Dict[str, Any]":
 
 def render(report: Report, options: Options, shown: Shown) -> str:
     """One sample as the options ask to show it: the text to write.  Each
-    view is a function of its own; the table's header is header()'s, made
-    once before the first sample."""
+    view is a function of its own; the table's header is header()'s,
+    written once before the first sample (see opening()), or with the rows
+    where SHOWN says (--units)."""
     if options.system and shown.ledger is not None:
         if options.json:
             return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
@@ -3894,13 +4572,24 @@ def render(report: Report, options: Options, shown: Shown) -> str:
                              shown.release, shown.when, shown.notes)
     if options.only_total:
         return only_total(options, shown.pss_seen, shown.swap_pss_seen, report)
-    return (rows(report, options)
-            + footer(options, shown.pss_seen, shown.swap_pss_seen, report))
+    if options.no_header:
+        return rows(report, options, shown.width)
+    return ((header(options, shown.width) if shown.header else "")
+            + rows(report, options, shown.width)
+            + footer(options, shown.pss_seen, shown.swap_pss_seen, report, shown.width))
+
+
+def tabled(options: Options) -> bool:
+    """Whether the options ask for the table (not JSON, not only -t, not
+    the ledger)."""
+    return not (options.only_total or options.json or options.system)
 
 
 def opening(options: Options) -> str:
-    """What is written once, before the first sample: the table's header."""
-    if options.only_total or options.json or options.system:
+    """What is written once, before the first sample: the table's header,
+    where its columns are 3.14's (with --units they are as wide as the
+    sizes: the header comes with the first sample's rows)."""
+    if not tabled(options) or options.no_header or options.units is not None:
         return ""
     return header(options)
 
@@ -4019,7 +4708,8 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
 # --split-args and --swap), whatever newer options share its prefix.
 _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
-_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "mapping")
+_GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "app", "mapping")
+_UNITS = ("B", "KiB", "MiB", "GiB")
 
 
 def _int_value(text: str) -> int:
@@ -4080,8 +4770,8 @@ def build_parser() -> "argparse.ArgumentParser":
     shown = parser.add_argument_group("what to show (since 3.14)")
     shown.add_argument("--group-by", choices=_GROUPINGS, default="program", metavar="KEY",
                        help="rows per program (the default), pid (as -d), cmdline (as -s),"
-                            " user, cgroup, or mapping (what is mapped: each file, [heap],"
-                            " [anon], ...; reads full smaps)")
+                            " user, cgroup, app (what an interpreter runs) or mapping (what is"
+                            " mapped: each file, [heap], [anon], ...; reads full smaps)")
     shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
@@ -4097,6 +4787,10 @@ def build_parser() -> "argparse.ArgumentParser":
     printed = parser.add_argument_group("how to print it (since 3.14)")
     printed.add_argument("--json", action="store_true",
                          help="one JSON document instead of the table (JSON Lines with -w)")
+    printed.add_argument("--units", choices=_UNITS, metavar="UNIT",
+                         help="every size in UNIT: B, KiB, MiB or GiB (-t too; JSON is bytes)")
+    printed.add_argument("--no-header", action="store_true",
+                         help="rows only: no header, no total")
     source = parser.add_argument_group("what to read (since 3.14)")
     source.add_argument("--procfs", metavar="PATH",
                         help="read this proc root or capture file instead of /proc")
@@ -4181,7 +4875,7 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
             parser.error("argument %s: the file name is empty" % option)
     if args.top is not None and args.top <= 0:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
-    if args.group_by in ("user", "cgroup") and args.split_args:
+    if args.group_by in ("user", "cgroup", "app") and args.split_args:
         parser.error("--group-by %s cannot be combined with -s" % args.group_by)
     if args.group_by == "mapping" and (args.split_args or args.discriminate_by_pid):
         parser.error("--group-by mapping cannot be combined with %s"
@@ -4212,6 +4906,8 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         group_by=args.group_by,
         capture=args.capture,
         system=args.system,
+        units=args.units,
+        no_header=args.no_header,
     )
 
 
@@ -4298,7 +4994,13 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                       % (escaped(options.capture), error.strerror or error))
             return 2
 
-    out.write(opening(options))
+    opened = opening(options)
+    out.write(opened)
+    # The size columns' width, and the width of those the header written
+    # is over (0: none written yet).  With --units a watch's columns widen
+    # to its widest size so far, and never narrow again.
+    width = 9
+    headed = width if opened else 0
     # Judged once.  Swap's is worth the probe only where it is shown: with
     # -S, and in the views that tell it whatever -S says (JSON).
     acc = accuracy(procfs, kernel, self_pid, options.show_swap or options.json)
@@ -4331,14 +5033,20 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
             report = select(report, options)
+            if options.units is not None and tabled(options):
+                width = max(width, table_width(report, options, pss_seen, swap_pss_seen))
+            header_now = tabled(options) and not options.no_header and width != headed
+            if header_now:
+                headed = width
             shown = Shown(acc, pss_seen, swap_pss_seen, release_text, procfs.time(),
                           warnings(acc, options, unreadable, unparsable, hidden), seconds,
-                          ledger_of)
+                          ledger=ledger_of, width=width, header=header_now)
             out.write(render(report, options, shown))
             if options.watch is None:
                 break
             if not report.programs:
-                if not options.json:
+                # Not a row: --no-header's output is rows only.
+                if not options.json and not options.no_header:
                     out.write("Process does not exist anymore.\n")
                 break
             # Let this sample go before the next is taken: kept, it would

@@ -71,6 +71,9 @@ VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     # no target against the default (section 8 sets it beside its floor).
     ("--group-by mapping", ["--group-by", "mapping"], None),
     ("--system", ["--system"], 1.10),
+    # Issue 13: naming by application reads an interpreter's command line
+    # and, for a worker, its parent's.
+    ("--group-by app", ["--group-by", "app"], 1.10),
 ]
 
 # Targets from the issue: (what, limit).

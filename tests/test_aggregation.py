@@ -177,10 +177,11 @@ CGROUPS = [
     # pid, cgroup file (None: no such file), expected name
     (100, b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
     (101, b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
-    (200, V1_LINES, "/docker/abc123"),
-    (300, b"3:cpu,memory,blkio:/combined\n2:devices:/devices-elsewhere\n", "/combined"),
+    (200, V1_LINES, "memory:/docker/abc123"),
+    (300, b"3:cpu,memory,blkio:/combined\n2:devices:/devices-elsewhere\n", "memory:/combined"),
+    # Hybrid: the memory controller's hierarchy accounts memory.
     (400, V1_LINES + b"0::/user.slice/user-1000.slice/session-2.scope\n",
-     "/user.slice/user-1000.slice/session-2.scope"),
+     "memory:/docker/abc123"),
     (500, None, "-"),
     (501, b"", "-"),
     (600, b"2:cpu:/cpu-only\n1:name=systemd:/x\n", "-"),
@@ -212,8 +213,8 @@ def test_cgroup_rows(cgroup_tree):
 def test_cgroup_table(cgroup_tree):
     table = parse_table(run_main("--group-by", "cgroup", "-S", procfs=cgroup_tree.root).out)
     assert sorted(row.name for row in table.rows) == sorted([
-        "/system.slice/nginx.service (2)", "/docker/abc123", "/combined",
-        "/user.slice/user-1000.slice/session-2.scope", "- (3)", "/",
+        "/system.slice/nginx.service (2)", "memory:/docker/abc123 (2)", "memory:/combined",
+        "- (3)", "/",
         "/odd: path with colons:and spaces"])
     assert table.total_ram == parse_table(run_main(procfs=cgroup_tree.root).out).total_ram
 

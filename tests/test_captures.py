@@ -181,7 +181,7 @@ def test_capture_keeps_user_names_and_cgroups(tmp_path):
         assert run_main(*options, procfs=capture) == run_main(*options, procfs=tree.root)
     names = json.loads(run_main("--json", "--group-by", "cgroup", procfs=capture).stdout)
     assert sorted(program["name"] for program in names["programs"]) == \
-        ["-", "/docker/x", "/system.slice/a.service"]
+        ["-", "/system.slice/a.service", "memory:/docker/x"]
     # The names come from the capture, not from the reader's passwd.
     manifest["users"]["0"] = "admin-at-capture"
     renamed = tmp_path / "renamed.tar.gz"

@@ -511,10 +511,10 @@ def test_kernel_version(release, want):
 
 @pytest.mark.parametrize("text, expected", [
     (b"0::/system.slice/nginx.service\n", "/system.slice/nginx.service"),
-    (b"12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n", "/docker/abc"),
-    (b"4:cpu,memory:/lxc/x\n0::/init.scope\n", "/init.scope"),
-    # hybrid, every process at the unified root: the memory path tells them apart
-    (b"4:memory:/process_api/4630\n1:name=systemd:/\n0::/\n", "/process_api/4630"),
+    (b"12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n", "memory:/docker/abc"),
+    # hybrid: the memory controller's hierarchy accounts memory, marked v1
+    (b"4:cpu,memory:/lxc/x\n0::/init.scope\n", "memory:/lxc/x"),
+    (b"4:memory:/process_api/4630\n1:name=systemd:/\n0::/\n", "memory:/process_api/4630"),
     (b"1:name=systemd:/\n0::/\n", "/"),
     (b"", "-"),
     (b"garbage\n", "-"),
