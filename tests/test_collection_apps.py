@@ -16,8 +16,7 @@ from typing import Dict, List
 import pytest
 
 from tests.app_fixtures import add_fixture, fixture_names, load_fixture
-from tests.harness import REFERENCE_DIR, run_reference
-from tests.inprocess import parse_table, ps_mem, run_main
+from tests.harness import REFERENCE_DIR, parse_table, printable, ps_mem, run_main, run_reference
 from tests.procfs_builder import PYTHON, ProcTree, program_maps
 
 # Every fixture's programs were started by sh -c '"$@" & wait' launcher ...
@@ -448,8 +447,10 @@ def test_hostile_command_lines(tree) -> None:
         "?]0;owned?job.py [python3.11]", "line?break.py [python3.11]",
         "?yp.evil [python3.11]", "bytes.py [python3.11]",
         "x" * ps_mem._MAX_NAME + " [python3.11]", "?[31mred [python3.11]"])
+    # JSON has the names whole, escaped by JSON; the table shows them printable.
     doc = json.loads(run_main("--json", "--group-by", "app", procfs=proc.root).stdout)
-    assert sorted(row["name"] for row in doc["programs"]) == names
+    assert sorted(printable(row["name"]) for row in doc["programs"]) == names
+    assert any("\x1b" in row["name"] for row in doc["programs"])
 
 
 def test_a_long_command_line_costs_no_more_than_its_bounds(tree) -> None:

@@ -20,8 +20,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.harness import live, run_ours
-from tests.inprocess import parse_table, run_main
+from tests.harness import live, parse_table, run_main, run_ours
 from tests.procfs_builder import ProcTree, program_maps
 from tests.realproc import Processes
 

@@ -12,8 +12,7 @@ from typing import List
 
 import pytest
 
-from tests.harness import REFERENCE_DIR, live, run_ours, run_reference
-from tests.inprocess import ps_mem, run_main
+from tests.harness import REFERENCE_DIR, live, ps_mem, run_main, run_ours, run_reference
 from tests.procfs_builder import ProcTree, mapping
 
 SMALL_KIB, BIG_KIB, SWAP_KIB = 1024, 2048000, 4096

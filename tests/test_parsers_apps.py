@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.inprocess import ps_mem
+from tests.harness import ps_mem
 
 _MAX_ARGS, _MAX_NAME = ps_mem._MAX_ARGS, ps_mem._MAX_NAME
 app_name, interpreter, joins_parent = ps_mem.app_name, ps_mem.interpreter, ps_mem.joins_parent
