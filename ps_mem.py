@@ -2138,10 +2138,13 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
 # collector reads it (README.md lists the families).  Its rules shape the
 # view.  It drops the whole file for a label value that is not UTF-8, an
 # escape other than \\, \" and \n, a last line without a newline or a
-# sample with a timestamp; and it drops, without a word, a series given
-# twice and a family whose HELP differs from the same family's in another
-# file.  So HELP texts are the same whatever the options, and rows whose
-# labels come out equal are summed into one series.
+# sample with a timestamp.  It serves only the first of two equal series,
+# in one file or in two (logging an error at every scrape), and drops a
+# family whose HELP differs from the same family's in another file.  So
+# HELP texts are the same whatever the options, rows whose labels come out
+# equal are summed into one series, and every series has a group_by label
+# (the labels that name the rows): textfiles of two groupings, side by
+# side, have no series in common.
 
 # The label a row's key is given, per grouping (see row_labels()); a
 # grouping not listed here gives its own name.
@@ -2203,6 +2206,7 @@ def _prometheus_rows(report: Report, options: Options
                      ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The row families: (name, HELP, [(labels, value)])."""
     names = row_labels(options)
+    group_by = ("group_by", ",".join(names))
     sums: Dict[str, List[int]] = {}  # labels -> the row's values, in _ROW_FAMILIES' order
     for program in report.programs:
         key = program.name
@@ -2211,7 +2215,7 @@ def _prometheus_rows(report: Report, options: Options
             pid = program.pids[0] if program.pids else 0
             suffix = " [%d]" % pid
             values = [key[:-len(suffix)] if key.endswith(suffix) else key, str(pid)]
-        labels = _labels(zip(names, values))
+        labels = _labels(list(zip(names, values)) + [group_by])
         row = [_in_bytes(program.private_kib), _in_bytes(program.shared_kib),
                _in_bytes(program.ram_kib), _in_bytes(program.swap_kib), program.processes]
         kept = sums.get(labels)
@@ -2223,19 +2227,21 @@ def _prometheus_rows(report: Report, options: Options
 def _prometheus_summary(report: Report, options: Options, shown: Shown
                         ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The families of the whole sample: (name, HELP, [(labels, value)])."""
+    group_by = ("group_by", ",".join(row_labels(options)))
+    plain = _labels([group_by])
     samples = {
         "ps_mem_total_ram_bytes":
-            [("", "%d" % _in_bytes(report.total_ram_kib))] if shown.pss_seen else [],
+            [(plain, "%d" % _in_bytes(report.total_ram_kib))] if shown.pss_seen else [],
         "ps_mem_total_swap_bytes":
-            [("", "%d" % _in_bytes(report.total_swap_kib))] if shown.swap_pss_seen else [],
-        "ps_mem_accuracy": [(_labels([("measure", "ram")]), "%d" % shown.acc.ram),
-                            (_labels([("measure", "swap")]), "%d" % shown.acc.swap)],
-        "ps_mem_unreadable_processes": [("", "%d" % report.unreadable)],
-        "ps_mem_unparsable_processes": [("", "%d" % report.unparsable)],
-        "ps_mem_scan_duration_seconds": [("", repr(float(shown.seconds)))],
-        "ps_mem_scan_timestamp_seconds": [("", repr(float(shown.when)))],
-        "ps_mem_info": [(_labels([("version", VERSION), ("kernel", shown.release),
-                                  ("group_by", ",".join(row_labels(options)))]), "1")],
+            [(plain, "%d" % _in_bytes(report.total_swap_kib))] if shown.swap_pss_seen else [],
+        "ps_mem_accuracy": [(_labels([("measure", "ram"), group_by]), "%d" % shown.acc.ram),
+                            (_labels([("measure", "swap"), group_by]), "%d" % shown.acc.swap)],
+        "ps_mem_unreadable_processes": [(plain, "%d" % report.unreadable)],
+        "ps_mem_unparsable_processes": [(plain, "%d" % report.unparsable)],
+        "ps_mem_scan_duration_seconds": [(plain, repr(float(shown.seconds)))],
+        "ps_mem_scan_timestamp_seconds": [(plain, repr(float(shown.when)))],
+        "ps_mem_info": [(_labels([("version", VERSION), ("kernel", shown.release), group_by]),
+                         "1")],
     }
     return [(name, _SUMMARY_HELP[name], samples[name]) for name in _SUMMARY_HELP]
 
