@@ -69,57 +69,57 @@ TOTAL_RAM = sum(PID_RAM.values())  # 3646976
 DOCUMENT = """\
 # HELP ps_mem_private_bytes Private: memory mapped only by the row's processes, in bytes.
 # TYPE ps_mem_private_bytes gauge
-ps_mem_private_bytes{program="nginx"} 1536000
-ps_mem_private_bytes{program="postgres"} 2048000
+ps_mem_private_bytes{program="nginx",group_by="program"} 1536000
+ps_mem_private_bytes{program="postgres",group_by="program"} 2048000
 # HELP ps_mem_shared_bytes Shared: the row's proportional share (PSS) of memory its processes \
 map with others, in bytes.
 # TYPE ps_mem_shared_bytes gauge
-ps_mem_shared_bytes{program="nginx"} 41984
-ps_mem_shared_bytes{program="postgres"} 20992
+ps_mem_shared_bytes{program="nginx",group_by="program"} 41984
+ps_mem_shared_bytes{program="postgres",group_by="program"} 20992
 # HELP ps_mem_ram_bytes RAM used by the row's processes: Private + Shared.
 # TYPE ps_mem_ram_bytes gauge
-ps_mem_ram_bytes{program="nginx"} 1577984
-ps_mem_ram_bytes{program="postgres"} 2068992
+ps_mem_ram_bytes{program="nginx",group_by="program"} 1577984
+ps_mem_ram_bytes{program="postgres",group_by="program"} 2068992
 # HELP ps_mem_swap_bytes Swap used by the row's processes (SwapPss where the kernel has it), \
 in bytes.
 # TYPE ps_mem_swap_bytes gauge
-ps_mem_swap_bytes{program="nginx"} 0
-ps_mem_swap_bytes{program="postgres"} 102400
+ps_mem_swap_bytes{program="nginx",group_by="program"} 0
+ps_mem_swap_bytes{program="postgres",group_by="program"} 102400
 # HELP ps_mem_processes Processes in the row.
 # TYPE ps_mem_processes gauge
-ps_mem_processes{program="nginx"} 2
-ps_mem_processes{program="postgres"} 1
+ps_mem_processes{program="nginx",group_by="program"} 2
+ps_mem_processes{program="postgres",group_by="program"} 1
 # HELP ps_mem_total_ram_bytes RAM used by all rows.
 # TYPE ps_mem_total_ram_bytes gauge
-ps_mem_total_ram_bytes 3646976
+ps_mem_total_ram_bytes{group_by="program"} 3646976
 # HELP ps_mem_total_swap_bytes Swap used by all rows.
 # TYPE ps_mem_total_swap_bytes gauge
-ps_mem_total_swap_bytes 102400
+ps_mem_total_swap_bytes{group_by="program"} 102400
 # HELP ps_mem_accuracy How exact the kernel lets the measure be: 2 accurate, 1 over-estimated \
 per row, 0 shared memory estimated, -1 not reported.
 # TYPE ps_mem_accuracy gauge
-ps_mem_accuracy{measure="ram"} 2
-ps_mem_accuracy{measure="swap"} 2
+ps_mem_accuracy{measure="ram",group_by="program"} 2
+ps_mem_accuracy{measure="swap",group_by="program"} 2
 # HELP ps_mem_unreadable_processes Processes that could not be read (permission denied): their \
 memory is in no row.
 # TYPE ps_mem_unreadable_processes gauge
-ps_mem_unreadable_processes 0
+ps_mem_unreadable_processes{group_by="program"} 0
 # HELP ps_mem_unparsable_processes Processes whose files could not be parsed: their memory is \
 in no row.
 # TYPE ps_mem_unparsable_processes gauge
-ps_mem_unparsable_processes 0
+ps_mem_unparsable_processes{group_by="program"} 0
 # HELP ps_mem_scan_duration_seconds How long reading the processes took.
 # TYPE ps_mem_scan_duration_seconds gauge
-ps_mem_scan_duration_seconds SECONDS
+ps_mem_scan_duration_seconds{group_by="program"} SECONDS
 # HELP ps_mem_scan_timestamp_seconds When the processes were read (a capture's own time), in \
 Unix time.
 # TYPE ps_mem_scan_timestamp_seconds gauge
-ps_mem_scan_timestamp_seconds SECONDS
+ps_mem_scan_timestamp_seconds{group_by="program"} SECONDS
 # HELP ps_mem_info ps_mem's version, the kernel's release and the labels of the rows.
 # TYPE ps_mem_info gauge
 ps_mem_info{version="4.0",kernel="6.1.0-13-amd64",group_by="program"} 1
 """
-TIMES = re.compile(r"^(ps_mem_scan_(?:duration|timestamp)_seconds) (\S+)$", re.M)
+TIMES = re.compile(r"^(ps_mem_scan_(?:duration|timestamp)_seconds)(\{[^}]*\}) (\S+)$", re.M)
 
 FAMILIES = ["ps_mem_private_bytes", "ps_mem_shared_bytes", "ps_mem_ram_bytes",
             "ps_mem_swap_bytes", "ps_mem_processes", "ps_mem_total_ram_bytes",
@@ -135,17 +135,41 @@ def prometheus(*args: str, procfs) -> str:
     result = run_main("--prometheus", *args, procfs=procfs)
     assert result.status == 0, result.err
     text = result.stdout.decode("utf-8")  # strictly: node_exporter wants UTF-8
-    families(text)
+    read(text)
     return text
 
 
+def read(text: str):
+    """{family: {labels: value}}, labels as sorted (name, value) pairs but
+    for group_by, which every series must have, the same in all."""
+    found = {}
+    group_by = set()
+    for name, family in families(text).items():
+        found[name] = {}
+        for labels, value in family.samples.items():
+            group_by.add(dict(labels).get("group_by"))
+            found[name][tuple(pair for pair in labels if pair[0] != "group_by")] = value
+    assert len(group_by) == 1 and None not in group_by, group_by
+    return found
+
+
 def rows(text: str, family: str = "ps_mem_ram_bytes"):
-    """{labels as a dict's sorted items: value} of one row family."""
-    return families(text)[family].samples
+    """{labels: value} of one row family (as read())."""
+    return read(text)[family]
+
+
+def group_by(text: str) -> str:
+    labels, = families(text)["ps_mem_info"].samples
+    return dict(labels)["group_by"]
 
 
 def without_times(text: str) -> str:
-    return TIMES.sub(r"\1 SECONDS", text)
+    return TIMES.sub(r"\1\2 SECONDS", text)
+
+
+def times(text: str):
+    """{family: value} of the two families of times."""
+    return {family: float(value) for family, _labels, value in TIMES.findall(text)}
 
 
 # ----------------------------------------------------------------------------
@@ -158,9 +182,9 @@ def test_document_as_written(small):
     text = prometheus(procfs=small.root)
     after = time.time()
     assert without_times(text) == DOCUMENT
-    times = dict(TIMES.findall(text))
-    assert before <= float(times["ps_mem_scan_timestamp_seconds"]) <= after
-    assert 0 <= float(times["ps_mem_scan_duration_seconds"]) <= after - before
+    found = times(text)
+    assert before <= found["ps_mem_scan_timestamp_seconds"] <= after
+    assert 0 <= found["ps_mem_scan_duration_seconds"] <= after - before
     assert list(families(text)) == FAMILIES
     assert {family.type for family in families(text).values()} == {"gauge"}
 
@@ -168,10 +192,10 @@ def test_document_as_written(small):
 def test_totals_are_3_14s(small):
     if not (REFERENCE_DIR / "ps_mem.py").exists():
         pytest.skip("ps_mem 3.14 is not installed in %s" % REFERENCE_DIR)
-    found = families(prometheus(procfs=small.root))
+    found = read(prometheus(procfs=small.root))
     assert int(run_reference("-t", procfs=small.root).out) == TOTAL_RAM
-    assert found["ps_mem_total_ram_bytes"].samples[()] == TOTAL_RAM
-    assert found["ps_mem_total_swap_bytes"].samples[()] == \
+    assert found["ps_mem_total_ram_bytes"][()] == TOTAL_RAM
+    assert found["ps_mem_total_swap_bytes"][()] == \
         int(run_reference("-t", "-S", procfs=small.root).out) == 102400
 
 
@@ -181,7 +205,8 @@ def test_nothing_on_stdout_but_the_document(small):
     result = run_main("--prometheus", procfs=small.root)
     assert result.status == 0
     assert without_times(result.out) == DOCUMENT.replace(
-        "ps_mem_unparsable_processes 0", "ps_mem_unparsable_processes 1")
+        'ps_mem_unparsable_processes{group_by="program"} 0',
+        'ps_mem_unparsable_processes{group_by="program"} 1')
     assert result.err == ("Warning: 1 process could not be parsed (their files are not what a "
                           "kernel writes); their memory is not included.\n")
 
@@ -221,17 +246,17 @@ GROUPINGS = [
 ]
 
 
-@pytest.mark.parametrize("args, group_by, expected", GROUPINGS,
+@pytest.mark.parametrize("args, labels, expected", GROUPINGS,
                          ids=[" ".join(args) or "default" for args, _, _ in GROUPINGS])
-def test_rows_are_labelled_by_the_grouping(small, args, group_by, expected):
-    found = families(prometheus(*args, procfs=small.root))
-    assert found["ps_mem_ram_bytes"].samples == expected
+def test_rows_are_labelled_by_the_grouping(small, args, labels, expected):
+    text = prometheus(*args, procfs=small.root)
+    found = read(text)
+    assert found["ps_mem_ram_bytes"] == expected
     for family in ROW_FAMILIES:  # every row family has the same series
-        assert set(found[family].samples) == set(expected), family
-    info, = found["ps_mem_info"].samples
-    assert dict(info)["group_by"] == group_by
+        assert set(found[family]) == set(expected), family
+    assert group_by(text) == labels
     # However the rows are cut, the total is the default view's.
-    assert found["ps_mem_total_ram_bytes"].samples[()] == TOTAL_RAM
+    assert found["ps_mem_total_ram_bytes"][()] == TOTAL_RAM
 
 
 def test_help_and_type_are_the_same_whatever_the_options(small, proc_trees):
@@ -258,12 +283,12 @@ def test_rows_shown_alike_are_one_series(tree):
     t.add(42, "other", "/usr/bin/other", maps=maps(1000))
     doc = json.loads(run_main("--json", procfs=t.root).out)
     assert [program["name"] for program in doc["programs"]] == ["a?b", "a?b", "other"]
-    found = families(prometheus(procfs=t.root))
-    assert found["ps_mem_ram_bytes"].samples == {
+    found = read(prometheus(procfs=t.root))
+    assert found["ps_mem_ram_bytes"] == {
         (("program", "a?b"),): (300 + 20.5 + 400 + 20.5) * 1024,
         (("program", "other"),): (1000 + 20.5) * 1024}
-    assert found["ps_mem_processes"].samples[(("program", "a?b"),)] == 2
-    assert found["ps_mem_private_bytes"].samples[(("program", "a?b"),)] == 700 * 1024
+    assert found["ps_mem_processes"][(("program", "a?b"),)] == 2
+    assert found["ps_mem_private_bytes"][(("program", "a?b"),)] == 700 * 1024
     # By pid they stay apart.
     assert set(rows(prometheus("-d", procfs=t.root))) == {
         (("pid", "40"), ("program", "a?b")), (("pid", "41"), ("program", "a?b")),
@@ -322,20 +347,20 @@ ACCURACY = {
 @pytest.mark.parametrize("name", sorted(ACCURACY))
 def test_accuracy_and_totals_only_where_meaningful(proc_trees, name):
     ram, swap, ram_total, swap_total = ACCURACY[name]
-    found = families(prometheus(procfs=proc_trees.get(name).root))
-    assert found["ps_mem_accuracy"].samples == {(("measure", "ram"),): ram,
+    found = read(prometheus(procfs=proc_trees.get(name).root))
+    assert found["ps_mem_accuracy"] == {(("measure", "ram"),): ram,
                                                 (("measure", "swap"),): swap}
     assert ("ps_mem_total_ram_bytes" in found, "ps_mem_total_swap_bytes" in found) == \
         (ram_total, swap_total)
-    assert found["ps_mem_ram_bytes"].samples  # rows are there all the same
+    assert found["ps_mem_ram_bytes"]  # rows are there all the same
 
 
 def test_unparsable_processes_are_counted(proc_trees):
     tree = proc_trees.get("vanished_status_short")
     result = run_main("--prometheus", procfs=tree.root)
-    found = families(result.out)
-    assert found["ps_mem_unparsable_processes"].samples[()] == 1
-    assert found["ps_mem_unreadable_processes"].samples[()] == 0
+    found = read(result.out)
+    assert found["ps_mem_unparsable_processes"][()] == 1
+    assert found["ps_mem_unreadable_processes"][()] == 0
     assert "1 process could not be parsed" in result.err
 
 
@@ -345,16 +370,16 @@ def test_unparsable_processes_are_counted(proc_trees):
 
 
 def test_p_shows_only_those_processes(small):
-    found = families(prometheus("-p", "11,20", procfs=small.root))
-    assert found["ps_mem_ram_bytes"].samples == {(("program", "nginx"),): PID_RAM[11],
+    found = read(prometheus("-p", "11,20", procfs=small.root))
+    assert found["ps_mem_ram_bytes"] == {(("program", "nginx"),): PID_RAM[11],
                                                  (("program", "postgres"),): PID_RAM[20]}
-    assert found["ps_mem_total_ram_bytes"].samples[()] == PID_RAM[11] + PID_RAM[20]
+    assert found["ps_mem_total_ram_bytes"][()] == PID_RAM[11] + PID_RAM[20]
 
 
 def test_top_keeps_its_rows_and_their_total(small):
-    found = families(prometheus("--top", "1", procfs=small.root))
-    assert found["ps_mem_ram_bytes"].samples == {(("program", "postgres"),): PID_RAM[20]}
-    assert found["ps_mem_total_ram_bytes"].samples[()] == PID_RAM[20]
+    found = read(prometheus("--top", "1", procfs=small.root))
+    assert found["ps_mem_ram_bytes"] == {(("program", "postgres"),): PID_RAM[20]}
+    assert found["ps_mem_total_ram_bytes"][()] == PID_RAM[20]
 
 
 def test_swap_is_there_with_or_without_S(small):
@@ -365,12 +390,12 @@ def test_a_watch_whose_processes_are_gone_ends_without_a_line_of_text(small):
     """-w ends when the -p processes are gone; the table then says so in
     words, which would not parse here."""
     text = prometheus("-w", "1", "-p", "99", procfs=small.root)
-    found = families(text)
+    found = read(text)
     assert all(name not in found for name in ROW_FAMILIES)
     # No process seen, so nothing says whether the kernel has PSS: no
     # total, as the table has no footer.
     assert "ps_mem_total_ram_bytes" not in found
-    assert found["ps_mem_accuracy"].samples[(("measure", "ram"),)] == 2
+    assert found["ps_mem_accuracy"][(("measure", "ram"),)] == 2
     assert "anymore" not in text
 
 
@@ -381,8 +406,7 @@ def test_a_capture_gives_the_trees_series_at_its_own_time(small, tmp_path):
         manifest = json.load(io.TextIOWrapper(archive.extractfile("ps_mem-capture.json")))
     replayed = prometheus(procfs=saved)
     assert without_times(replayed) == without_times(direct) == DOCUMENT
-    assert float(dict(TIMES.findall(replayed))["ps_mem_scan_timestamp_seconds"]) == \
-        manifest["time"]
+    assert times(replayed)["ps_mem_scan_timestamp_seconds"] == manifest["time"]
 
 
 @pytest.mark.parametrize("name", sorted(set(ALL_TREES) - {"no_osrelease"}))
