@@ -60,6 +60,7 @@ ONE_READER = "one reader"
 # (label, arguments, the most its wall time may be of the default's).
 VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     ("--json", ["--json"], None),
+    ("--prometheus", ["--prometheus"], 1.10),
 ]
 
 # Targets from the issue: (what, limit).
