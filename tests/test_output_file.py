@@ -426,3 +426,35 @@ def test_output_may_not_replace_the_capture_read(small, tmp_path):
     assert result.status == 2
     assert result.err.splitlines()[-1] == "ps_mem: error: --output would replace the --procfs file"
     assert saved.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------
+# write_atomically() in this process
+# ----------------------------------------------------------------------------
+
+
+def test_a_name_ending_in_a_slash_is_a_directory(small, tmp_path):
+    result = run_main("--output", str(tmp_path) + "/", procfs=small.root)
+    assert (result.status, result.stdout) == (2, b"")
+    assert result.err == "ps_mem: cannot write %s/: Is a directory\n" % tmp_path
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda sig: sig.name)
+def test_sigterm_while_writing_raises_terminated(tmp_path, sig):
+    """The signal becomes Terminated inside the write (main() then ends by
+    it); the temp file goes, and the handlers are given back."""
+    target = tmp_path / "out"
+    before = signal.getsignal(sig)
+
+    def write(file):
+        file.write(b"half")
+        assert temp_files(tmp_path) != []
+        os.kill(os.getpid(), sig)
+
+    ps_mem.write_output(str(target), "x")
+    with pytest.raises(ps_mem.Terminated) as raised:
+        ps_mem.write_atomically(str(target), write, 0o644)
+    assert raised.value.signal_number == sig
+    assert target.read_text() == "x"
+    assert temp_files(tmp_path) == []
+    assert signal.getsignal(sig) == before
