@@ -2519,6 +2519,8 @@ class Options(Record):
     system: bool = False  # --system: the ledger of all of MemTotal
     units: "Optional[str]" = None  # "B", "KiB", "MiB" or "GiB"; None: 3.14's, per size
     no_header: bool = False
+    prometheus: bool = False
+    output: "Optional[str]" = None  # write each sample's text here, not to stdout
 
 
 class ProcessSample(Record):
@@ -3892,7 +3894,8 @@ def process_sums(samples: "List[ProcessSample]", address_spaces: "Optional[Addre
 
 
 def _in_bytes(kib: float) -> int:
-    # As --json turns the report's KiB into bytes.
+    """KiB as every view that counts bytes shows them (JSON, the ledger,
+    Prometheus): the nearest whole byte."""
     return int(round(kib * 1024))
 
 
@@ -4476,9 +4479,7 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
     --system's ledger, as ledger_json() makes it."""
     import json
 
-    def in_bytes(kib: float) -> int:
-        return int(round(kib * 1024))
-
+    in_bytes = _in_bytes
     document = {
         "ps_mem_version": VERSION,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
@@ -4505,6 +4506,128 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
     if system is not None:
         document["system"] = system
     return json.dumps(document) + "\n"
+
+
+# --prometheus: the text exposition format, as node_exporter's textfile
+# collector reads it (README.md lists the families).  Its rules shape the
+# view.  It drops the whole file for a label value that is not UTF-8, an
+# escape other than \\, \" and \n, a last line without a newline or a
+# sample with a timestamp.  It serves only the first of two equal series,
+# in one file or in two (logging an error at every scrape), and drops a
+# family whose HELP differs from the same family's in another file.  So
+# HELP texts are the same whatever the options, rows whose labels come out
+# equal are summed into one series, and every series has a group_by label
+# (the labels that name the rows): textfiles of two groupings, side by
+# side, have no series in common.
+
+# The label a row's key is given, per grouping (see row_labels()); a
+# grouping not listed here gives its own name.
+_PROMETHEUS_LABELS = {"program": "program", "pid": "program", "cmdline": "cmdline",
+                      "user": "user", "cgroup": "cgroup"}
+
+# Per row: (family, HELP).  The values are the row's, in this order.
+_ROW_FAMILIES = (
+    ("ps_mem_private_bytes", "Private: memory mapped only by the row's processes, in bytes."),
+    ("ps_mem_shared_bytes", "Shared: the row's proportional share (PSS) of memory its"
+                            " processes map with others, in bytes."),
+    ("ps_mem_ram_bytes", "RAM used by the row's processes: Private + Shared."),
+    ("ps_mem_swap_bytes", "Swap used by the row's processes (SwapPss where the kernel"
+                          " has it), in bytes."),
+    ("ps_mem_processes", "Processes in the row."),
+)
+_SUMMARY_HELP = {
+    "ps_mem_total_ram_bytes": "RAM used by all rows.",
+    "ps_mem_total_swap_bytes": "Swap used by all rows.",
+    "ps_mem_accuracy": "How exact the kernel lets the measure be: 2 accurate, 1 over-estimated"
+                       " per row, 0 shared memory estimated, -1 not reported.",
+    "ps_mem_unreadable_processes": "Processes that could not be read (permission denied):"
+                                   " their memory is in no row.",
+    "ps_mem_unparsable_processes": "Processes whose files could not be parsed: their memory"
+                                   " is in no row.",
+    "ps_mem_scan_duration_seconds": "How long reading the processes took.",
+    "ps_mem_scan_timestamp_seconds": "When the processes were read (a capture's own time),"
+                                     " in Unix time.",
+    "ps_mem_info": "ps_mem's version, the kernel's release and the labels of the rows.",
+}
+
+
+def row_labels(options: Options) -> "Tuple[str, ...]":
+    """The names of the labels that name a row: its key's, and pid where
+    rows are per process (-d: the key is then the name without " [PID]")."""
+    if options.split_args:  # -s groups by command line, with -d too
+        return ("cmdline",)
+    key = _PROMETHEUS_LABELS.get(options.group_by, options.group_by)
+    return (key, "pid") if options.by_pid else (key,)
+
+
+def label_value(text: str) -> str:
+    """TEXT as a label value: as the table shows it (printable()), a
+    character that is not UTF-8 (a byte os.fsdecode() could not decode)
+    as "?", and escaped as the format wants."""
+    text = printable(text).encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(pairs: "Iterable[Tuple[str, str]]") -> str:
+    return "{%s}" % ",".join('%s="%s"' % (name, label_value(value)) for name, value in pairs)
+
+
+def _prometheus_rows(report: Report, options: Options
+                     ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
+    """The row families: (name, HELP, [(labels, value)])."""
+    names = row_labels(options)
+    group_by = ("group_by", ",".join(names))
+    sums: Dict[str, List[int]] = {}  # labels -> the row's values, in _ROW_FAMILIES' order
+    for program in report.programs:
+        key = program.name
+        values = [key]
+        if len(names) == 2:
+            pid = program.pids[0] if program.pids else 0
+            suffix = " [%d]" % pid
+            values = [key[:-len(suffix)] if key.endswith(suffix) else key, str(pid)]
+        labels = _labels(list(zip(names, values)) + [group_by])
+        row = [_in_bytes(program.private_kib), _in_bytes(program.shared_kib),
+               _in_bytes(program.ram_kib), _in_bytes(program.swap_kib), program.processes]
+        kept = sums.get(labels)
+        sums[labels] = row if kept is None else [a + b for a, b in zip(kept, row)]
+    return [(name, help_text, [(labels, "%d" % row[index]) for labels, row in sums.items()])
+            for index, (name, help_text) in enumerate(_ROW_FAMILIES)]
+
+
+def _prometheus_summary(report: Report, options: Options, shown: Shown
+                        ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
+    """The families of the whole sample: (name, HELP, [(labels, value)])."""
+    group_by = ("group_by", ",".join(row_labels(options)))
+    plain = _labels([group_by])
+    samples = {
+        "ps_mem_total_ram_bytes":
+            [(plain, "%d" % _in_bytes(report.total_ram_kib))] if shown.pss_seen else [],
+        "ps_mem_total_swap_bytes":
+            [(plain, "%d" % _in_bytes(report.total_swap_kib))] if shown.swap_pss_seen else [],
+        "ps_mem_accuracy": [(_labels([("measure", "ram"), group_by]), "%d" % shown.acc.ram),
+                            (_labels([("measure", "swap"), group_by]), "%d" % shown.acc.swap)],
+        "ps_mem_unreadable_processes": [(plain, "%d" % report.unreadable)],
+        "ps_mem_unparsable_processes": [(plain, "%d" % report.unparsable)],
+        "ps_mem_scan_duration_seconds": [(plain, repr(float(shown.seconds)))],
+        "ps_mem_scan_timestamp_seconds": [(plain, repr(float(shown.when)))],
+        "ps_mem_info": [(_labels([("version", VERSION), ("kernel", shown.release), group_by]),
+                         "1")],
+    }
+    return [(name, _SUMMARY_HELP[name], samples[name]) for name in _SUMMARY_HELP]
+
+
+def prometheus_document(report: Report, options: Options, shown: Shown) -> str:
+    """--prometheus: one sample in the text exposition format.  Every
+    family is a gauge; one without samples is left out.  A view with
+    families of its own (--system's, --diff's) adds them here, from a
+    function beside _prometheus_rows()."""
+    families = _prometheus_rows(report, options) + _prometheus_summary(report, options, shown)
+    lines = []
+    for name, help_text, samples in families:
+        if samples:
+            lines.append("# HELP %s %s\n# TYPE %s gauge\n" % (name, help_text, name))
+            lines.extend("%s%s %s\n" % (name, labels, value) for labels, value in samples)
+    return "".join(lines)
 
 
 def exit_status(acc: Accuracy, options: Options) -> int:
@@ -4561,6 +4684,8 @@ def render(report: Report, options: Options, shown: Shown) -> str:
     view is a function of its own; the table's header is header()'s,
     written once before the first sample (see opening()), or with the rows
     where SHOWN says (--units)."""
+    if options.prometheus:
+        return prometheus_document(report, options, shown)
     if options.system and shown.ledger is not None:
         if options.json:
             return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
@@ -4581,8 +4706,8 @@ def render(report: Report, options: Options, shown: Shown) -> str:
 
 def tabled(options: Options) -> bool:
     """Whether the options ask for the table (not JSON, not only -t, not
-    the ledger)."""
-    return not (options.only_total or options.json or options.system)
+    the ledger, not Prometheus)."""
+    return not (options.only_total or options.json or options.system or options.prometheus)
 
 
 def opening(options: Options) -> str:
@@ -4699,6 +4824,37 @@ def write_capture(snapshot: Snapshot, path: str) -> int:
     return write_atomically(path, write, 0o600)
 
 
+# --output: a new file is readable by all, because node_exporter reads its
+# textfiles as a user of its own; an existing file keeps its permissions,
+# so that one made private (chmod 600: command lines with -s) stays so.
+_NEW_OUTPUT_MODE = 0o644
+
+
+def output_mode(path: str) -> int:
+    """The permissions --output gives PATH: those of the regular file there
+    (lstat: a link planted at PATH lends nothing, and is replaced, never
+    followed), else _NEW_OUTPUT_MODE.  Never set-id or sticky bits."""
+    import stat
+
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return _NEW_OUTPUT_MODE
+    if not stat.S_ISREG(status.st_mode):
+        return _NEW_OUTPUT_MODE
+    return stat.S_IMODE(status.st_mode) & 0o777
+
+
+def write_output(path: str, text: str) -> int:
+    """--output: TEXT, in UTF-8, replaces PATH whole (write_atomically())."""
+    data = text.encode("utf-8", "replace")
+
+    def write(file: "IO[bytes]") -> None:
+        file.write(data)
+
+    return write_atomically(path, write, output_mode(path))
+
+
 # ----------------------------------------------------------------------------
 # 8. Command line
 # ----------------------------------------------------------------------------
@@ -4791,6 +4947,12 @@ def build_parser() -> "argparse.ArgumentParser":
                          help="every size in UNIT: B, KiB, MiB or GiB (-t too; JSON is bytes)")
     printed.add_argument("--no-header", action="store_true",
                          help="rows only: no header, no total")
+    printed.add_argument("--prometheus", action="store_true",
+                         help="Prometheus' text exposition format instead of the table,"
+                              " for node_exporter's textfile collector")
+    printed.add_argument("--output", metavar="FILE",
+                         help="write to FILE instead of stdout, replacing it whole and"
+                              " atomically (at each sample with -w)")
     source = parser.add_argument_group("what to read (since 3.14)")
     source.add_argument("--procfs", metavar="PATH",
                         help="read this proc root or capture file instead of /proc")
@@ -4870,9 +5032,17 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         parser.error("Seconds must be positive! (%s)" % args.watch)
     if args.watch is not None and args.watch > _MAX_WATCH:
         parser.error("Seconds must be at most %d! (%s)" % (_MAX_WATCH, args.watch))
-    for option, path in (("--procfs", args.procfs), ("--capture", args.capture)):
+    for option, path in (("--procfs", args.procfs), ("--capture", args.capture),
+                         ("--output", args.output)):
         if path == "":
             parser.error("argument %s: the file name is empty" % option)
+    if args.prometheus and (args.json or args.only_total):
+        parser.error("--prometheus cannot be combined with %s"
+                     % ("--json" if args.json else "-t"))
+    if args.output:
+        for option, path in (("--procfs", args.procfs), ("--capture", args.capture)):
+            if path and os.path.abspath(path) == os.path.abspath(args.output):
+                parser.error("--output would replace the %s file" % option)
     if args.top is not None and args.top <= 0:
         parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
     if args.group_by in ("user", "cgroup", "app") and args.split_args:
@@ -4908,6 +5078,8 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         system=args.system,
         units=args.units,
         no_header=args.no_header,
+        prometheus=args.prometheus,
+        output=args.output,
     )
 
 
@@ -4995,15 +5167,17 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             return 2
 
     opened = opening(options)
-    out.write(opened)
+    if options.output is None:  # else each sample's file has its own
+        out.write(opened)
     # The size columns' width, and the width of those the header written
     # is over (0: none written yet).  With --units a watch's columns widen
     # to its widest size so far, and never narrow again.
     width = 9
     headed = width if opened else 0
     # Judged once.  Swap's is worth the probe only where it is shown: with
-    # -S, and in the views that tell it whatever -S says (JSON).
-    acc = accuracy(procfs, kernel, self_pid, options.show_swap or options.json)
+    # -S, and in the views that tell it whatever -S says (JSON, Prometheus).
+    acc = accuracy(procfs, kernel, self_pid,
+                   options.show_swap or options.json or options.prometheus)
     pss_seen = swap_pss_seen = False
     unreadable = unparsable = 0
     hidden = procfs.hiding_option()
@@ -5040,14 +5214,27 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                 headed = width
             shown = Shown(acc, pss_seen, swap_pss_seen, release_text, procfs.time(),
                           warnings(acc, options, unreadable, unparsable, hidden), seconds,
-                          ledger=ledger_of, width=width, header=header_now)
-            out.write(render(report, options, shown))
-            if options.watch is None:
-                break
-            if not report.programs:
-                # Not a row: --no-header's output is rows only.
-                if not options.json and not options.no_header:
-                    out.write("Process does not exist anymore.\n")
+                          ledger=ledger_of, width=width,
+                          # A file holds one whole sample: its header too.
+                          header=header_now or (options.output is not None and not opened
+                                                and headed > 0))
+            text = render(report, options, shown)
+            gone = options.watch is not None and not report.programs
+            # Not a row: --no-header's output is rows only.
+            if gone and not (options.json or options.prometheus or options.no_header):
+                text += "Process does not exist anymore.\n"
+            if options.output is None:
+                out.write(text)
+            else:
+                # The whole sample, header included: FILE is replaced by
+                # each, and a reader of FILE sees one sample.
+                try:
+                    write_output(options.output, opened + text)
+                except OSError as error:
+                    err.write("ps_mem: cannot write %s: %s\n"
+                              % (escaped(options.output), error.strerror or error))
+                    return 2
+            if options.watch is None or gone:
                 break
             # Let this sample go before the next is taken: kept, it would
             # double a watch's memory at its peak.

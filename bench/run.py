@@ -74,6 +74,7 @@ VIEWS: List[Tuple[str, List[str], Optional[float]]] = [
     # Issue 13: naming by application reads an interpreter's command line
     # and, for a worker, its parent's.
     ("--group-by app", ["--group-by", "app"], 1.10),
+    ("--prometheus", ["--prometheus"], 1.10),
 ]
 
 # Targets from the issue: (what, limit).

@@ -130,7 +130,8 @@ def test_procfs_option_parsed():
 def test_legacy_abbreviations_beat_new_options():
     # --sh can only be --show-cmdline; --sw stays --swap, --sp --split-args.
     assert ps_mem.parse_options(["--sh"]).split_args
-    assert ps_mem.parse_options(["--sw", "--pro", "x"]) == ps_mem.Options(
+    # (--proc: --pro is --procfs or --prometheus.)
+    assert ps_mem.parse_options(["--sw", "--proc", "x"]) == ps_mem.Options(
         show_swap=True, procfs="x")
 
 

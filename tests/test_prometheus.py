@@ -1,23 +1,20 @@
 """Prometheus textfiles, served by Debian's node_exporter and scraped.
 
-The harness is tested on hand-written textfiles in the format README.md's
-"Prometheus" section proposes; the test of ps_mem's own file runs once
-ps_mem.py has --prometheus and --output.
+The harness is tested on hand-written textfiles in the format of README.md's
+"Prometheus" section, then node_exporter serves the files ps_mem.py writes
+with --prometheus --output.  (The document itself, read back with
+prometheus_client's parser, is tested in test_output_prometheus.py.)
 """
 
 import json
 import os
 import stat
-import sys
 
 import pytest
 
 from tests.harness import run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
 from tests.prometheus_harness import families, series
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import ps_mem  # noqa: E402
 
 # A program name with each character a label value must escape.
 HOSTILE = 'we"ird\\na\nme'
@@ -111,14 +108,6 @@ def test_exporter_reads_only_prom_files(node_exporter):
 # ----------------------------------------------------------------------------
 
 
-def has_option(option: str) -> bool:
-    return any(option in action.option_strings for action in ps_mem.build_parser()._actions)
-
-
-needs_prometheus = pytest.mark.skipif(
-    not (has_option("--prometheus") and has_option("--output")),
-    reason="ps_mem.py has no --prometheus and --output yet (issue 14)")
-
 # status Name as the kernel escapes it (a quote, two backslashes, a
 # backslash-n), and one with a control character, shown as "?".
 QUOTED = 'q"uo\\\\te\\nnl'
@@ -138,25 +127,26 @@ def hostile_tree(root) -> ProcTree:
     return t
 
 
-@needs_prometheus
 def test_exporter_serves_ps_mem_textfile(node_exporter, tmp_path):
     tree = hostile_tree(tmp_path / "proc")
     target = node_exporter.directory / "ps_mem.prom"
     done = run_ours("--prometheus", "--output", str(target), procfs=tree.root)
     assert (done.status, done.out, done.err) == (0, "", "")
     assert os.listdir(node_exporter.directory) == ["ps_mem.prom"]
-    assert stat.S_IMODE(os.stat(target).st_mode) & 0o044 == 0o044  # the exporter's user reads it
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644  # the exporter's user reads it
     written = target.read_text()
     text = node_exporter.scrape()
     assert scrape_error(text) == 0
-    # What ps_mem wrote is what the exporter serves.
+    # What ps_mem wrote is what the exporter serves, every family of it.
     assert series(text, "ps_mem_") == series(written, "ps_mem_")
+    assert sorted(name for name in families(text) if name.startswith("ps_mem_")) == sorted(
+        FAMILIES)
     report = json.loads(run_ours("--json", procfs=tree.root).out)
     assert [program["name"] for program in report["programs"]] == [
         "?[2Jevil", QUOTED, "nginx", "systemd"]  # as the table shows them
     served = families(text)
     for program in report["programs"]:
-        labels = (("program", program["name"]),)
+        labels = (("group_by", "program"), ("program", program["name"]))
         for family, field in (("ps_mem_private_bytes", "private"),
                               ("ps_mem_shared_bytes", "shared"), ("ps_mem_ram_bytes", "ram"),
                               ("ps_mem_swap_bytes", "swap"), ("ps_mem_processes", "count")):
@@ -164,9 +154,47 @@ def test_exporter_serves_ps_mem_textfile(node_exporter, tmp_path):
             assert served[family].samples[labels] == program[field], (family, labels)
     # The total as 3.14 gives it for the same tree.
     total = int(run_reference("-t", procfs=tree.root).out)
-    assert served["ps_mem_total_ram_bytes"].samples[()] == total
+    assert served["ps_mem_total_ram_bytes"].samples[(("group_by", "program"),)] == total
+    assert served["ps_mem_accuracy"].samples == {
+        (("group_by", "program"), ("measure", "ram")): 2,
+        (("group_by", "program"), ("measure", "swap")): 2}
+    assert served["ps_mem_info"].samples == {
+        (("group_by", "program"), ("kernel", "6.1.0-13-amd64"), ("version", "4.0")): 1}
     # Escaped as the format requires, in the file and in the scrape.
     for raw in (written, text):
         assert 'program="q\\"uo\\\\\\\\te\\\\nnl"' in raw
         assert 'program="?[2Jevil"' in raw
         assert "\x1b" not in raw
+
+
+FAMILIES = ["ps_mem_private_bytes", "ps_mem_shared_bytes", "ps_mem_ram_bytes",
+            "ps_mem_swap_bytes", "ps_mem_processes", "ps_mem_total_ram_bytes",
+            "ps_mem_total_swap_bytes", "ps_mem_accuracy", "ps_mem_unreadable_processes",
+            "ps_mem_unparsable_processes", "ps_mem_scan_duration_seconds",
+            "ps_mem_scan_timestamp_seconds", "ps_mem_info"]
+GROUPINGS = {"ps_mem.prom": [], "ps_mem_pid.prom": ["-d"], "ps_mem_user.prom": ["--group-by",
+                                                                                "user"],
+             "ps_mem_cgroup.prom": ["--group-by", "cgroup"], "ps_mem_cmdline.prom": ["-s"]}
+
+
+def test_exporter_serves_files_of_every_grouping_side_by_side(node_exporter, proc_trees):
+    """Textfiles of several groupings in one directory: node_exporter serves
+    every series of each (it would drop a series that two files share, and
+    a family whose HELP differs between them), on trees whose names are
+    not UTF-8 or hold control characters."""
+    written = {}
+    for name in ("non_utf8", "hostile_names"):
+        root = proc_trees.get(name).root
+        for file_name, args in GROUPINGS.items():
+            target = node_exporter.directory / file_name
+            done = run_ours("--prometheus", "--output", str(target), *args, procfs=root)
+            assert (done.status, done.err) == (0, ""), (file_name, done.err)
+            written[file_name] = series(target.read_text(), "ps_mem_")
+        text = node_exporter.scrape()
+        assert scrape_error(text) == 0, node_exporter.log()
+        everything = {}
+        for file_series in written.values():
+            everything.update(file_series)
+        assert len(everything) == sum(map(len, written.values()))  # no series in common
+        assert series(text, "ps_mem_") == everything
+    assert "error" not in node_exporter.log()
