@@ -31,7 +31,7 @@ from typing import List, Optional
 import pytest
 
 from tests.harness import OURS, Result, child_env
-from tests.inprocess import ps_mem, run_main
+from tests.harness import ps_mem, run_main
 from tests.test_output_prometheus import DOCUMENT, maps, small_tree, without_times
 
 STRACE = shutil.which("strace")

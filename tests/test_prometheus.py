@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from tests.harness import run_ours, run_reference
+from tests.harness import printable, run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
 from tests.prometheus_harness import families, series
 
@@ -142,11 +142,11 @@ def test_exporter_serves_ps_mem_textfile(node_exporter, tmp_path):
     assert sorted(name for name in families(text) if name.startswith("ps_mem_")) == sorted(
         FAMILIES)
     report = json.loads(run_ours("--json", procfs=tree.root).out)
-    assert [program["name"] for program in report["programs"]] == [
+    assert [printable(program["name"]) for program in report["programs"]] == [
         "?[2Jevil", QUOTED, "nginx", "systemd"]  # as the table shows them
     served = families(text)
     for program in report["programs"]:
-        labels = (("group_by", "program"), ("program", program["name"]))
+        labels = (("group_by", "program"), ("program", printable(program["name"])))
         for family, field in (("ps_mem_private_bytes", "private"),
                               ("ps_mem_shared_bytes", "shared"), ("ps_mem_ram_bytes", "ram"),
                               ("ps_mem_swap_bytes", "swap"), ("ps_mem_processes", "count")):
