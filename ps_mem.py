@@ -517,7 +517,13 @@ class ProcFS:
 # later run with other options answers as a live run with them would have;
 # and nothing else (no environ, no memory contents).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
-_CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo")
+# Besides the kernel's release and meminfo, which machine and which boot of
+# it the capture comes from (see machine_of()): --diff matches processes by
+# pid only within one boot, and compares with the live system only a
+# capture of this machine.
+_BOOT_ID = "sys/kernel/random/boot_id"
+_HOSTNAME = "sys/kernel/hostname"
+_CAPTURED_GLOBALS = ("sys/kernel/osrelease", "meminfo", _BOOT_ID, _HOSTNAME)
 _MANIFEST = "ps_mem-capture.json"
 _END = "ps_mem-capture.end"
 _CAPTURE_FORMAT = 2
@@ -1216,6 +1222,26 @@ def parse_stat_ppid(stat: bytes) -> int:
         raise ValueError("stat too short") from error
 
 
+def parse_stat_start(stat: bytes) -> int:
+    """When the process started, from /proc/PID/stat: field 22, in clock
+    ticks since boot.  With the pid it names one process for the whole
+    boot: a pid is reused, but not at the same tick."""
+    try:
+        start = _number(stat[stat.rindex(b")") + 2:].split(b" ", 20)[19])
+    except IndexError as error:
+        raise ValueError("stat too short") from error
+    if start < 0:
+        raise ValueError("negative start time")
+    return start
+
+
+def parse_identity(data: bytes) -> "Optional[str]":
+    """A boot id or host name as /proc/sys/kernel has it: its first line,
+    at most 64 characters (a host name's most), None where it is empty."""
+    line = data[:256].split(b"\n", 1)[0].strip().decode("utf-8", "replace")[:64]
+    return line or None
+
+
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
     start = status.index(b"\nUid:") + 5
@@ -1729,6 +1755,40 @@ def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]"
     return Accuracy(1, -1)
 
 
+class Machine(Record):
+    """Which machine, and which boot of it, a proc root shows."""
+
+    boot_id: "Optional[str]"  # the kernel's random id of this boot
+    host: "Optional[str]"  # the host name (of the reader's UTS namespace)
+
+
+def machine_of(procfs: ProcFS) -> Machine:
+    """What PROCFS says of its machine; None for what it does not say (a
+    tree, or a capture made before captures recorded it)."""
+    def identity(name: str) -> "Optional[str]":
+        try:
+            return parse_identity(procfs.read_global(name))
+        except OSError:
+            return None
+
+    return Machine(identity(_BOOT_ID), identity(_HOSTNAME))
+
+
+def how_related(before: Machine, after: Machine) -> str:
+    """"same": one boot of one machine, or nothing tells them apart;
+    "boot": another boot (of the same machine, or of one whose name is not
+    known), whose pids name other processes; "host": another machine.  A
+    host may be renamed, but a boot id is the kernel's for its whole boot,
+    so it decides first."""
+    if before.boot_id and after.boot_id and before.boot_id == after.boot_id:
+        return "same"
+    if before.host and after.host and before.host != after.host:
+        return "host"
+    if before.boot_id and after.boot_id:
+        return "boot"
+    return "same"
+
+
 def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
     """Everything any run would read from PROCFS now, held in memory."""
     if isinstance(procfs, Snapshot):
@@ -1749,7 +1809,7 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]") -> Snapshot:
                 errors[relative] = error.errno
             return None
 
-    for name in ("sys/kernel/osrelease", "meminfo"):
+    for name in _CAPTURED_GLOBALS:
         keep(name, _read_file, files)
     pids = procfs.pids()
     for pid in pids:

@@ -37,6 +37,7 @@ from tests.realproc import Processes
 LIVE = live
 PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "exe"}
 MEMBER = re.compile(r"ps_mem-capture\.json|proc/self|proc/sys/kernel/osrelease|proc/meminfo"
+                    r"|proc/sys/kernel/random/boot_id|proc/sys/kernel/hostname"
                     r"|proc/(\d+)/(%s)" % "|".join(sorted(PER_PID)))
 TIME = re.compile(rb'"time": "[^"]*"')
 
