@@ -2147,10 +2147,21 @@ def compare(before: Report, after: Report, before_keys: "List[Hashable]",
     changes = [_change(earlier.pop(key, None), row) for key, row in zip(after_keys,
                                                                         after.programs)]
     changes.extend(_change(row, None) for row in earlier.values())
+    # A total is true where each side's is, or where a side has no rows to
+    # tell (-p naming only processes that started, or stopped, between).
+    before_has_rows, after_has_rows = bool(before.programs), bool(after.programs)
     return Comparison(changes, before.total_ram_kib, after.total_ram_kib,
                       before.total_swap_kib, after.total_swap_kib,
-                      before.pss_seen and after.pss_seen,
-                      before.swap_pss_seen and after.swap_pss_seen)
+                      _both(before.pss_seen, after.pss_seen, before_has_rows, after_has_rows),
+                      _both(before.swap_pss_seen, after.swap_pss_seen, before_has_rows,
+                            after_has_rows))
+
+
+def _both(before_seen: bool, after_seen: bool, before_has_rows: bool,
+          after_has_rows: bool) -> bool:
+    """Whether a total is true for the two sides together (see compare())."""
+    return ((before_seen or after_seen) and (before_seen or not before_has_rows)
+            and (after_seen or not after_has_rows))
 
 
 _NO_ROW = ProgramUsage("", 0, (), 0, 0, 0, 0)
@@ -3000,6 +3011,9 @@ def open_before(path: str, after: ProcFS, err: "IO[str]") -> "Optional[Before]":
     try:
         if os.path.isdir(path):
             raise BadCapture("it is a directory, not a file made by --capture")
+        if os.path.exists(path) and not os.path.isfile(path):
+            # A FIFO or a device would be read forever, or block.
+            raise BadCapture("it is not a regular file")
         snapshot = load_capture(path)
         if "sys/kernel/osrelease" not in snapshot.files:
             raise BadCapture("it holds no kernel release")

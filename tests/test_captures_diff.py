@@ -44,6 +44,17 @@ def test_a_directory(trees):
                    " file made by --capture" % trees[0].root)
 
 
+def test_a_fifo_is_not_read(trees, tmp_path):
+    fifo = tmp_path / "before.tar.gz"
+    os.mkfifo(str(fifo))
+    one_line_error(run_main("--diff", str(fifo), procfs=trees[1].root),
+                   "ps_mem: cannot read %s: not a usable capture: it is not a regular file"
+                   % fifo)
+    one_line_error(run_main("--diff", "/dev/null", procfs=trees[1].root),
+                   "ps_mem: cannot read /dev/null: not a usable capture: it is not a regular"
+                   " file")
+
+
 def test_a_missing_file(trees, tmp_path):
     missing = tmp_path / "missing.tar.gz"
     one_line_error(run_main("--diff", str(missing), procfs=trees[1].root),
