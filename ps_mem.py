@@ -553,7 +553,13 @@ class ProcFS:
 # rollup, and for every process only when the capturing run shows
 # --group-by mapping (see Manifest.full_smaps).
 _CAPTURED_FILES = ("cmdline", "status", "smaps_rollup", "smaps", "statm", "cgroup", "stat")
-_PROC_GLOBALS = ("sys/kernel/osrelease", "meminfo", "sysvipc/shm")
+# Besides the kernel's release and meminfo, which machine and which boot of
+# it the capture comes from (see machine_of()): --diff matches processes by
+# pid only within one boot, and compares with the live system only a
+# capture of this machine.
+_BOOT_ID = "sys/kernel/random/boot_id"
+_HOSTNAME = "sys/kernel/hostname"
+_PROC_GLOBALS = ("sys/kernel/osrelease", "meminfo", "sysvipc/shm", _BOOT_ID, _HOSTNAME)
 # What --system reads that is not a file of /proc: each tmpfs mount's use as
 # statvfs answered, and zram's (see _parse_system_record()).  It is kept in
 # the proc/ folder, so that an unpacked capture, or a fixture tree, has it.
@@ -1869,6 +1875,26 @@ def parse_stat_ppid(stat: bytes) -> int:
         raise ValueError("stat too short") from error
 
 
+def parse_stat_start(stat: bytes) -> int:
+    """When the process started, from /proc/PID/stat: field 22, in clock
+    ticks since boot.  With the pid it names one process for the whole
+    boot: a pid is reused, but not at the same tick."""
+    try:
+        start = _number(stat[stat.rindex(b")") + 2:].split(b" ", 20)[19])
+    except IndexError as error:
+        raise ValueError("stat too short") from error
+    if start < 0:
+        raise ValueError("negative start time")
+    return start
+
+
+def parse_identity(data: bytes) -> "Optional[str]":
+    """A boot id or host name as /proc/sys/kernel has it: its first line,
+    at most 64 characters (a host name's most), None where it is empty."""
+    line = data[:256].split(b"\n", 1)[0].strip().decode("utf-8", "replace")[:64]
+    return line or None
+
+
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
     start = status.index(b"\nUid:") + 5
@@ -2521,6 +2547,8 @@ class Options(Record):
     no_header: bool = False
     prometheus: bool = False
     output: "Optional[str]" = None  # write each sample's text here, not to stdout
+    diff: "Optional[str]" = None  # a capture to compare with (--diff BEFORE)
+    delta: bool = False  # -w --delta: each row's change since the first sample
 
 
 class ProcessSample(Record):
@@ -2551,6 +2579,10 @@ class ProcessSample(Record):
     mappings: "Optional[MappingRows]" = None
     # For --system on the live /proc: the inode of its mount namespace.
     mount_namespace: "Optional[int]" = None
+    # When it started (stat's start time), read only where a row is one
+    # process that must not be taken for another given its pid later (see
+    # identifies_processes()); None elsewhere.
+    start: "Optional[int]" = None
 
 
 class Scan(Record):
@@ -2613,6 +2645,7 @@ class Shown(Record):
     # rows (with --units, when the columns are first or newly widened).
     width: int = 9
     header: bool = False
+    delta: "Optional[Delta]" = None  # -w --delta: the changes since the first sample
 
 
 class PssSums(Record):
@@ -2661,6 +2694,54 @@ class Ledger(Record):
     lines: "Tuple[LedgerLine, ...]"
     total_bytes: int  # MemTotal
     notes: "Tuple[str, ...]"  # what was merged, or could not be known
+
+
+# What --diff and --delta compare: rows of two reports matched by their
+# name, or where each row is one process, by the process (see row_keys()).
+
+
+class Change(Record):
+    """One row of a comparison (--diff): the rows of the same name, or of
+    the same process, in the two reports; a new row has no `before`, a
+    gone one no `after`."""
+
+    name: str  # AFTER's where the row is in both (a process may rename itself)
+    before: "Optional[ProgramUsage]"
+    after: "Optional[ProgramUsage]"
+    # after - before, a missing side counting as nothing
+    private_kib: float
+    shared_kib: float
+    ram_kib: float
+    swap_kib: float
+    processes: int
+
+
+class Comparison(Record):
+    """Two reports compared row by row (see compare())."""
+
+    changes: "List[Change]"
+    before_ram_kib: float  # the totals of the rows compared
+    after_ram_kib: float
+    before_swap_kib: float
+    after_swap_kib: float
+    pss_seen: bool  # on both sides: RAM can be totalled
+    swap_pss_seen: bool  # on both sides: swap can be totalled
+
+
+class Baseline(Record):
+    """A watch's first sample, as --delta compares the later ones with it."""
+
+    rows: "Dict[Hashable, Tuple[float, float]]"  # row key -> (RAM used, swap)
+    total_ram_kib: float
+    total_swap_kib: float
+
+
+class Delta(Record):
+    """--delta: a sample's changes since the watch's first sample."""
+
+    rows: "List[Optional[float]]"  # RAM used, for each row shown; None: a new row
+    total_ram_kib: float  # of the whole (with --top, of the rows shown)
+    total_swap_kib: float
 
 
 # ----------------------------------------------------------------------------
@@ -3177,15 +3258,20 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     # Read by whichever reader reads the process: the ledger looks for tmpfs
     # mounts in every mount namespace.
     namespaces = split and procfs.reading.statvfs
+    starts = identifies_processes(options) and (options.diff is not None or options.delta)
+    start = None
     for pid in pids:
         try:
             if by_mapping:
                 name, _ = namer.names(pid)
                 memory, rows = read_mappings(procfs, pid, layouts)
-                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows, None))
+                samples.append(ProcessSample(pid, namer.one_copy(name), *memory, None, rows, None,
+                                             None))
                 continue
             name, program = namer.names(pid)
             memory = read_memory(procfs, pid, kernel, layouts, split)
+            if starts:
+                start = _start_time(procfs, pid)
         except ProcessGone as gone:
             unreadable += gone.denied
             unparsable += gone.unparsable and as_data
@@ -3193,8 +3279,28 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
         # Every field given: a record made whole is made the quickest way.
         samples.append(ProcessSample(pid, namer.one_copy(name), *memory,
                                      program and namer.one_copy(program), None,
-                                     _mount_namespace(procfs, pid) if namespaces else None))
+                                     _mount_namespace(procfs, pid) if namespaces else None,
+                                     start))
     return Scan(samples, unreadable, unparsable=unparsable)
+
+
+def identifies_processes(options: Options) -> bool:
+    """Whether each row is one process (-d, --group-by pid), which a
+    comparison must tell from another that took its pid later, rather
+    than a name that any process may have.  (-s with -d groups by the
+    command line, as in 3.14.)"""
+    return options.by_pid and not options.split_args
+
+
+def _start_time(procfs: ProcFS, pid: int) -> "Optional[int]":
+    """stat's start time of PID; None where a tree has no stat."""
+    stat = procfs.read_optional(pid, "stat")
+    if stat is None:
+        return None
+    try:
+        return parse_stat_start(stat)
+    except ValueError as error:
+        raise ProcessGone(pid, unparsable=True) from error
 
 
 # Fewer processes than this to a reader, and forking one costs more than
@@ -3476,6 +3582,40 @@ def read_system(procfs: ProcFS, kernel: "KernelVersion", self_pid: "Optional[int
                        and segment.cpid != self_pid and not procfs.exists(segment.cpid, "stat"))
     return SystemSample(meminfo, segments, record.mounts, record.ramfs,
                         sum(zram.values()) if zram else None, own, notes, exited)
+
+
+class Machine(Record):
+    """Which machine, and which boot of it, a proc root shows."""
+
+    boot_id: "Optional[str]"  # the kernel's random id of this boot
+    host: "Optional[str]"  # the host name (of the reader's UTS namespace)
+
+
+def machine_of(procfs: ProcFS) -> Machine:
+    """What PROCFS says of its machine; None for what it does not say (a
+    tree, or a capture made before captures recorded it)."""
+    def identity(name: str) -> "Optional[str]":
+        try:
+            return parse_identity(procfs.read_global(name))
+        except OSError:
+            return None
+
+    return Machine(identity(_BOOT_ID), identity(_HOSTNAME))
+
+
+def how_related(before: Machine, after: Machine) -> str:
+    """"same": one boot of one machine, or nothing tells them apart;
+    "boot": another boot (of the same machine, or of one whose name is not
+    known), whose pids name other processes; "host": another machine.  A
+    host may be renamed, but a boot id is the kernel's for its whole boot,
+    so it decides first."""
+    if before.boot_id and after.boot_id and before.boot_id == after.boot_id:
+        return "same"
+    if before.host and after.host and before.host != after.host:
+        return "host"
+    if before.boot_id and after.boot_id:
+        return "boot"
+    return "same"
 
 
 def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False) -> Snapshot:
@@ -4310,6 +4450,124 @@ def system_ledger(scan: Scan, report: Report, system: SystemSample,
     return ledger(system, sums, scan.unreadable + scan.unparsable, names, kernel)
 
 
+def row_keys(programs: "List[ProgramUsage]", starts: "Optional[Dict[int, Optional[int]]]"
+             ) -> "List[Hashable]":
+    """What tells each row from the others across two samples: its name,
+    or where each row is one process (STARTS given: pid -> start time, see
+    identifies_processes()), its pid and start time, since a pid is reused
+    and a process may rename itself."""
+    if starts is None:
+        return [program.name for program in programs]
+    return [(program.pids[0], starts.get(program.pids[0])) for program in programs]
+
+
+def compare(before: Report, after: Report, before_keys: "List[Hashable]",
+            after_keys: "List[Hashable]") -> Comparison:
+    """BEFORE's rows matched with AFTER's by their keys (see row_keys()):
+    AFTER's rows in its order, each with its match if any, then the rows
+    that are gone, in BEFORE's order."""
+    earlier = dict(zip(before_keys, before.programs))
+    changes = [_change(earlier.pop(key, None), row) for key, row in zip(after_keys,
+                                                                        after.programs)]
+    changes.extend(_change(row, None) for row in earlier.values())
+    # A total is true where each side's is, or where a side has no rows to
+    # tell (-p naming only processes that started, or stopped, between).
+    before_has_rows, after_has_rows = bool(before.programs), bool(after.programs)
+    return Comparison(changes, before.total_ram_kib, after.total_ram_kib,
+                      before.total_swap_kib, after.total_swap_kib,
+                      _both(before.pss_seen, after.pss_seen, before_has_rows, after_has_rows),
+                      _both(before.swap_pss_seen, after.swap_pss_seen, before_has_rows,
+                            after_has_rows))
+
+
+def _both(before_seen: bool, after_seen: bool, before_has_rows: bool,
+          after_has_rows: bool) -> bool:
+    """Whether a total is true for the two sides together (see compare())."""
+    return ((before_seen or after_seen) and (before_seen or not before_has_rows)
+            and (after_seen or not after_has_rows))
+
+
+_NO_ROW = ProgramUsage("", 0, (), 0, 0, 0, 0)
+
+
+def _change(before: "Optional[ProgramUsage]", after: "Optional[ProgramUsage]") -> Change:
+    old = before or _NO_ROW
+    new = after or _NO_ROW
+    return Change((after or old).name, before, after, new.private_kib - old.private_kib,
+                  new.shared_kib - old.shared_kib, new.ram_kib - old.ram_kib,
+                  new.swap_kib - old.swap_kib, new.processes - old.processes)
+
+
+# --sort in a comparison orders by the change of what it names.
+_CHANGE_SORT_KEYS = {
+    "ram": lambda change: change.ram_kib,
+    "private": lambda change: change.private_kib,
+    "shared": lambda change: change.shared_kib,
+    "swap": lambda change: change.swap_kib,
+    "count": lambda change: change.processes,
+    "name": lambda change: printable(change.name),
+}
+
+
+def select_changes(comparison: Comparison, options: Options) -> Comparison:
+    """select() for a comparison: the rows by their change (of RAM used,
+    or of what --sort names), growth last; --reverse and --top as there,
+    the totals then covering the rows shown."""
+    changes = sorted(comparison.changes, key=_CHANGE_SORT_KEYS[options.sort])
+    if options.top is not None:
+        changes = changes[:options.top] if options.sort == "name" else changes[-options.top:]
+        befores = [change.before for change in changes if change.before is not None]
+        afters = [change.after for change in changes if change.after is not None]
+        comparison = comparison._replace(
+            before_ram_kib=sum(row.ram_kib for row in befores),
+            after_ram_kib=sum(row.ram_kib for row in afters),
+            before_swap_kib=sum(row.swap_kib for row in befores),
+            after_swap_kib=sum(row.swap_kib for row in afters))
+    if options.reverse:
+        changes = changes[::-1]
+    return comparison._replace(changes=changes)
+
+
+def baseline(report: Report, keys: "List[Hashable]") -> Baseline:
+    """What --delta compares a watch's later samples with: REPORT, whole
+    (before select()), the first sample's."""
+    return Baseline({key: (program.ram_kib, program.swap_kib)
+                     for key, program in zip(keys, report.programs)},
+                    report.total_ram_kib, report.total_swap_kib)
+
+
+def since(first: Baseline, whole: Report, shown: Report, keys: "List[Hashable]",
+          top: bool) -> Delta:
+    """The changes since FIRST of the rows SHOWN (of KEYS), and of the
+    total: WHOLE's, or with TOP that of the rows shown, as the footer's
+    total is theirs."""
+    before = first.rows
+    rows = [program.ram_kib - before[key][0] if key in before else None
+            for key, program in zip(keys, shown.programs)]
+    if not top:
+        return Delta(rows, whole.total_ram_kib - first.total_ram_kib,
+                     whole.total_swap_kib - first.total_swap_kib)
+    ram: float = 0
+    swap: float = 0
+    for key, program in zip(keys, shown.programs):
+        ram_then, swap_then = before.get(key, (0, 0))
+        ram += program.ram_kib - ram_then
+        swap += program.swap_kib - swap_then
+    return Delta(rows, ram, swap)
+
+
+def watch_delta(first: "Optional[Baseline]", samples: "List[ProcessSample]", whole: Report,
+                shown: Report, options: Options) -> "Tuple[Baseline, Delta]":
+    """-w --delta: the watch's first sample (this one's WHOLE report, if
+    there is none yet), and the changes since it of the rows SHOWN."""
+    starts = ({sample.pid: sample.start for sample in samples}
+              if identifies_processes(options) else None)
+    if first is None:
+        first = baseline(whole, row_keys(whole.programs, starts))
+    return first, since(first, whole, shown, row_keys(shown.programs, starts),
+                        options.top is not None)
+
+
 # ----------------------------------------------------------------------------
 # 7. Output: one function per view, each returning text
 # ----------------------------------------------------------------------------
@@ -4387,16 +4645,20 @@ def display_name(program: ProgramUsage) -> str:
     return name
 
 
-def rows(report: Report, options: Options, width: int = 9) -> str:
+def _sizes(program: ProgramUsage, options: Options, width: int = 9) -> str:
+    """A row's sizes, as 3.14 prints them before the name (in --units' unit,
+    and WIDTH wide, where asked)."""
     size = _size_text(options)
-    lines = []
-    for program in report.programs:
-        line = "%*s + %*s = %*s" % (width, size(program.private_kib), width,
-                                    size(program.shared_kib), width, size(program.ram_kib))
-        if options.show_swap:
-            line += "   %*s" % (width, size(program.swap_kib))
-        lines.append("%s\t%s\n" % (line, display_name(program)))
-    return "".join(lines)
+    line = "%*s + %*s = %*s" % (width, size(program.private_kib), width,
+                                size(program.shared_kib), width, size(program.ram_kib))
+    if options.show_swap:
+        line += "   %*s" % (width, size(program.swap_kib))
+    return line
+
+
+def rows(report: Report, options: Options, width: int = 9) -> str:
+    return "".join("%s\t%s\n" % (_sizes(program, options, width), display_name(program))
+                   for program in report.programs)
 
 
 def footer(options: Options, pss_seen: bool, swap_pss_seen: bool,
@@ -4472,15 +4734,20 @@ def warnings(acc: Accuracy, options: Options, unreadable: int = 0, unparsable: i
     return texts
 
 
+def in_bytes(kib: float) -> int:
+    return int(round(kib * 1024))
+
+
 def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: bool,
                   release: str, when: float, notes: "List[str]",
-                  system: "Optional[Dict[str, Any]]" = None) -> str:
+                  system: "Optional[Dict[str, Any]]" = None,
+                  delta: "Optional[Delta]" = None) -> str:
     """--json: the report as one line of JSON (schema in README.md); SYSTEM:
-    --system's ledger, as ledger_json() makes it."""
+    --system's ledger, as ledger_json() makes it; DELTA: --delta's changes."""
     import json
 
     in_bytes = _in_bytes
-    document = {
+    document: Dict[str, Any] = {
         "ps_mem_version": VERSION,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
         "kernel": release,
@@ -4505,7 +4772,19 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
     }
     if system is not None:
         document["system"] = system
+    if delta is not None:
+        _add_delta(document, report, delta, pss_seen)
     return json.dumps(document) + "\n"
+
+
+def _add_delta(document: "Dict[str, Any]", report: Report, delta: Delta,
+               pss_seen: bool) -> None:
+    """--delta in JSON: each row's change of RAM since the first sample (a
+    new row's from nothing) and whether it is new; the total's change."""
+    for entry, program, change in zip(document["programs"], report.programs, delta.rows):
+        entry["delta"] = _in_bytes(program.ram_kib if change is None else change)
+        entry["new"] = change is None
+    document["total"]["delta"] = _in_bytes(delta.total_ram_kib) if pss_seen else None
 
 
 # --prometheus: the text exposition format, as node_exporter's textfile
@@ -4679,6 +4958,203 @@ def ledger_json(result: Ledger) -> "Dict[str, Any]":
     }
 
 
+def signed(kib: float) -> str:
+    """A change as human() shows a size, with its sign ("+1.2 MiB",
+    "-300.0 KiB"); "0.0 KiB" where it rounds to nothing."""
+    text = human(abs(kib))
+    if text == "0.0 KiB":
+        return text
+    return ("-" if kib < 0 else "+") + text
+
+
+def signed_bytes(change: int) -> str:
+    """-t's change, in bytes with its sign."""
+    return "%+d\n" % change
+
+
+# --delta: a column after 3.14's, and the footer's total's change under it.
+_DELTA_COLUMN = "  %10s"
+
+
+def delta_header(options: Options) -> str:
+    text = " Private  +   Shared  =  RAM used"
+    if options.show_swap:
+        text += "   Swap used"
+    text += _DELTA_COLUMN % "Delta" + "\tProgram"
+    if options.by_pid:
+        text += "[pid]"
+    return text + "\n\n"
+
+
+def delta_rows(report: Report, options: Options, delta: Delta) -> str:
+    """The rows, each with its change of RAM used since the first sample,
+    or "new" where it was not in it."""
+    return "".join("%s%s\t%s\n" % (
+        _sizes(program, options),
+        _DELTA_COLUMN % ("new" if change is None else signed(change)), display_name(program))
+        for program, change in zip(report.programs, delta.rows))
+
+
+def delta_footer(options: Options, pss_seen: bool, swap_pss_seen: bool, report: Report,
+                 delta: Delta) -> str:
+    """footer(), and under the column, the total's change since the first
+    sample."""
+    change = _DELTA_COLUMN % signed(delta.total_ram_kib)
+    if options.show_swap and swap_pss_seen:
+        return "%s\n%s%9s%s%9s%s\n%s\n" % (
+            "-" * 57, " " * 24, human(report.total_ram_kib), " " * 3,
+            human(report.total_swap_kib), change, "=" * 57)
+    if pss_seen:
+        gap = " " * 12 if options.show_swap else ""
+        width = 45 + len(gap)
+        return "%s\n%s%9s%s%s\n%s\n" % ("-" * width, " " * 24, human(report.total_ram_kib),
+                                          gap, change, "=" * width)
+    return ""
+
+
+def delta_total(options: Options, pss_seen: bool, swap_pss_seen: bool, delta: Delta) -> str:
+    """-t with --delta: the change of the total since the first sample."""
+    if options.show_swap:
+        return signed_bytes(in_bytes(delta.total_swap_kib)) if swap_pss_seen else ""
+    return signed_bytes(in_bytes(delta.total_ram_kib)) if pss_seen else ""
+
+
+# --diff: the changes of Private and Shared, then RAM used before, after
+# and its change (and the change of swap with -S); on 100 columns the name
+# still has 28 (20 with -S).  JSON has every before and after.
+_DIFF_COLUMNS = "%14s  %13s  %10s  %10s  %10s"
+_DIFF_SWAP = "  %11s"
+_DIFF_WIDTH = 65  # of the columns: the rules of the footer
+
+
+def diff_header(options: Options) -> str:
+    text = _DIFF_COLUMNS % ("Private change", "Shared change", "RAM before", "RAM after",
+                            "RAM change")
+    if options.show_swap:
+        text += _DIFF_SWAP % "Swap change"
+    text += "\tProgram"
+    if options.by_pid:
+        text += "[pid]"
+    return text + "\n\n"
+
+
+def _change_name(change: Change) -> str:
+    """The name as the table shows it, with its count of processes, or
+    both counts where they differ ("nginx (3->5)")."""
+    name = printable(change.name)
+    counts = [row.processes for row in (change.before, change.after) if row is not None]
+    if len(counts) == 2 and counts[0] != counts[1]:
+        return "%s (%d->%d)" % (name, counts[0], counts[1])
+    if counts[-1] > 1:
+        return "%s (%d)" % (name, counts[-1])
+    return name
+
+
+def diff_rows(comparison: Comparison, options: Options) -> str:
+    """A row for each change: a new row's RAM before says "new", a gone
+    row's RAM after "gone"."""
+    lines = []
+    for change in comparison.changes:
+        line = _DIFF_COLUMNS % (
+            signed(change.private_kib), signed(change.shared_kib),
+            "new" if change.before is None else human(change.before.ram_kib),
+            "gone" if change.after is None else human(change.after.ram_kib),
+            signed(change.ram_kib))
+        if options.show_swap:
+            line += _DIFF_SWAP % signed(change.swap_kib)
+        lines.append("%s\t%s\n" % (line, _change_name(change)))
+    return "".join(lines)
+
+
+def diff_footer(options: Options, comparison: Comparison) -> str:
+    """The totals before and after, and the change of the whole, where
+    totals mean something (as footer())."""
+    before, after = comparison.before_ram_kib, comparison.after_ram_kib
+    totals = " " * 31 + "%10s  %10s  %10s" % (human(before), human(after),
+                                               signed(after - before))
+    if options.show_swap and comparison.swap_pss_seen:
+        width = _DIFF_WIDTH + 13
+        totals += _DIFF_SWAP % signed(comparison.after_swap_kib - comparison.before_swap_kib)
+    elif comparison.pss_seen:
+        width = _DIFF_WIDTH
+    else:
+        return ""
+    return "%s\n%s\n%s\n" % ("-" * width, totals, "=" * width)
+
+
+def diff_total(options: Options, comparison: Comparison) -> str:
+    """-t with --diff: the change of the total, in bytes, where there is
+    a true total on both sides."""
+    if options.show_swap:
+        if not comparison.swap_pss_seen:
+            return ""
+        return signed_bytes(in_bytes(comparison.after_swap_kib)
+                            - in_bytes(comparison.before_swap_kib))
+    if not comparison.pss_seen:
+        return ""
+    return signed_bytes(in_bytes(comparison.after_ram_kib) - in_bytes(comparison.before_ram_kib))
+
+
+def diff_json(comparison: Comparison, shown: Shown, before_when: float,
+              before_release: str) -> str:
+    """--diff --json: the comparison as one line of JSON (schema in
+    README.md): before, after and change of each measure, in bytes."""
+    import json
+
+    def measure(before: float, after: float) -> "Dict[str, int]":
+        before_bytes, after_bytes = in_bytes(before), in_bytes(after)
+        return {"before": before_bytes, "after": after_bytes,
+                "change": after_bytes - before_bytes}
+
+    def utc(when: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+    programs = []
+    for change in comparison.changes:
+        old, new = change.before or _NO_ROW, change.after or _NO_ROW
+        programs.append({
+            "name": printable(change.name),
+            "new": change.before is None,
+            "gone": change.after is None,
+            "count": {"before": old.processes, "after": new.processes,
+                      "change": change.processes},
+            "pids": {"before": list(old.pids), "after": list(new.pids)},
+            "private": measure(old.private_kib, new.private_kib),
+            "shared": measure(old.shared_kib, new.shared_kib),
+            "ram": measure(old.ram_kib, new.ram_kib),
+            "swap": measure(old.swap_kib, new.swap_kib),
+        })
+    document = {
+        "ps_mem_version": VERSION,
+        "time": utc(shown.when),
+        "before_time": utc(before_when),
+        "kernel": shown.release,
+        "before_kernel": before_release,
+        "programs": programs,
+        "total": {
+            "ram": measure(comparison.before_ram_kib, comparison.after_ram_kib)
+            if comparison.pss_seen else None,
+            "swap": measure(comparison.before_swap_kib, comparison.after_swap_kib)
+            if comparison.swap_pss_seen else None,
+        },
+        "accuracy": {"ram": shown.acc.ram, "swap": shown.acc.swap},
+        "warnings": [text.rstrip("\n") for text in shown.notes],
+    }
+    return json.dumps(document) + "\n"
+
+
+def render_diff(comparison: Comparison, options: Options, shown: Shown, before_when: float,
+                before_release: str) -> str:
+    """--diff: the comparison as the options ask to show it, header and
+    all (it is one sample, written once the two are read)."""
+    if options.json:
+        return diff_json(comparison, shown, before_when, before_release)
+    if options.only_total:
+        return diff_total(options, comparison)
+    return diff_header(options) + diff_rows(comparison, options) + diff_footer(options,
+                                                                             comparison)
+
+
 def render(report: Report, options: Options, shown: Shown) -> str:
     """One sample as the options ask to show it: the text to write.  Each
     view is a function of its own; the table's header is header()'s,
@@ -4694,7 +5170,13 @@ def render(report: Report, options: Options, shown: Shown) -> str:
         return ledger_table(shown.ledger)
     if options.json:
         return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
-                             shown.release, shown.when, shown.notes)
+                             shown.release, shown.when, shown.notes, delta=shown.delta)
+    if shown.delta is not None:
+        if options.only_total:
+            return delta_total(options, shown.pss_seen, shown.swap_pss_seen, shown.delta)
+        return (delta_rows(report, options, shown.delta)
+                + delta_footer(options, shown.pss_seen, shown.swap_pss_seen, report,
+                               shown.delta))
     if options.only_total:
         return only_total(options, shown.pss_seen, shown.swap_pss_seen, report)
     if options.no_header:
@@ -4713,9 +5195,13 @@ def tabled(options: Options) -> bool:
 def opening(options: Options) -> str:
     """What is written once, before the first sample: the table's header,
     where its columns are 3.14's (with --units they are as wide as the
-    sizes: the header comes with the first sample's rows)."""
-    if not tabled(options) or options.no_header or options.units is not None:
+    sizes: the header comes with the first sample's rows).  --diff writes
+    its header with its rows (render_diff())."""
+    if (not tabled(options) or options.no_header or options.units is not None
+            or options.diff is not None):
         return ""
+    if options.delta:
+        return delta_header(options)
     return header(options)
 
 
@@ -4940,6 +5426,11 @@ def build_parser() -> "argparse.ArgumentParser":
                        help="instead of the programs, a ledger of all of the machine's RAM"
                             " (MemTotal): processes, shared memory and page cache no"
                             " process maps, kernel, huge pages, free")
+    shown.add_argument("--diff", metavar="BEFORE",
+                       help="compare with BEFORE, a file made by --capture: each row's change"
+                            " from then to now (or to --procfs AFTER)")
+    shown.add_argument("--delta", action="store_true",
+                       help="with -w: each row's change of RAM used since the first sample")
     printed = parser.add_argument_group("how to print it (since 3.14)")
     printed.add_argument("--json", action="store_true",
                          help="one JSON document instead of the table (JSON Lines with -w)")
@@ -5033,7 +5524,7 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
     if args.watch is not None and args.watch > _MAX_WATCH:
         parser.error("Seconds must be at most %d! (%s)" % (_MAX_WATCH, args.watch))
     for option, path in (("--procfs", args.procfs), ("--capture", args.capture),
-                         ("--output", args.output)):
+                         ("--output", args.output), ("--diff", args.diff)):
         if path == "":
             parser.error("argument %s: the file name is empty" % option)
     if args.prometheus and (args.json or args.only_total):
@@ -5061,6 +5552,19 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
             if given:
                 parser.error("--system accounts for every process; it cannot be combined"
                              " with %s" % option)
+    if args.diff is not None and args.watch is not None:
+        parser.error("--diff compares two samples; it cannot be combined with -w"
+                     " (see --delta)")
+    if args.delta and args.watch is None:
+        parser.error("--delta needs -w: it shows the change since the watch's first sample")
+    # Views that show a change have a layout of their own: other views, and
+    # the options that shape the table, do not apply to them.
+    for changes, name in ((args.diff is not None, "--diff"), (args.delta, "--delta")):
+        for given, option in ((args.prometheus, "--prometheus"), (args.system, "--system"),
+                              (args.units is not None, "--units"),
+                              (args.no_header and name == "--diff", "--no-header")):
+            if changes and given:
+                parser.error("%s cannot be combined with %s" % (name, option))
     return Options(
         split_args=args.split_args or args.group_by == "cmdline",
         only_total=args.only_total,
@@ -5080,6 +5584,8 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         no_header=args.no_header,
         prometheus=args.prometheus,
         output=args.output,
+        diff=args.diff,
+        delta=args.delta,
     )
 
 
@@ -5124,6 +5630,115 @@ def open_procfs(path: "Optional[str]") -> ProcFS:
     return ProcFS(path)
 
 
+class Before(Record):
+    """--diff's BEFORE, read and checked against what it is compared with."""
+
+    snapshot: Snapshot
+    same_processes: bool  # its pids name the same processes as AFTER's
+    notes: "List[str]"  # warnings on how the two relate
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+
+
+def open_before(path: str, after: ProcFS, err: "IO[str]") -> "Optional[Before]":
+    """The capture at PATH, to compare AFTER with; None, said on ERR in
+    one line, where it cannot be read or compared with AFTER.
+
+    Against the live system only a capture of this machine makes sense: a
+    capture of another would show every row changed, most likely a file
+    mixed up.  Two captures may be of two machines on purpose (a server
+    against its twin), so there it is a warning.  Either way, and after a
+    reboot, pids name other processes: no process is taken for the same.
+    A BEFORE later than AFTER is refused: its changes would all be turned
+    around, and the likely cause is two files given the wrong way round.
+    """
+    name = escaped(path)
+    try:
+        if os.path.isdir(path):
+            raise BadCapture("it is a directory, not a file made by --capture")
+        if os.path.exists(path) and not os.path.isfile(path):
+            # A FIFO or a device would be read forever, or block.
+            raise BadCapture("it is not a regular file")
+        snapshot = load_capture(path)
+        if "sys/kernel/osrelease" not in snapshot.files:
+            raise BadCapture("it holds no kernel release")
+    except BadCapture as error:
+        err.write("ps_mem: cannot read %s: not a usable capture: %s\n" % (name, error))
+        return None
+    except OSError as error:
+        err.write("ps_mem: cannot read %s: %s\n" % (name, error.strerror or error))
+        return None
+    live = not after.reading.as_data
+    then, now = machine_of(snapshot), machine_of(after)
+    relation = how_related(then, now)
+    notes = []
+    if relation == "host":
+        hosts = (escaped(str(then.host)), escaped(str(now.host)))
+        if live:
+            err.write("ps_mem: cannot compare with %s: it was captured on host '%s', and this"
+                      " is host '%s' (to compare two machines, give the other's capture to"
+                      " --procfs)\n" % ((name,) + hosts))
+            return None
+        notes.append("Warning: %s was captured on host '%s', %s on host '%s': rows are"
+                     " matched by name only, never as the same process.\n"
+                     % (name, hosts[0], escaped(after.root), hosts[1]))
+    elif relation == "boot":
+        notes.append("Warning: %s was captured in another boot (its boot_id differs): rows"
+                     " are matched by name only, never as the same process.\n" % name)
+    if relation != "host" and snapshot.time() > after.time():
+        err.write("ps_mem: cannot compare with %s: it was captured later (%s) than %s (%s);"
+                  " --diff takes the earlier\n"
+                  % (name, _utc(snapshot.time()),
+                     "the system now" if live else escaped(after.root), _utc(after.time())))
+        return None
+    return Before(snapshot, relation == "same", notes)
+
+
+def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVersion",
+             release: str, self_pid: "Optional[int]", out: _Output, err: "IO[str]") -> int:
+    """--diff: BEFORE and AFTER read with the same options, their rows
+    compared (see compare()), the comparison written, then the warnings."""
+    started = time.monotonic()
+    snapshot = before.snapshot
+    before_release = snapshot.read_global("sys/kernel/osrelease")
+    before_kernel = kernel_version(before_release)
+    probe_swap = options.show_swap or options.json
+    after_acc = accuracy(after, kernel, self_pid, probe_swap)
+    before_acc = accuracy(snapshot, before_kernel, snapshot.self_pid(), probe_swap)
+    # What one side cannot tell, the comparison cannot.
+    acc = Accuracy(min(after_acc.ram, before_acc.ram), min(after_acc.swap, before_acc.swap))
+    per_process = identifies_processes(options)
+    sides = []
+    for procfs, side_kernel, side_self in ((snapshot, before_kernel, snapshot.self_pid()),
+                                           (after, kernel, self_pid)):
+        scan = collect(procfs, options, side_kernel, side_self)
+        report = aggregate(scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
+        starts = ({sample.pid: sample.start for sample in scan.samples} if per_process
+                  else None)
+        sides.append((report, row_keys(report.programs, starts)))
+    (before_report, before_keys), (after_report, after_keys) = sides
+    if per_process and not before.same_processes:
+        before_keys = [("before", key) for key in before_keys]  # matching none of AFTER's
+    comparison = select_changes(compare(before_report, after_report, before_keys, after_keys),
+                                options)
+    notes = (before.notes
+             + warnings(acc, options, after_report.unreadable, after_report.unparsable,
+                        after.hiding_option()))
+    for text in warnings(Accuracy(2, 2), options._replace(only_total=False),
+                         before_report.unreadable, before_report.unparsable):
+        notes.append("Warning: %s: %s" % (escaped(options.diff or ""),
+                                          text[len("Warning: "):]))
+    shown = Shown(acc, comparison.pss_seen, comparison.swap_pss_seen, release, after.time(),
+                  notes, time.monotonic() - started)
+    out.write(render_diff(comparison, options, shown, snapshot.time(),
+                          before_release.decode("utf-8", "replace").strip()))
+    out.flush()
+    err.write("".join(notes))
+    return exit_status(acc, options)
+
+
 def run(options: Options, out: _Output, err: "IO[str]") -> int:
     try:
         procfs = open_procfs(options.procfs)
@@ -5157,6 +5772,11 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
         err.write("ps_mem: --group-by mapping reads /proc/PID/smaps, which %s does not have\n"
                   % escaped(procfs.path("")))
         return 2
+    before = None
+    if options.diff is not None:
+        before = open_before(options.diff, procfs, err)
+        if before is None:
+            return 2
     if options.capture is not None:
         procfs = capture(procfs, self_pid, full_smaps=by_mapping)
         try:
@@ -5165,6 +5785,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             err.write("ps_mem: cannot write %s: %s\n"
                       % (escaped(options.capture), error.strerror or error))
             return 2
+    if before is not None:
+        return run_diff(options, before, procfs, kernel, release_text, self_pid, out, err)
 
     opened = opening(options)
     if options.output is None:  # else each sample's file has its own
@@ -5181,6 +5803,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
     pss_seen = swap_pss_seen = False
     unreadable = unparsable = 0
     hidden = procfs.hiding_option()
+    first: Optional[Baseline] = None  # --delta's first sample
     kcmp = KcmpHelper()
     try:
         while True:
@@ -5206,7 +5829,12 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
             unreadable, unparsable = report.unreadable, report.unparsable
             pss_seen = pss_seen or report.pss_seen
             swap_pss_seen = swap_pss_seen or report.swap_pss_seen
-            report = select(report, options)
+            selected = select(report, options)
+            delta = None
+            if options.delta:
+                first, delta = watch_delta(first, scan.samples, report, selected, options)
+            report = selected
+            del selected
             if options.units is not None and tabled(options):
                 width = max(width, table_width(report, options, pss_seen, swap_pss_seen))
             header_now = tabled(options) and not options.no_header and width != headed
@@ -5217,7 +5845,8 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                           ledger=ledger_of, width=width,
                           # A file holds one whole sample: its header too.
                           header=header_now or (options.output is not None and not opened
-                                                and headed > 0))
+                                                and headed > 0),
+                          delta=delta)
             text = render(report, options, shown)
             gone = options.watch is not None and not report.programs
             # Not a row: --no-header's output is rows only.

@@ -22,6 +22,8 @@ Starts a reproducible crowd of processes (bench/crowd.py), then:
   8. memory per mapping: `--group-by mapping` against `smem2 -m` (PyPI,
      installed into a venv of its own, or --smem2 PATH) and the bare read
      of every full smaps, with one process of many mappings added.
+  9. --diff and --delta: --diff of two captures of the crowd against
+     reading one, and `-w 1 --delta` against `-w 1`, CPU over the same time.
 
 The report goes to stdout as plain text; progress goes to stderr.
 See bench/README.md for what each figure means.
@@ -82,6 +84,8 @@ TARGET_WALL_VS_REF = 0.60
 TARGET_WALL_VS_FLOOR = 1.25
 TARGET_WATCH_CPU_VS_REF = 0.50
 TARGET_RSS_VS_REF = 1.00
+TARGET_DIFF_VS_ONE_CAPTURE = 2.00  # reading two captures, at most twice one
+TARGET_DELTA_WATCH_CPU = 1.10  # a watch with --delta, at most 10% more CPU
 
 
 class Run(NamedTuple):
@@ -630,6 +634,83 @@ class Bench:
                   ["ours by mapping / ours default", spread(ratio(BY_MAPPING, OURS), 1, "%.2f")]]
         table(["", "ratio"], lines, indent="    ")
 
+    def diff_delta(self) -> None:
+        """--diff of two captures against reading one; a watch with --delta
+        against one without."""
+        args = self.args
+        out()
+        out("9. --diff and --delta: two captures of the crowd (--capture), %d rounds + %d "
+            "warm-up, interleaved" % (args.rounds, args.warmup))
+        log("diff and delta:")
+        directory = tempfile.mkdtemp(prefix="ps_mem-bench-diff-")
+        try:
+            captures = []
+            for name in ("before", "after"):
+                path = os.path.join(directory, name + ".tar.gz")
+                made = run_once(self.commands[OURS] + ["--capture", path])
+                if made.status != 0:
+                    self.failures.append("--capture exited %d:\n%s" % (
+                        made.status, last_lines(made.stderr)))
+                    return
+                captures.append(path)
+            before, after = captures
+            out("  captures: %s and %s" % (describe_size(before), describe_size(after)))
+            one, diff = "--procfs BEFORE", "--diff BEFORE --procfs AFTER"
+            self.commands[one] = self.commands[OURS] + ["--procfs", before]
+            self.commands[diff] = self.commands[OURS] + ["--diff", before, "--procfs", after]
+            results = self.rounds((one, diff), args.rounds, args.warmup, label="diff")
+            if results:
+                wall = [r[diff].wall / r[one].wall for r in results]
+                cpu = [r[diff].cpu / r[one].cpu for r in results]
+                rss = [r[diff].maxrss_kib / r[one].maxrss_kib for r in results]
+                table(["", "wall ms", "cpu ms", "peak RSS MiB"], [
+                    [name, spread([r[name].wall for r in results], 1000),
+                     "%.1f" % (median([r[name].cpu for r in results]) * 1000),
+                     "%.1f" % (median([r[name].maxrss_kib for r in results]) / 1024)]
+                    for name in (one, diff)])
+                out("  --diff / one capture: wall %s   target <= %.2f  %s;  cpu %s;  peak RSS %s"
+                    % (spread(wall, 1, "%.2f"), TARGET_DIFF_VS_ONE_CAPTURE,
+                       verdict(median(wall), TARGET_DIFF_VS_ONE_CAPTURE),
+                       spread(cpu, 1, "%.2f"), spread(rss, 1, "%.2f")))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+        seconds = args.watch_seconds
+        out()
+        out("  `-w 1 --delta` against `-w 1` (%g s each, then SIGINT): %d rounds, interleaved"
+            % (seconds, args.watch_rounds))
+        plain, delta = "-w 1", "-w 1 --delta"
+        watches: List[Dict[str, Run]] = []
+        for index in range(args.watch_rounds):
+            order = (plain, delta) if index % 2 == 0 else (delta, plain)
+            runs = {name: run_once(self.commands[OURS] + name.split(), seconds)
+                    for name in order}
+            log("  delta round %d: %s" % (index + 1, "  ".join(
+                "%s cpu %.0f ms" % (name, runs[name].cpu * 1000) for name in (plain, delta))))
+            failed = [name for name in order if runs[name].status != 0]
+            for name in failed:
+                self.failures.append("watch %s exited %d:\n%s" % (
+                    name, runs[name].status, last_lines(runs[name].stderr)))
+            if not failed:
+                watches.append(runs)
+        if not watches:
+            return
+
+        def per_refresh(run: Run) -> float:
+            return run.cpu / max(1, refresh_count(run.stdout))
+
+        table(["", "cpu ms median [min..max]", "refreshes", "cpu ms/refresh"], [
+            [name, spread([r[name].cpu for r in watches], 1000),
+             "%d" % median([refresh_count(r[name].stdout) for r in watches]),
+             "%.1f" % (median([per_refresh(r[name]) for r in watches]) * 1000)]
+            for name in (plain, delta)])
+        cpu = [r[delta].cpu / r[plain].cpu for r in watches]
+        refresh = [per_refresh(r[delta]) / per_refresh(r[plain]) for r in watches]
+        out("  cpu per refresh  --delta / without = %s   target <= %.2f  %s;  cpu over %g s %s"
+            % (spread(refresh, 1, "%.2f"), TARGET_DELTA_WATCH_CPU,
+               verdict(median(refresh), TARGET_DELTA_WATCH_CPU), seconds,
+               spread(cpu, 1, "%.2f")))
+
     def summary(self) -> None:
         out()
         cpus = os.cpu_count() or 1
@@ -670,6 +751,10 @@ def installed(python: Sequence[str], module_file: str, entry: str, patch: str = 
     runner = "import sys; sys.path.insert(0, %r); import ps_mem; %s; sys.exit(ps_mem.%s())" % (
         directory, patch or "pass", entry)
     return list(python) + ["-c", runner]
+
+
+def describe_size(path: str) -> str:
+    return "%.1f MiB" % (os.path.getsize(path) / 1048576.0)
 
 
 def cpu_model() -> str:
@@ -864,6 +949,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--many-mappings", type=int, default=10000, metavar="N",
                         help="a process of N mappings added for section 8 (default 10000; 0: "
                              "none)")
+    parser.add_argument("--skip-diff", action="store_true",
+                        help="leave out section 9 (--diff and --delta)")
     parser.add_argument("--watch-seconds", type=float, default=6.0)
     parser.add_argument("--watch-rounds", type=int, default=3)
     parser.add_argument("--check-pids", type=int, default=80,
@@ -911,6 +998,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 bench.views()
             if not args.skip_mappings:
                 bench.mappings()
+            if not args.skip_diff:
+                bench.diff_delta()
             if not args.skip_scaling:
                 bench.scaling(crowd)
             log("tearing down the crowd")

@@ -617,6 +617,7 @@ CAPTURED_PER_PID = {"cmdline", "status", "smaps_rollup", "smaps", "statm", "cgro
 MEMBER = re.compile(r"ps_mem-capture\.json|ps_mem-capture\.end|proc/self"
                     r"|proc/sys/kernel/osrelease|proc/meminfo"
                     r"|proc/sysvipc/shm|proc/ps_mem-system\.json"  # for --system
+                    r"|proc/sys/kernel/random/boot_id|proc/sys/kernel/hostname"  # --diff
                     r"|proc/(\d+)/(%s)" % "|".join(sorted(CAPTURED_PER_PID)))
 MANIFEST, END = "ps_mem-capture.json", "ps_mem-capture.end"
 
