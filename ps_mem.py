@@ -770,6 +770,8 @@ class _Unpacked:
         else:
             rest = inflate.unconsumed_tail or self._file.read(_CHUNK)
             if not rest:
+                if not self._file.tell():
+                    raise BadCapture("the file is empty")
                 raise BadCapture("it is truncated (its gzip stream ends early)")
         try:
             # At most a chunk out at a time, however much it would unpack to.
