@@ -5354,6 +5354,8 @@ _LEGACY_LONG = ("--help", "--version", "--split-args", "--total",
                 "--discriminate-by-pid", "--swap")
 _GROUPINGS = ("program", "pid", "cmdline", "user", "cgroup", "app", "mapping")
 _UNITS = ("B", "KiB", "MiB", "GiB")
+# The values an option takes, as argparse checks them (see build_parser()).
+_CHOICES = {"group_by": _GROUPINGS, "sort": tuple(sorted(_SORT_KEYS)), "units": _UNITS}
 
 
 def _int_value(text: str) -> int:
@@ -5416,7 +5418,7 @@ def build_parser() -> "argparse.ArgumentParser":
                        help="rows per program (the default), pid (as -d), cmdline (as -s),"
                             " user, cgroup, app (what an interpreter runs) or mapping (what is"
                             " mapped: each file, [heap], [anon], ...; reads full smaps)")
-    shown.add_argument("--sort", choices=sorted(_SORT_KEYS), default="ram", metavar="KEY",
+    shown.add_argument("--sort", choices=_CHOICES["sort"], default="ram", metavar="KEY",
                        help="order rows by ram (the default), private, shared, swap,"
                             " count or name")
     shown.add_argument("--reverse", action="store_true", help="largest first")
@@ -5461,45 +5463,84 @@ _MAX_WATCH = 2 ** 31 - 1
 # "pid" is refused before int() reads it.
 _MAX_PID_DIGITS = 20
 
-# 3.14's flags, as plain_options() reads them.
-_PLAIN_FLAGS = {"-s": "split_args", "-t": "only_total", "-d": "by_pid", "-S": "show_swap"}
+# What plain_options() reads as argparse does, each option spelt whole:
+# flags, by the name argparse stores them under ...
+_PLAIN_FLAGS = {"-s": "split_args", "-t": "only_total", "-d": "discriminate_by_pid",
+                "-S": "show_swap", "--show-cmdline": "split_args", "--json": "json",
+                "--reverse": "reverse", "--system": "system", "--delta": "delta",
+                "--no-header": "no_header", "--prometheus": "prometheus"}
+# ... and options that take a value, as "--option VALUE" or "--option=VALUE".
+_PLAIN_VALUES = {"--group-by": "group_by", "--sort": "sort", "--units": "units", "--top": "top",
+                 "--procfs": "procfs", "--capture": "capture", "--output": "output",
+                 "--diff": "diff"}
+# What argparse stores for an option not given (see build_parser()).
+_ARGUMENT_DEFAULTS: "Dict[str, Any]" = {
+    "split_args": False, "only_total": False, "discriminate_by_pid": False, "show_swap": False,
+    "pids": None, "watch": None, "group_by": "program", "sort": "ram", "reverse": False,
+    "top": None, "system": False, "diff": None, "delta": False, "json": False, "units": None,
+    "no_header": False, "prometheus": False, "output": None, "procfs": None, "capture": None}
+
+
+class _UsageError(Exception):
+    """What is wrong with arguments that each read well (see options_from())."""
+
+
+def _plain_digits(text: str, longest: int = 10) -> bool:
+    # Plain ASCII digits: int() may read more ("+1", " 1", "١"), which is
+    # left to argparse.
+    return bool(text) and len(text) <= longest and not text.strip("0123456789")
 
 
 def plain_options(argv: "List[str]") -> "Optional[Options]":
-    """The options of the arguments scripts and people pass most (3.14's
-    flags, each alone; -p and -w with a valid value as the next argument),
-    read as argparse reads them; None for any others.
+    """The options of ARGV read without argparse, where each argument is an
+    option spelt whole (3.14's flags, -p and -w with a plain number as the
+    next argument, the long options of _PLAIN_FLAGS and _PLAIN_VALUES) and
+    argparse would read it the same; None for anything else.
 
-    Not importing argparse (and the modules it loads) for these keeps a
-    run with them as small and quick as a run without arguments.  argparse
-    still reads everything else, and answers help, usage and every error.
+    Not importing argparse (and the modules it loads) keeps a run with them
+    as small and quick as a run without arguments.  argparse still reads
+    everything else, and answers help, usage and every error (options_from()
+    finds the same errors for both).
     """
-    fields: Dict[str, Any] = {}
+    from_argv: Dict[str, Any] = {}
     position = 0
     while position < len(argv):
         arg = argv[position]
+        name, equals, value = arg.partition("=")
         if arg in _PLAIN_FLAGS:
-            fields[_PLAIN_FLAGS[arg]] = True
+            from_argv[_PLAIN_FLAGS[arg]] = True
         elif arg in ("-p", "-w") and position + 1 < len(argv):
             position += 1
             value = argv[position]
-            numbers = value.split(",") if arg == "-p" else [value]
-            # Plain ASCII digits: int() may read more ("+1", " 1", "١"),
-            # which is left to argparse, as are 0 and too many seconds for
-            # -w, and numbers longer than any pid.
-            if not all(number and len(number) <= 10 and not number.strip("0123456789")
-                       for number in numbers):
+            if not all(_plain_digits(number)
+                       for number in (value.split(",") if arg == "-p" else [value])):
                 return None
-            if arg == "-p":
-                fields["pids"] = tuple(int(number) for number in numbers)
-            elif 0 < int(value) <= _MAX_WATCH:
-                fields["watch"] = int(value)
+            if arg == "-w":
+                from_argv["watch"] = int(value)
             else:
+                from_argv["pids"] = value
+        elif name in _PLAIN_VALUES:
+            if not equals:
+                position += 1
+                if position == len(argv) or argv[position].startswith("-"):
+                    return None  # no value, or one argparse takes for an option
+                value = argv[position]
+            dest = _PLAIN_VALUES[name]
+            if dest == "top":
+                if not _plain_digits(value):
+                    return None
+                from_argv[dest] = int(value)
+            elif dest in _CHOICES and value not in _CHOICES[dest]:
                 return None
+            else:
+                from_argv[dest] = value
         else:
             return None
         position += 1
-    return Options(**fields)
+    try:
+        return options_from(from_argv)
+    except _UsageError:
+        return None  # for argparse to say so
 
 
 def parse_options(argv: "List[str]") -> Options:
@@ -5513,81 +5554,96 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
     """Any arguments' options; help, usage and errors as 3.14 prints them."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return options_from(vars(args))
+    except _UsageError as error:
+        parser.error(str(error))
+
+
+def options_from(given: "Dict[str, Any]") -> Options:
+    """Options from what the arguments gave, by the names argparse stores
+    them under (-p's pids as their text); _UsageError for the first thing
+    wrong with them: a value out of its range, or options that cannot be
+    combined."""
+    args = dict(_ARGUMENT_DEFAULTS)
+    args.update(given)
     pids: Tuple[int, ...] = ()
-    if args.pids:
+    if args["pids"]:
         try:
-            if any(len(pid.strip()) > _MAX_PID_DIGITS for pid in args.pids.split(",")):
+            if any(len(pid.strip()) > _MAX_PID_DIGITS for pid in args["pids"].split(",")):
                 raise ValueError("too long")
-            pids = tuple(int(pid) for pid in args.pids.split(","))
+            pids = tuple(int(pid) for pid in args["pids"].split(","))
         except ValueError:
-            parser.error("Invalid PID(s): %s" % args.pids)
-    if args.watch is not None and args.watch <= 0:
-        parser.error("Seconds must be positive! (%s)" % args.watch)
-    if args.watch is not None and args.watch > _MAX_WATCH:
-        parser.error("Seconds must be at most %d! (%s)" % (_MAX_WATCH, args.watch))
-    for option, path in (("--procfs", args.procfs), ("--capture", args.capture),
-                         ("--output", args.output), ("--diff", args.diff)):
-        if path == "":
-            parser.error("argument %s: the file name is empty" % option)
-    if args.prometheus and (args.json or args.only_total):
-        parser.error("--prometheus cannot be combined with %s"
-                     % ("--json" if args.json else "-t"))
-    if args.output:
-        for option, path in (("--procfs", args.procfs), ("--capture", args.capture)):
-            if path and os.path.abspath(path) == os.path.abspath(args.output):
-                parser.error("--output would replace the %s file" % option)
-    if args.top is not None and args.top <= 0:
-        parser.error("argument --top: must be a positive number of rows (%s)" % args.top)
-    if args.group_by in ("user", "cgroup", "app") and args.split_args:
-        parser.error("--group-by %s cannot be combined with -s" % args.group_by)
-    if args.group_by == "mapping" and (args.split_args or args.discriminate_by_pid):
-        parser.error("--group-by mapping cannot be combined with %s"
-                     % ("-s" if args.split_args else "-d"))
-    if args.capture is not None and args.watch is not None:
-        parser.error("--capture takes one sample; it cannot be combined with -w")
-    if args.system:
+            raise _UsageError("Invalid PID(s): %s" % args["pids"]) from None
+    watch, top = args["watch"], args["top"]
+    if watch is not None and watch <= 0:
+        raise _UsageError("Seconds must be positive! (%s)" % watch)
+    if watch is not None and watch > _MAX_WATCH:
+        raise _UsageError("Seconds must be at most %d! (%s)" % (_MAX_WATCH, watch))
+    for option in ("procfs", "capture", "output", "diff"):
+        if args[option] == "":
+            raise _UsageError("argument --%s: the file name is empty" % option)
+    if args["prometheus"] and (args["json"] or args["only_total"]):
+        raise _UsageError("--prometheus cannot be combined with %s"
+                          % ("--json" if args["json"] else "-t"))
+    if args["output"]:
+        for option in ("procfs", "capture"):
+            path = args[option]
+            if path and os.path.abspath(path) == os.path.abspath(args["output"]):
+                raise _UsageError("--output would replace the --%s file" % option)
+    if top is not None and top <= 0:
+        raise _UsageError("argument --top: must be a positive number of rows (%s)" % top)
+    group_by = args["group_by"]
+    if group_by in ("user", "cgroup", "app") and args["split_args"]:
+        raise _UsageError("--group-by %s cannot be combined with -s" % group_by)
+    if group_by == "mapping" and (args["split_args"] or args["discriminate_by_pid"]):
+        raise _UsageError("--group-by mapping cannot be combined with %s"
+                          % ("-s" if args["split_args"] else "-d"))
+    if args["capture"] is not None and watch is not None:
+        raise _UsageError("--capture takes one sample; it cannot be combined with -w")
+    if args["system"]:
         # The ledger is of the whole machine, its processes line the whole
         # report's total: options that leave processes out of it would make
         # it add up to something else.
-        for given, option in ((args.pids, "-p"), (args.only_total, "-t"),
-                              (args.top is not None, "--top")):
-            if given:
-                parser.error("--system accounts for every process; it cannot be combined"
-                             " with %s" % option)
-    if args.diff is not None and args.watch is not None:
-        parser.error("--diff compares two samples; it cannot be combined with -w"
-                     " (see --delta)")
-    if args.delta and args.watch is None:
-        parser.error("--delta needs -w: it shows the change since the watch's first sample")
+        for given_, option in ((args["pids"], "-p"), (args["only_total"], "-t"),
+                               (top is not None, "--top")):
+            if given_:
+                raise _UsageError("--system accounts for every process; it cannot be"
+                                  " combined with %s" % option)
+    if args["diff"] is not None and watch is not None:
+        raise _UsageError("--diff compares two samples; it cannot be combined with -w"
+                          " (see --delta)")
+    if args["delta"] and watch is None:
+        raise _UsageError("--delta needs -w: it shows the change since the watch's first sample")
     # Views that show a change have a layout of their own: other views, and
     # the options that shape the table, do not apply to them.
-    for changes, name in ((args.diff is not None, "--diff"), (args.delta, "--delta")):
-        for given, option in ((args.prometheus, "--prometheus"), (args.system, "--system"),
-                              (args.units is not None, "--units"),
-                              (args.no_header and name == "--diff", "--no-header")):
-            if changes and given:
-                parser.error("%s cannot be combined with %s" % (name, option))
+    for changes, name in ((args["diff"] is not None, "--diff"), (args["delta"], "--delta")):
+        for given_, option in ((args["prometheus"], "--prometheus"), (args["system"], "--system"),
+                               (args["units"] is not None, "--units"),
+                               (args["no_header"] and name == "--diff", "--no-header")):
+            if changes and given_:
+                raise _UsageError("%s cannot be combined with %s" % (name, option))
     return Options(
-        split_args=args.split_args or args.group_by == "cmdline",
-        only_total=args.only_total,
-        by_pid=args.discriminate_by_pid or args.group_by == "pid",
-        show_swap=args.show_swap,
+        split_args=args["split_args"] or group_by == "cmdline",
+        only_total=args["only_total"],
+        by_pid=args["discriminate_by_pid"] or group_by == "pid",
+        show_swap=args["show_swap"],
         pids=pids,
-        watch=args.watch,
-        procfs=args.procfs,
-        json=args.json,
-        sort=args.sort,
-        reverse=args.reverse,
-        top=args.top,
-        group_by=args.group_by,
-        capture=args.capture,
-        system=args.system,
-        units=args.units,
-        no_header=args.no_header,
-        prometheus=args.prometheus,
-        output=args.output,
-        diff=args.diff,
-        delta=args.delta,
+        watch=watch,
+        procfs=args["procfs"],
+        json=args["json"],
+        sort=args["sort"],
+        reverse=args["reverse"],
+        top=top,
+        group_by=group_by,
+        capture=args["capture"],
+        system=args["system"],
+        units=args["units"],
+        no_header=args["no_header"],
+        prometheus=args["prometheus"],
+        output=args["output"],
+        diff=args["diff"],
+        delta=args["delta"],
     )
 
 

@@ -189,6 +189,13 @@ def test_no_arguments_are_the_parsers_defaults():
 
 PLAIN_WORDS = ["-s", "-t", "-d", "-S", "-p", "-w", "1", "1,2", "07,3", "0", "-1", "1,", ",",
                "+3", " 4", "\u0661", "x", "-x", "-ts", "-p1", "--total", "--", "-h", ""]
+# The long options plain_options() reads too, their values, and near misses.
+LONG_WORDS = ["--json", "--system", "--prometheus", "--delta", "--no-header", "--reverse",
+              "--show-cmdline", "--group-by", "--sort", "--units", "--top", "--procfs",
+              "--capture", "--output", "--diff", "app", "mapping", "user", "cgroup", "pid",
+              "cmdline", "program", "name", "count", "KiB", "B", "MiB", "3", "0", "/tmp/x",
+              "out.prom", "--group-by=app", "--units=GiB", "--sort=name", "--top=2", "--json=1",
+              "--gro", "--procfs=", "--output=/tmp/x", "-w", "2", "-p", "5", "-t", "-s", "-d"]
 
 
 @settings(max_examples=600, deadline=None)
@@ -201,17 +208,36 @@ def test_plain_arguments_read_as_argparse_reads_them(argv):
         assert plain == ps_mem.parse_options_with_argparse(argv)
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(LONG_WORDS), max_size=7))
+def test_long_options_read_as_argparse_reads_them(argv):
+    """The same for the long options added since 3.14, whose checks the two
+    readings share (options_from()): where plain_options() answers,
+    argparse gives the same options and no error."""
+    plain = ps_mem.plain_options(argv)
+    if plain is not None:
+        assert plain == ps_mem.parse_options_with_argparse(argv)
+
+
 @pytest.mark.parametrize("argv", [
     [], ["-t"], ["-S", "-d"], ["-s", "-t", "-d", "-S"], ["-p", "1,2,3"], ["-w", "5"],
     ["-t", "-p", "4", "-p", "5"], ["-w", "08", "-S"],
+    ["--json"], ["--system"], ["--group-by", "app"], ["--group-by=mapping"], ["--prometheus"],
+    ["--units", "KiB", "--no-header"], ["--sort", "private", "--reverse", "--top", "5"],
+    ["--procfs", "/host/proc", "-t"], ["--diff", "before.tar.gz"], ["-w", "5", "--delta"],
+    ["--prometheus", "--output", "/tmp/ps_mem.prom"], ["--capture", "c.tar.gz"],
 ])
 def test_plain_arguments_answered_without_argparse(argv):
-    assert ps_mem.plain_options(argv) == ps_mem.parse_options_with_argparse(argv)
+    plain = ps_mem.plain_options(argv)
+    assert plain is not None and plain == ps_mem.parse_options_with_argparse(argv)
 
 
 @pytest.mark.parametrize("argv", [
     ["-p"], ["-p", ""], ["-p", "1,"], ["-p", "+1"], ["-p", "-1"], ["-w", "0"], ["-w", "x"],
-    ["-ts"], ["-p1"], ["--total"], ["--json"], ["-h"], ["--"], ["x"],
+    ["-ts"], ["-p1"], ["--total"], ["-h"], ["--"], ["x"],
+    ["--jso"], ["--json=1"], ["--group-by"], ["--group-by", "bogus"], ["--group-by", "-t"],
+    ["--top", "0"], ["--top", "x"], ["--procfs", ""], ["--prometheus", "--json"],
+    ["--system", "-p", "1"], ["--delta"], ["--diff", "b", "-w", "1"],
 ])
 def test_other_arguments_left_to_argparse(argv):
     assert ps_mem.plain_options(argv) is None
@@ -226,6 +252,8 @@ def test_plain_run_loads_neither_argparse_nor_typing(tmp_path):
         "import ps_mem\n"
         "ps_mem.parse_options([])\n"
         "ps_mem.parse_options(['-t', '-S', '-d', '-p', '1,2', '-w', '3'])\n"
+        "ps_mem.parse_options(['--group-by', 'app', '--units=MiB', '--reverse', '--top', '3'])\n"
+        "ps_mem.parse_options(['--prometheus', '--output', '/tmp/x.prom', '--system'])\n"
         "ps_mem.parse_smaps(open(%r, 'rb').read(), {})\n"
         "print(sorted(name for name in ('argparse', 'typing', 'signal', 'ctypes', 're',"
         " 'collections')"
