@@ -1050,11 +1050,15 @@ def _remove_cgroup(path: Path) -> None:
 
 
 def test_live_cgroup_is_the_process_cgroup():
-    """A sleep moved into a cgroup made for the test in the unified
-    hierarchy is one row named by that cgroup's path, "/ps_mem-test-PID",
+    """On a cgroup v2 machine, a sleep moved into a cgroup made for the
+    test in the unified hierarchy is one row named by that cgroup's path, "/ps_mem-test-PID",
     written out here rather than read back from /proc (the rule for every
     shape of /proc/PID/cgroup: test_parsers.py's test_parse_cgroup, and
     test_aggregation.py's cgroup tree)."""
+    if any(line.split(":")[1:2] and "memory" in line.split(":")[1].split(",")
+           for line in Path("/proc/self/cgroup").read_text().splitlines()):
+        pytest.skip("cgroup v1's memory controller accounts memory here, and names the rows:"
+                    " test_collection_cgroup.py's live test")
     name = "/ps_mem-test-%d" % os.getpid()
     cgroup = _unified_hierarchy() / name[1:]
     try:
