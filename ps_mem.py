@@ -6172,17 +6172,43 @@ def _die_with(parent: int, name: bytes) -> None:
     takes NAME, so that ps shows what it is (and a test, that it is past
     this)."""
     try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl = _libc_function("prctl")
         prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
-        prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
-    except (ImportError, OSError, AttributeError):
+        prctl(_PR_SET_NAME, name, 0, 0, 0)
+    except (ImportError, OSError, AttributeError, TypeError):
         pass
     if os.getppid() != parent:
         os._exit(1)
+
+
+def _libc_function(name: str) -> "Callable[..., int]":
+    """The C library's function NAME, taking and returning C ints (or
+    bytes for pointers), made with _ctypes, the C module of ctypes: a forked
+    reader needs one call, and importing ctypes itself would cost it more
+    than the call.  Where _ctypes is not as ctypes uses it, from ctypes."""
+    try:
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):  # ctypes.c_int
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):  # what ctypes.CDLL makes
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = Int
+
+        class Library:  # what CFuncPtr asks of a library: its handle
+            # None: the program itself, as dlopen(3) takes NULL.
+            _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
+
+        # The stubs want a CDLL; CFuncPtr reads only its _handle.
+        return Function((name, Library))  # type: ignore[arg-type]
+    except (ImportError, AttributeError, TypeError, OSError):
+        import ctypes
+
+        function: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
+        return function
 
 
 # Pids a reader takes at a time (see read_forked()).
