@@ -5560,6 +5560,13 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
         parser.error(str(error))
 
 
+def _same_path(one: str, other: str) -> bool:
+    try:
+        return os.path.abspath(one) == os.path.abspath(other)
+    except OSError:  # the working directory is gone: relative names stay so
+        return os.path.normpath(one) == os.path.normpath(other)
+
+
 def options_from(given: "Dict[str, Any]") -> Options:
     """Options from what the arguments gave, by the names argparse stores
     them under (-p's pids as their text); _UsageError for the first thing
@@ -5589,7 +5596,7 @@ def options_from(given: "Dict[str, Any]") -> Options:
     if args["output"]:
         for option in ("procfs", "capture"):
             path = args[option]
-            if path and os.path.abspath(path) == os.path.abspath(args["output"]):
+            if path and _same_path(path, args["output"]):
                 raise _UsageError("--output would replace the --%s file" % option)
     if top is not None and top <= 0:
         raise _UsageError("argument --top: must be a positive number of rows (%s)" % top)
