@@ -5405,6 +5405,15 @@ def build_parser() -> "argparse.ArgumentParser":
             # must not break the message into lines of its choosing.
             super().error(escaped(message))
 
+        def _print_message(self, message: str, file: "Any" = None) -> None:
+            # argparse drops a failed write; --help or --version that did
+            # not reach stdout says so, as a report does (None: stdout was
+            # closed when Python started).
+            if file is None or file is sys.stdout:
+                _Output(sys.stdout).write(message)
+            else:
+                super()._print_message(message, file)
+
     description = "Show program core memory usage."
     legacy = argparse.ArgumentParser(prog="ps_mem", description=description)
     _add_legacy_options(legacy)
@@ -5664,26 +5673,48 @@ class _Output:
     watching reader sees each sample as it is made.  A character the
     stream's encoding lacks becomes "?" instead of an error."""
 
-    def __init__(self, stream: "IO[str]") -> None:
-        self.stream = stream
+    def __init__(self, stream: "Optional[IO[str]]") -> None:
+        self.stream = stream  # None: Python was started with stdout closed
         self.binary: Optional[IO[bytes]] = getattr(stream, "buffer", None)
         self.encoding = getattr(stream, "encoding", None) or "utf-8"
 
     def write(self, text: str) -> None:
         if not text:
             return
-        if self.binary is None:
-            self.stream.write(text)
-            self.stream.flush()
-        else:
-            self.stream.flush()
-            self.binary.write(text.encode(self.encoding, "replace"))
-            self.binary.flush()
+        try:
+            if self.stream is None:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            if self.binary is None:
+                self.stream.write(text)
+                self.stream.flush()
+            else:
+                self.stream.flush()
+                self.binary.write(text.encode(self.encoding, "replace"))
+                self.binary.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise WriteFailed(error) from None
 
     def flush(self) -> None:
-        self.stream.flush()
-        if self.binary is not None:
-            self.binary.flush()
+        try:
+            if self.stream is not None:
+                self.stream.flush()
+            if self.binary is not None:
+                self.binary.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise WriteFailed(error) from None
+
+
+class WriteFailed(Exception):
+    """stdout took no more output, for a reason other than its reader's
+    going away: a full disk, an I/O error, a closed descriptor."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.reason = error.strerror or str(error)
 
 
 def open_procfs(path: "Optional[str]") -> ProcFS:
@@ -5967,30 +5998,52 @@ def main(argv: "Optional[List[str]]" = None) -> int:
         argv = sys.argv[1:]
     try:
         options = parse_options(argv)
+        return run(options, _Output(sys.stdout), sys.stderr)
     except SystemExit as done:  # argparse: --help, --version, usage errors
         return done.code if isinstance(done.code, int) else 1
-    try:
-        return run(options, _Output(sys.stdout), sys.stderr)
     except BrokenPipeError:
         # The reader went away (ps_mem | head): stop quietly, as 3.14 does.
         _silence_stdout()
         return 1
+    except WriteFailed as failed:
+        # As coreutils says it (ls >/dev/full): the output is not all there.
+        return _write_failed(failed.reason)
     except KeyboardInterrupt:
         return EXIT_SIGINT
     except Terminated as terminated:
         return 128 + terminated.signal_number
 
 
+def _write_failed(reason: str) -> int:
+    _silence_stdout()
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write("ps_mem: write error: %s\n" % reason)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    return 2  # as for any file that cannot be written (--output)
+
+
 def _entry_point() -> None:
     status = main()
+    # Nothing should be left in a buffer (_Output flushes each write, and
+    # main() has said what failed), but os._exit() below would drop it.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
     if status in (EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP):
         import signal  # only now: most runs never need it
 
         # Die by the signal that ended the run, as its sender expects.
-        sys.stdout.flush()
         signal.signal(status - 128, signal.SIG_DFL)
         os.kill(os.getpid(), status - 128)
-    raise SystemExit(status)
+    # Everything is written and every child reaped: tearing down the
+    # interpreter's objects would only cost time (a tenth of a short run).
+    os._exit(status)
 
 
 # ----------------------------------------------------------------------------

@@ -25,8 +25,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import (HEADER, REPO, Result, Started, child_env, command, into_closed_pipe,
-                           needs_reference, ps_mem, run_main, run_ours, run_reference)
+from tests.harness import (HEADER, OURS, REPO, Result, Started, child_env, command,
+                           into_closed_pipe, needs_reference, ps_mem, run_main, run_ours,
+                           run_reference)
 from tests.procfs_builder import ProcTree, program_maps
 from tests.realproc import Unavailable, build
 
@@ -511,6 +512,83 @@ def test_stdout_closed_from_the_start(quiet_tree, args):
         assert ours == reference and ours.status == 1 and b"Error:" in ours.stderr
         return
     assert ours == reference == Result(b"", b"", 1)
+
+
+@pytest.fixture(scope="module")
+def modern_tree(tmp_path_factory) -> Path:
+    """small_tree() on a kernel with Pss: every option prints, and no warning."""
+    return small_tree(tmp_path_factory.mktemp("modern") / "proc", "6.1").root
+
+
+def _with_stdout(argv: List[str], stdout=None, close_stdout: bool = False,
+                 cwd=None) -> Result:
+    """ARGV with stdout the file STDOUT, or closed before Python starts (so
+    that sys.stdout is None)."""
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                          timeout=60, env=child_env(), cwd=cwd,
+                          preexec_fn=(lambda: os.close(1)) if close_stdout else None)
+    return Result(b"", done.stderr, done.returncode)
+
+
+WRITE_ERROR_ARGS = [[], ["-t"], ["--json"], ["--prometheus"], ["-s", "-w", "1"], ["--help"],
+                    ["--version"]]
+
+
+@pytest.mark.parametrize("args", WRITE_ERROR_ARGS, ids=" ".join)
+def test_a_full_disk_is_a_write_error(modern_tree, args):
+    """stdout that takes nothing (ENOSPC): one line as coreutils says it
+    (ls >/dev/full), exit 2 as for --output; 3.14 gave a traceback.  --help and --version
+    too, which argparse alone would let fail in silence."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "wb") as full:
+        result = _with_stdout(command("ours", modern_tree, args), stdout=full)
+    assert result == Result(b"", b"ps_mem: write error: No space left on device\n", 2)
+
+
+@pytest.mark.parametrize("args", WRITE_ERROR_ARGS, ids=" ".join)
+def test_a_closed_stdout_is_a_write_error(modern_tree, args):
+    """ps_mem >&-: Python starts with no sys.stdout; as ls >&- says it."""
+    result = _with_stdout(command("ours", modern_tree, args), close_stdout=True)
+    assert result == Result(b"", b"ps_mem: write error: Bad file descriptor\n", 2)
+
+
+def test_output_needs_no_stdout(modern_tree, tmp_path):
+    """--output writes its file whether or not stdout is open."""
+    out = tmp_path / "ps_mem.txt"
+    result = _with_stdout(command("ours", modern_tree, ["--output", str(out)]), close_stdout=True)
+    assert result == Result(b"", b"", 0)
+    assert out.read_bytes() == run_ours(procfs=modern_tree).stdout
+
+
+def test_working_directory_gone(modern_tree, tmp_path):
+    """Run from a directory since removed: absolute names work, relative
+    ones fail as any open() of them would, and neither is a traceback
+    (--output's check against --procfs reads the working directory)."""
+    gone = tmp_path / "gone"
+    tree = str(modern_tree)
+
+    def run(*args: str) -> Result:
+        argv = [sys.executable, str(OURS), *args]
+        gone.mkdir()
+        def leave_it() -> None:
+            os.chdir(gone)
+            gone.rmdir()
+
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=child_env(), preexec_fn=leave_it)
+        stdout, stderr = child.communicate(timeout=60)
+        return Result(stdout, stderr, child.returncode)
+
+    expected = run_ours(procfs=modern_tree)
+    assert expected.status == 0 and expected.stderr == b""
+    assert run("--procfs", tree) == expected
+    assert run("--procfs", tree, "--output", str(tmp_path / "out")) == Result(b"", b"", 0)
+    assert (tmp_path / "out").read_bytes() == expected.stdout
+    assert run("--procfs", tree, "--output", "out") == Result(
+        b"", b"ps_mem: cannot write out: No such file or directory\n", 2)
+    assert run("--procfs", "p", "--output", "out") == Result(
+        b"", b"Couldn't access p/\nOnly GNU/Linux and FreeBSD (with linprocfs) are supported\n", 2)
 
 
 @pytest.fixture(scope="module")
