@@ -3545,7 +3545,7 @@ def read_system(procfs: ProcFS, kernel: "KernelVersion", self_pid: "Optional[int
     if self_pid is not None:
         try:
             own = ProcessSample(self_pid, "ps_mem",
-                                *read_memory(procfs, self_pid, kernel, None, True))
+                                *read_memory(procfs, self_pid, kernel, {}, True))
         except ProcessGone:
             own = None  # left to the remainder
     try:
