@@ -63,6 +63,9 @@ int main(int argc, char **argv)
         if (getppid() != self)
             _exit(127);
         close(report_fd);
+        /* Started in a shell's background (nohup ... &), the benchmark has
+         * SIGINT ignored, which exec keeps: a watch would never stop. */
+        signal(SIGINT, SIG_DFL);
         execvp(argv[4], argv + 4);
         fprintf(stderr, "measure: %s: %s\n", argv[4], strerror(errno));
         _exit(127);
