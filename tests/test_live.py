@@ -217,6 +217,28 @@ def test_total_agrees_with_footer():
         (totals, footer_kib)
 
 
+@pytest.mark.parametrize("args", [[], ["-S", "-d"], ["--system"], ["--group-by", "app"],
+                                  ["--prometheus"]], ids=lambda args: " ".join(args) or "plain")
+def test_live_run_loads_no_heavy_module(args):
+    """A whole run on the live /proc, in its process (the forked children
+    load what they need after the fork): the views that cost at most a
+    tenth more than the default import none of argparse, typing, re,
+    collections, ctypes or json, which are most of what a start-up costs
+    (re alone is 5 ms of a 50 ms run)."""
+    program = (
+        "import os, sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
+        "import ps_mem\n"
+        "real, sys.stdout = sys.stdout, open(os.devnull, 'w')\n"
+        "status = ps_mem.main(%r)\n"
+        "sys.stdout = real\n"
+        "print(status, sorted(name for name in ('argparse', 'typing', 're', 'collections',"
+        " 'ctypes', 'json') if name in sys.modules))\n" % (str(REPO), args))
+    result = subprocess.run([sys.executable, "-S", "-c", program], env=child_env(),
+                            capture_output=True, timeout=60)
+    assert WARNINGS_ONLY.fullmatch(result.stderr), result.stderr
+    assert result.stdout == b"0 []\n"
+
+
 # ----------------------------------------------------------------------------
 # Processes started for the test: sizes and names
 # ----------------------------------------------------------------------------
