@@ -6042,7 +6042,7 @@ def _entry_point() -> None:
         signal.signal(status - 128, signal.SIG_DFL)
         os.kill(os.getpid(), status - 128)
     # Everything is written and every child reaped: tearing down the
-    # interpreter's objects would only cost time (a tenth of a short run).
+    # interpreter's objects would only cost time.
     os._exit(status)
 
 

@@ -224,7 +224,7 @@ def test_live_run_loads_no_heavy_module(args):
     load what they need after the fork): the views that cost at most a
     tenth more than the default import none of argparse, typing, re,
     collections, ctypes or json, which are most of what a start-up costs
-    (re alone is 5 ms of a 50 ms run)."""
+    (bench/run.py's section 7 measures the views)."""
     program = (
         "import os, sys; sys.path.insert(0, %r); sys.argv = ['ps_mem']\n"
         "import ps_mem\n"
