@@ -3260,6 +3260,7 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
     # Read by whichever reader reads the process: the ledger looks for tmpfs
     # mounts in every mount namespace.
     namespaces = split and procfs.reading.statvfs
+    known_namespaces: Dict[str, Optional[int]] = {}
     starts = identifies_processes(options) and (options.diff is not None or options.delta)
     start = None
     for pid in pids:
@@ -3281,7 +3282,8 @@ def _scan(procfs: ProcFS, options: Options, kernel: "KernelVersion", pids: "List
         # Every field given: a record made whole is made the quickest way.
         samples.append(ProcessSample(pid, namer.one_copy(name), *memory,
                                      program and namer.one_copy(program), None,
-                                     _mount_namespace(procfs, pid) if namespaces else None,
+                                     _mount_namespace(procfs, pid, known_namespaces)
+                                     if namespaces else None,
                                      start))
     return Scan(samples, unreadable, unparsable=unparsable)
 
@@ -3411,11 +3413,19 @@ def accuracy(procfs: ProcFS, kernel: "KernelVersion", probe_pid: "Optional[int]"
     return Accuracy(1, -1)
 
 
-def _mount_namespace(procfs: ProcFS, pid: int) -> "Optional[int]":
+def _mount_namespace(procfs: ProcFS, pid: int,
+                     known: "Optional[Dict[str, Optional[int]]]" = None) -> "Optional[int]":
+    """PID's mount namespace; KNOWN, kept from one process to the next,
+    holds the links already parsed (most processes share a few)."""
     try:
-        return parse_namespace(procfs.readlink(pid, "ns/mnt"))
+        link = procfs.readlink(pid, "ns/mnt")
     except ProcessGone:
         return None
+    if known is None:
+        return parse_namespace(link)
+    if link not in known:
+        known[link] = parse_namespace(link)
+    return known[link]
 
 
 def _read_bounded(path: str, limit: int = 16 << 20) -> "Optional[bytes]":
