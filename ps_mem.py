@@ -5343,12 +5343,25 @@ def output_mode(path: str) -> int:
     return stat.S_IMODE(status.st_mode) & 0o777
 
 
+def write_all(file: "IO[bytes]", data: bytes) -> None:
+    """All of DATA to FILE, or the error that stopped it.  A buffered
+    file's write() can take less than it is given and raise nothing (CPython
+    does so on a pipe whose reader leaves mid-write: `ps_mem -s | head -1`),
+    so the rest is written again, and that write raises the error."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:  # None: a non-blocking stdout that is full
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        view = view[written:]
+
+
 def write_output(path: str, text: str) -> int:
     """--output: TEXT, in UTF-8, replaces PATH whole (write_atomically())."""
     data = text.encode("utf-8", "replace")
 
     def write(file: "IO[bytes]") -> None:
-        file.write(data)
+        write_all(file, data)
 
     return write_atomically(path, write, output_mode(path))
 
@@ -5699,7 +5712,7 @@ class _Output:
                 self.stream.flush()
             else:
                 self.stream.flush()
-                self.binary.write(text.encode(self.encoding, "replace"))
+                write_all(self.binary, text.encode(self.encoding, "replace"))
                 self.binary.flush()
         except BrokenPipeError:
             raise
