@@ -25,6 +25,7 @@ The live /proc:
 """
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,15 @@ from tests import prometheus_harness, trees
 from tests.harness import REPO, ps_mem
 from tests.procfs_builder import ProcTree, program_maps
 from tests.realproc import Processes, build, memory_text
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Started in the background by a shell without job control (`nohup
+    # bash .ci/run &`, some CI runners), the tests inherit SIGINT ignored,
+    # and so would every ps_mem they start: the tests of Ctrl-C would see
+    # it do nothing.  A handled signal is reset to its default at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class BuiltTrees:
