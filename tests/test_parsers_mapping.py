@@ -343,7 +343,7 @@ def many_mappings(count: int) -> bytes:
     many_mappings(20000),  # about 13 MiB of smaps
     b"x\n" * 5000000,  # lines of two bytes: each a bytes object of 35
     HEADER + b"\nVmFlags:ab" * 1000000,  # chunks of two bytes
-    mapping() + b"Pss: 1 kB\n" * 1000000,
+    mapping() + b"Pss: 1 kB\n" * 100000,  # a list of these lines would be 4 MiB
     HEADER.replace(b"/x", b"/" + b"n" * 1000000) + BODY,  # one long name
 ], ids=["many mappings", "short lines", "short chunks", "many counters", "long name"])
 def test_memory_is_a_small_multiple_of_the_text(text):
