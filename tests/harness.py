@@ -22,6 +22,7 @@ Skipping
     need_reference(), needs_reference   needs ps_mem 3.14
 Reading what they print
     parse_table(), row_names()          the table, strictly in 3.14's layout
+    sizes(), sizes_apart()              its sizes; two live reads further apart than memory moves
     printable(), printable_names()      names as ps_mem.py shows them ("?")
     document(), json_of(), document_of()  the --json document
     assert_schema(), assert_same_as_table(), assert_warnings_are_stderr()
@@ -446,6 +447,62 @@ def sizes(text: str) -> Tuple[str, List[float]]:
         return "#"
 
     return _PRINTED_SIZE.sub(take, text), found
+
+
+def sizes_apart(ours: str, reference: str, private_kib: float, shared_kib: float,
+                ram_kib: Optional[float] = None) -> str:
+    """Why two outputs over the same live processes, read a moment apart,
+    differ by more than those processes' memory can move between two
+    reads; "" if they do not.
+
+    All but the sizes must be the same.  Private memory is the processes'
+    own and moves only by PRIVATE_KIB: library pages that one of them alone
+    had mapped, which another process mapping them makes shared.  Shared
+    is their part of pages other processes map too, whose Pss moves
+    whenever one of those starts or exits: by SHARED_KIB (so does swap,
+    SwapPss being divided the same way).  RAM used, a row's or the
+    footer's or -t's, moves by RAM_KIB, by default the two together.  Each
+    limit is for all the processes read, so it holds for every row as for
+    the total.  A printed size may also be off by its rounding."""
+    ours_text, _ = sizes(ours)
+    reference_text, _ = sizes(reference)
+    if ours_text != reference_text:
+        return "the outputs differ in more than sizes"
+    ram_kib = private_kib + shared_kib if ram_kib is None else ram_kib
+    # (what, limit, ours as printed, 3.14's as printed)
+    printed: List[Tuple[str, float, str, str]] = []
+    if re.fullmatch(r"\d+\n", ours):  # -t: one total, in bytes
+        printed.append(("the total", ram_kib, ours.strip() + " B", reference.strip() + " B"))
+    else:
+        try:
+            ours_table, reference_table = parse_table(ours), parse_table(reference)
+        except AssertionError:
+            return "the outputs are not tables in 3.14's layout"
+        for mine, theirs in zip(ours_table.rows, reference_table.rows):
+            for column, limit in (("private", private_kib), ("shared", shared_kib),
+                                  ("ram", ram_kib), ("swap", shared_kib)):
+                if getattr(mine, column) is not None:
+                    printed.append(("%s of %s" % (column, mine.name), limit,
+                                    getattr(mine, column), getattr(theirs, column)))
+        for column, limit in (("ram", ram_kib), ("swap", shared_kib)):
+            if getattr(ours_table, "total_" + column) is not None:
+                printed.append(("the footer's " + column, limit,
+                                getattr(ours_table, "total_" + column),
+                                getattr(reference_table, "total_" + column)))
+    reasons = []
+    for label, limit, mine_printed, theirs_printed in printed:
+        if mine_printed.endswith(" B"):
+            a, b = int(mine_printed[:-2]) / 1024, int(theirs_printed[:-2]) / 1024
+            slack = 0.0
+        else:
+            a, b = kib(mine_printed), kib(theirs_printed)
+            slack = rounding(a) + rounding(b)
+        if abs(a - b) > limit + slack:
+            reasons.append("%s: %s against %s, %.1f KiB apart, more than the %.1f KiB allowed"
+                           " (%.1f KiB that memory may move between reads, %.1f KiB of"
+                           " rounding)" % (label, mine_printed, theirs_printed, abs(a - b),
+                                           limit + slack, limit, slack))
+    return "; ".join(reasons)
 
 
 def human_bytes(value: int) -> str:

@@ -48,7 +48,7 @@ from tests.harness import (
     assert_schema, assert_warnings_are_stderr, child_env, command, document, document_of,
     fork_refused, into_closed_pipe, json_of, kib, member_data, members, need_reference,
     parse_rows, parse_table, pids_by_name, printable, ps_mem, rounding, row_names, run_as_nobody,
-    run_main, run_ours, run_reference, run_script, setpriv, sizes, with_names_printable,
+    run_main, run_ours, run_reference, run_script, setpriv, sizes_apart, with_names_printable,
 )
 from tests.realproc import (SLEEP, Processes, build, children_of, csv, memory_text,
                             process_state, wait_settled)
@@ -134,12 +134,8 @@ def printable_row(reference: Result) -> Result:
 
 
 def close_enough(ours: Result, reference: Result, slack_kib: float = 64) -> bool:
-    ours_text, ours_sizes = sizes(ours.out)
-    reference_text, reference_sizes = sizes(reference.out)
-    return ((ours_text, ours.stderr, ours.status)
-            == (reference_text, reference.stderr, reference.status)
-            and all(abs(a - b) <= slack_kib + rounding(a) + rounding(b)
-                    for a, b in zip(ours_sizes, reference_sizes)))
+    return ((ours.stderr, ours.status) == (reference.stderr, reference.status)
+            and not sizes_apart(ours.out, reference.out, slack_kib, slack_kib, slack_kib))
 
 
 def assert_close(ours: Result, reference: Result, slack_kib: float = 64) -> None:
@@ -147,7 +143,8 @@ def assert_close(ours: Result, reference: Result, slack_kib: float = 64) -> None
     sleep's libc pages moving between Private and Shared, see above)."""
     if not close_enough(ours, reference, slack_kib):
         assert (ours.out, ours.err, ours.status) == \
-            (reference.out, reference.err, reference.status)
+            (reference.out, reference.err, reference.status), \
+            sizes_apart(ours.out, reference.out, slack_kib, slack_kib, slack_kib)
 
 
 def parse_report(stdout: str, header: str = HEADER) -> Tuple[List[Tuple[float, float, float, str]],

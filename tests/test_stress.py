@@ -46,7 +46,7 @@ from tests.churn import (
     OPTIONS_3_14, OPTIONS_NEW, WATCH, Churn, Tally, frozen_copy, judge, run_command, stress_runs,
 )
 from tests.harness import (OURS, REFERENCE, Result, document_of, live, run_main, run_ours,
-                           run_reference, run_script, sizes)
+                           run_reference, run_script, sizes_apart)
 from tests.procfs_builder import program_maps
 from tests.realproc import Processes
 
@@ -272,7 +272,13 @@ time.sleep(600)
 @live
 def test_65000_mappings_live():
     """A real process with 65,000 mappings: ps_mem reads it in reasonable
-    time and counts its memory (each of its pages was written)."""
+    time and counts its memory (each of its pages was written), as 3.14
+    counts it.  Its Private is its own pages, which stay put: within 64 KiB
+    of 3.14's (its library pages that a ps_mem mapping the same library
+    makes shared), so that a parser dropping a thousandth of the mappings
+    fails.  Its Shared is its part of python's and libc's pages, whose Pss
+    moves as other processes mapping them start and exit, by a few
+    hundred KiB on a busy machine: within 512 KiB."""
     with open("/proc/sys/vm/max_map_count") as handle:
         if int(handle.read()) < MAPPINGS + 100:
             pytest.skip("vm.max_map_count is below %d" % (MAPPINGS + 100))
@@ -296,7 +302,8 @@ def test_65000_mappings_live():
         if REFERENCE.exists():
             reference = run_ours_live("-p", str(child.pid), script=REFERENCE)
             assert reference.status == 0
-            assert _sizes_close(table.out, reference.out)
+            apart = sizes_apart(table.out, reference.out, private_kib=64, shared_kib=512)
+            assert not apart, "%s\nours:\n%s3.14:\n%s" % (apart, table.out, reference.out)
     finally:
         child.kill()
         child.wait()
@@ -307,15 +314,6 @@ def run_ours_live(*args: str, script: Path = OURS) -> Result:
     result = run_script(script, *args, timeout=120)
     assert result.status == 0 and result.stderr == b"", result.stderr
     return result
-
-
-def _sizes_close(ours: str, reference: str) -> bool:
-    """The same text but for sizes, which move by a few KiB between two
-    runs over a dynamically linked process: within 2% and 64 KiB."""
-    (ours_text, ours_sizes), (reference_text, reference_sizes) = sizes(ours), sizes(reference)
-    if ours_text.replace(" ", "") != reference_text.replace(" ", ""):
-        return False
-    return all(abs(a - b) <= 0.02 * max(a, b) + 64 for a, b in zip(ours_sizes, reference_sizes))
 
 
 # 2 MiB of arguments: 16 of 128 KiB (the most one argument may have),
