@@ -43,11 +43,13 @@ class Programs(Processes):
     """Processes, and programs that left its process groups: php-fpm
     calls setsid() even in the foreground, so ending the launcher's group
     leaves it running.  Each is ended with its own group, if the pid still
-    runs the executable it ran."""
+    runs the executable it ran.  A program that must shut down in its own
+    way first (postgres) registers how, with at_close()."""
 
     def __init__(self) -> None:
         super().__init__()
         self._own_groups: List[Tuple[int, bytes]] = []
+        self._shutdowns: List[Callable[[], None]] = []
 
     def __enter__(self) -> "Programs":
         return self
@@ -55,7 +57,13 @@ class Programs(Processes):
     def own_group(self, pid: int) -> None:
         self._own_groups.append((pid, os.readlink("/proc/%d/exe" % pid).encode()))
 
+    def at_close(self, shutdown: Callable[[], None]) -> None:
+        """Call SHUTDOWN on close(), before any group is killed."""
+        self._shutdowns.append(shutdown)
+
     def close(self) -> None:
+        while self._shutdowns:
+            self._shutdowns.pop()()
         while self._own_groups:
             _end_group(*self._own_groups.pop())
         super().close()
@@ -357,8 +365,11 @@ def postgres(procs: Programs, work: Path) -> int:
     subprocess.run([*as_postgres, PG_BIN + "/initdb", "-D", str(data), "-A", "trust"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     port = str(free_port())
+    since = time.time()
     pid = start(procs, [*as_postgres, postgres_bin, "-D", str(data), "-p", port, "-k",
                         str(sockets), "-c", "listen_addresses="], postgres_bin)
+    exe = os.readlink("/proc/%d/exe" % pid).encode()
+    procs.at_close(lambda: _shut_down_postgres(pid, exe, since))
     wait_for("postgres to listen", lambda: (sockets / (".s.PGSQL." + port)).exists())
     procs.command([psql, "-h", str(sockets), "-p", port, "-U", "postgres", "-c",
                    "select pg_sleep(600)"], settle=False)
@@ -368,6 +379,44 @@ def postgres(procs: Programs, work: Path) -> int:
                    for child in children(pid))
     wait_for("a backend running the query", querying)
     return pid
+
+
+def _shut_down_postgres(postmaster: int, exe: bytes, since: float) -> None:
+    """Stop a postmaster as its service would, so that it removes its SysV
+    segment: one killed (SIGKILL, as ending the launcher's group does)
+    leaves it behind, 0 attached, until the machine restarts (ipcs -m).
+    Fast shutdown (SIGINT) ends the backends, the one in pg_sleep too,
+    where smart shutdown (SIGTERM) would wait for its client; then
+    immediate shutdown (SIGQUIT), then SIGKILL.  A segment it made that
+    is still there once it is gone is removed: /proc/sysvipc/shm names
+    each segment's creator and the time it was made (to tell ours from
+    an earlier process's with the same pid)."""
+    for sig, seconds in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 5)):
+        if _gone(postmaster, exe):
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, sig)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not _gone(postmaster, exe):
+            time.sleep(0.02)
+    for shmid in _segments_made_by(postmaster, since):
+        subprocess.run(["ipcrm", "-m", str(shmid)], check=False, stderr=subprocess.DEVNULL)
+
+
+def _segments_made_by(pid: int, since: float) -> List[int]:
+    """The ids of the SysV segments PID created at or after SINCE (a time)."""
+    try:
+        with open("/proc/sysvipc/shm") as handle:
+            header, *lines = handle.read().splitlines()
+    except OSError:
+        return []
+    columns = header.split()
+    found = []
+    for line in lines:
+        segment = dict(zip(columns, line.split()))
+        if int(segment["cpid"]) == pid and int(segment["ctime"]) >= int(since):
+            found.append(int(segment["shmid"]))
+    return found
 
 
 FPM_CONF = '''[global]
