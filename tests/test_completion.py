@@ -295,7 +295,10 @@ def test_bash_registers_both_names():
 # zsh
 # ----------------------------------------------------------------------------
 
-# compinit finds _ps_mem on fpath, as it finds an installed one.  compadd,
+# compinit finds _ps_mem on fpath, as it finds an installed one; the first
+# shell of the module writes the dump (DUMP: the #compdef lines compinit
+# found), which every later one loads instead of reading each function on
+# fpath again, as a user's shell does.  compadd,
 # through which every match goes, is wrapped: a call that adds matches is
 # first made with -A, which stores the matches (as the line would show
 # them) instead of adding them, and each is recorded after the part of the
@@ -305,7 +308,7 @@ def test_bash_registers_both_names():
 ZSH_RC = r"""
 bindkey -e
 fpath=({functions} $fpath)
-autoload -Uz compinit && compinit -u -D
+autoload -Uz compinit && compinit -u -d {dump}
 compadd() {{
     if (( ${{@[(I)-[OAD]]}} )); then
         builtin compadd "$@"
@@ -342,7 +345,10 @@ def zsh_complete(line: str, place: Place, tmp_path: Path, functions: Path = ZSH_
     out = tmp_path / "matches"
     zdotdir = tmp_path / "zdotdir"
     zdotdir.mkdir(exist_ok=True)
-    (zdotdir / ".zshrc").write_text(ZSH_RC.format(functions=functions, out=out) + PROMPT_RC)
+    # One dump for each directory of functions, beside the module's files.
+    dump = place.home / ("zcompdump" + str(functions).replace("/", "-"))
+    (zdotdir / ".zshrc").write_text(ZSH_RC.format(functions=functions, out=out, dump=dump)
+                                    + PROMPT_RC)
     terminal = Terminal(["zsh", "-i"], shell_env(place, ZDOTDIR=str(zdotdir)), place.files)
     try:
         terminal.type(line + "\t")
