@@ -4,7 +4,10 @@ command lines, each case of the issue run as a user runs ps_mem.
 Every run is `python ps_mem.py ...` under a 512 MiB address-space limit and
 a timeout far above what the input needs (tests/hostile.py's run_bounded()):
 a MemoryError shows as a traceback, a hang as the timeout.  The hostile
-inputs come from tests/hostile.py.
+inputs come from tests/hostile.py.  Those at size (4 GiB members, millions
+of pids or members, 200,000 mappings) and the captures cut at every point
+take seconds each: they are marked `stress`, which the full suite runs and
+the quick lane leaves out.
 
 Each test's docstring says what ps_mem did when issue 10 was filed
 ("Before: ...").  What ps_mem must answer (the texts proposed for issue 10):
@@ -65,6 +68,7 @@ PARSE_WARNING = re.compile(r"Warning: (\d+) process(?:es)? could not be (?:parse
                            r"(?! \(permission denied\))[^\n]*\n")
 USAGE_ERROR = re.compile(r"usage: ps_mem [^\n]*\n(?: +[^\n]*\n)*ps_mem: error: ([^\n]*)\n\Z")
 VICTIM = 5000
+stress = pytest.mark.stress
 
 
 def need_reference() -> None:
@@ -248,6 +252,7 @@ def test_manifest_of_100000_nested_brackets(seed, tmp_path, inside_object):
 # ----------------------------------------------------------------------------
 
 
+@stress
 @pytest.mark.parametrize("name", ["proc/1/environ", "notes.bin"])
 def test_4_gib_member_no_pid_refers_to(seed, tmp_path, name):
     """A 4 MiB capture of a 4 GiB member of zeros that nothing reads.
@@ -256,6 +261,7 @@ def test_4_gib_member_no_pid_refers_to(seed, tmp_path, name):
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+@stress
 def test_4_gib_member_a_pid_refers_to(seed, tmp_path):
     """LEAF's smaps_rollup is 4 GiB of zeros: refused, or LEAF left out
     and counted (the rest as the seed shows it)."""
@@ -270,6 +276,7 @@ def test_4_gib_member_a_pid_refers_to(seed, tmp_path):
         assert run.result.status == 0 and parse_warnings(run.result.err) == [1], run.describe()
 
 
+@stress
 def test_2_gib_pax_header(seed, tmp_path):
     """A 2 MiB capture whose extended header before a member is 2 GiB:
     tarfile reads it whole."""
@@ -280,12 +287,14 @@ def test_2_gib_pax_header(seed, tmp_path):
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+@stress
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
     path = _write(tmp_path, hostile.manifest_pid_repeated(seed.members, LEAF, 3000000))
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+@stress
 def test_20_million_pids(seed, tmp_path):
     """More pids than any kernel has (pid_max is at most 4,194,304): past
     a list of them all in memory."""
@@ -312,6 +321,7 @@ def test_rollup_of_5_million_pss_lines(seed, tmp_path):
             [("0.0 KiB", "7.2 GiB", "7.2 GiB")], run.result.out
 
 
+@stress
 def test_one_million_tiny_members(seed, tmp_path):
     """Members no manifest names, a byte each: tarfile keeps every one."""
     path = _write(tmp_path, seed.members + [hostile.many_tiny_members(1000000)])
@@ -335,6 +345,7 @@ def _cut_points(members: Sequence[Member]) -> List[int]:
     return sorted(set(point for point in points if point > 0) | {last, last + 512})
 
 
+@stress
 def test_capture_cut_short_as_ctrl_c_leaves_it(small_seed, tmp_path):
     """The tar stream cut at each member, the gzip stream closed: what
     Ctrl-C leaves of `--capture`.  Before: half of such files loaded with
@@ -367,6 +378,7 @@ def _member_at(members: Sequence[Member], offset: int) -> str:
     return "past the members"
 
 
+@stress
 def test_capture_cut_dead(small_seed, tmp_path):
     """The gzip file itself cut short (a write killed, a full disk): never
     a partial report."""
@@ -584,6 +596,7 @@ def test_statm_that_does_not_parse_is_counted(tmp_path):
                    other_stderr=expected.err)
 
 
+@stress
 def test_smaps_of_200000_mappings(tmp_path):
     """29 MB of smaps, 200,000 mappings, each counted line a match the
     regex keeps.  Read within 4 times its size (and the 64 MiB the

@@ -339,6 +339,7 @@ def many_mappings(count: int) -> bytes:
                     for number in range(count))
 
 
+@pytest.mark.stress  # tens of MiB parsed under tracemalloc: seconds
 @pytest.mark.parametrize("text", [
     many_mappings(20000),  # about 13 MiB of smaps
     b"x\n" * 5000000,  # lines of two bytes: each a bytes object of 35

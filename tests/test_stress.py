@@ -22,8 +22,9 @@ Huge inputs: 65,000 mappings (fixture smaps, and a live process), a 2 MiB
 command line (live, and fixture): correct output, in reasonable time.
 
 Marks: `stress` (out of the quick lane) on every test that needs the live
-/proc here, `live` too; `slow` on the long ones, which only `-m slow` runs.
-The fixture-tree tests are in the quick lane.
+/proc here, `live` too, and on the 65,000 mappings of a fixture tree, which
+take seconds; `slow` on the long ones, which only `-m slow` runs.  The 2 MiB
+command line in a tree is in the quick lane.
 """
 
 import contextlib
@@ -225,6 +226,7 @@ def _many_mappings_smaps(count: int) -> bytes:
     return "".join(parts).encode()
 
 
+@stress
 def test_65000_mappings_in_a_tree(tree):
     """A process with 65,000 mappings (the most vm.max_map_count allows),
     on a kernel without smaps_rollup: every line is read.  Private 4 KiB
