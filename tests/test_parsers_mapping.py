@@ -339,15 +339,22 @@ def many_mappings(count: int) -> bytes:
                     for number in range(count))
 
 
+# Each text made by the test that reads it: made at collection, the tens of
+# MiB would stay in every worker's memory for the whole run, and make each
+# fork of it (the forked readers' tests) slower.
+BIG_TEXTS = {
+    "many mappings": lambda: many_mappings(20000),  # about 13 MiB of smaps
+    "short lines": lambda: b"x\n" * 5000000,  # lines of two bytes: each a bytes object of 35
+    "short chunks": lambda: HEADER + b"\nVmFlags:ab" * 1000000,  # chunks of two bytes
+    "many counters": lambda: mapping() + b"Pss: 1 kB\n" * 100000,  # a list of these: 4 MiB
+    "long name": lambda: HEADER.replace(b"/x", b"/" + b"n" * 1000000) + BODY,
+}
+
+
 @pytest.mark.stress  # tens of MiB parsed under tracemalloc: seconds
-@pytest.mark.parametrize("text", [
-    many_mappings(20000),  # about 13 MiB of smaps
-    b"x\n" * 5000000,  # lines of two bytes: each a bytes object of 35
-    HEADER + b"\nVmFlags:ab" * 1000000,  # chunks of two bytes
-    mapping() + b"Pss: 1 kB\n" * 100000,  # a list of these lines would be 4 MiB
-    HEADER.replace(b"/x", b"/" + b"n" * 1000000) + BODY,  # one long name
-], ids=["many mappings", "short lines", "short chunks", "many counters", "long name"])
-def test_memory_is_a_small_multiple_of_the_text(text):
+@pytest.mark.parametrize("name", list(BIG_TEXTS))
+def test_memory_is_a_small_multiple_of_the_text(name):
+    text = BIG_TEXTS[name]()
     for layouts in ({}, None):
         tracemalloc.start()
         with contextlib.suppress(ValueError):  # the long name
