@@ -2,8 +2,9 @@
 
 ps_mem.py must run on CPython 3.6 and later: vermin checks its syntax, this
 runs it.  The interpreters are looked for where machines keep them: pyenv's
-versions ($PYENV_ROOT, else ~/.pyenv), python3.N on the PATH, and /usr/bin
-and /usr/local/bin; one run each, whatever the number of names it has.  The
+versions ($PYENV_ROOT, else ~/.pyenv), python3.N on the PATH (but pyenv's
+shims, which run those versions), and /usr/bin and /usr/local/bin; one run
+each, whatever the number of names it has.  The
 suite's own interpreter runs every other test module, so it is left out
 here.  Where none is found the test is skipped, saying where it looked.
 
@@ -47,7 +48,12 @@ def _candidates() -> List[str]:
     for minor in range(OLDEST[1], 30):
         found.append(shutil.which("python3.%d" % minor) or "")
         found += ["/usr/bin/python3.%d" % minor, "/usr/local/bin/python3.%d" % minor]
-    return [path for path in found if path and os.access(path, os.X_OK)]
+    # A pyenv shim (on the PATH before the others) runs one of pyenv's
+    # versions, each listed above, or fails where none is selected; asking
+    # it costs a dozen shell scripts, in each xdist worker's collection.
+    shims = os.path.join(pyenv, "shims") + os.sep
+    return [path for path in found
+            if path and not path.startswith(shims) and os.access(path, os.X_OK)]
 
 
 _ABOUT = ("import os, sys; print(sys.implementation.name, *sys.version_info[:3],"
