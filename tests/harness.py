@@ -2,8 +2,9 @@
 and reading back what they print.
 
 ps_mem.py runs as a command (`python ps_mem.py --procfs TREE ARGS`), as a
-user runs it, or in this process through main(), which costs no Python
-start-up (for option matrices over many trees).  The reference, ps-mem 3.14
+user runs it (on a tree, from its code compiled once: see _RUN_COMPILED),
+or in this process through main(), which costs no Python start-up (for
+option matrices over many trees).  The reference, ps-mem 3.14
 from PyPI, is installed by tests/run into .venv/reference (never into the
 repo); on a tree it runs in a child Python that points it at the tree: its
 proc root at TREE, its own pid at the pid TREE's `self` names, its euid 0.
@@ -29,6 +30,7 @@ Reading what they print
     members(), member_data(), rewrite_capture()   a --capture file
 """
 
+import atexit
 import contextlib
 import errno
 import io
@@ -153,12 +155,53 @@ def tree_self_pid(tree: os.PathLike) -> str:
         return ""
 
 
+# ps_mem.py on a tree or a capture: its code compiled once (by _compiled()),
+# run as `python ps_mem.py` runs it: as __main__, with the same sys.argv,
+# sys.path[0] and __file__.  Compiling its thousands of lines was most of
+# what a run on a fixture tree cost, in each of the suite's many hundred.
+_RUN_COMPILED = r"""
+import sys
+def _load():
+    import marshal, os
+    code_file, path = sys.argv[1:3]
+    del sys.argv[:2]
+    sys.path[0] = os.path.dirname(path)
+    with open(code_file, "rb") as handle:
+        return marshal.load(handle), path
+_code, __file__ = _load()
+del _load
+exec(_code)
+"""
+_compiled_code: Dict[str, Tuple[Tuple[int, int], str]] = {}
+
+
+def _compiled() -> str:
+    """A file holding ps_mem.py's code object, made again if it changed."""
+    stat = OURS.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    made = _compiled_code.get("ours")
+    if made is None or made[0] != key:
+        import marshal
+
+        directory = tempfile.mkdtemp(prefix="ps_mem-compiled-")
+        atexit.register(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "ps_mem.code")
+        code = compile(OURS.read_bytes(), str(OURS), "exec", dont_inherit=True)
+        with open(path, "wb") as handle:
+            marshal.dump(code, handle)
+        made = _compiled_code["ours"] = (key, path)
+    return made[1]
+
+
 def command(program: str, tree: Optional[os.PathLike], args: Sequence[str]) -> List[str]:
     """The argv of ps_mem.py ("ours") or 3.14 ("reference") with ARGS, on
-    TREE (a tree or a capture; None: the live /proc)."""
+    TREE (a tree or a capture; None: the live /proc, where ps_mem.py runs as
+    the script itself)."""
     if program == "ours":
-        return ([sys.executable, str(OURS)] + (["--procfs", str(tree)] if tree is not None else [])
-                + list(args))
+        if tree is None:
+            return [sys.executable, str(OURS), *args]
+        return [sys.executable, "-c", _RUN_COMPILED, _compiled(), str(OURS),
+                "--procfs", str(tree), *args]
     if tree is None:
         return [sys.executable, str(REFERENCE), *args]
     if not REFERENCE.exists():
