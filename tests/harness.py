@@ -184,6 +184,7 @@ def _compiled() -> str:
         import marshal
 
         directory = tempfile.mkdtemp(prefix="ps_mem-compiled-")
+        os.chmod(directory, 0o755)  # for runs as nobody, as ps_mem.py itself
         atexit.register(shutil.rmtree, directory, True)
         path = os.path.join(directory, "ps_mem.code")
         code = compile(OURS.read_bytes(), str(OURS), "exec", dont_inherit=True)
