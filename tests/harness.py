@@ -15,6 +15,7 @@ Running
     run_reference(*args, procfs=TREE)   ps_mem 3.14 on a tree
     run_script(script, *args)           any script on the live /proc (ours, 3.14's)
     command(program, tree, args)        the argv of "ours" or "reference", for Popen
+    ours_command(tree, args, python)    the argv of ours under any interpreter
     Started(argv)                       a run in the background, its output in files
     into_closed_pipe(argv)              a run whose reader has gone
     run_as_nobody(*args, reads=())      Python as the user nobody
@@ -159,6 +160,7 @@ def tree_self_pid(tree: os.PathLike) -> str:
 # run as `python ps_mem.py` runs it: as __main__, with the same sys.argv,
 # sys.path[0] and __file__.  Compiling its thousands of lines was most of
 # what a run on a fixture tree cost, in each of the suite's many hundred.
+# (Both are read by every CPython from 3.6 up: see test_interpreters.py.)
 _RUN_COMPILED = r"""
 import sys
 def _load():
@@ -172,26 +174,47 @@ _code, __file__ = _load()
 del _load
 exec(_code)
 """
-_compiled_code: Dict[str, Tuple[Tuple[int, int], str]] = {}
+_COMPILE = r"""
+import marshal, sys
+source, target = sys.argv[1:3]
+with open(source, "rb") as handle:
+    code = compile(handle.read(), source, "exec", dont_inherit=True)
+with open(target, "wb") as handle:
+    marshal.dump(code, handle)
+"""
+# interpreter -> ((ps_mem.py's mtime and size), the file of its code or None)
+_compiled_code: Dict[str, Tuple[Tuple[int, int], Optional[str]]] = {}
+_compiled_dir: List[str] = []
 
 
-def _compiled() -> str:
-    """A file holding ps_mem.py's code object, made again if it changed."""
+def _compiled(python: str) -> Optional[str]:
+    """A file holding ps_mem.py's code object as PYTHON compiles it, made
+    again if ps_mem.py changed; None if PYTHON cannot compile it (then the
+    script itself is run, and shows why)."""
     stat = OURS.stat()
     key = (stat.st_mtime_ns, stat.st_size)
-    made = _compiled_code.get("ours")
+    made = _compiled_code.get(python)
     if made is None or made[0] != key:
-        import marshal
-
-        directory = tempfile.mkdtemp(prefix="ps_mem-compiled-")
-        os.chmod(directory, 0o755)  # for runs as nobody, as ps_mem.py itself
-        atexit.register(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "ps_mem.code")
-        code = compile(OURS.read_bytes(), str(OURS), "exec", dont_inherit=True)
-        with open(path, "wb") as handle:
-            marshal.dump(code, handle)
-        made = _compiled_code["ours"] = (key, path)
+        if not _compiled_dir:
+            _compiled_dir.append(tempfile.mkdtemp(prefix="ps_mem-compiled-"))
+            os.chmod(_compiled_dir[0], 0o755)  # for runs as nobody, as ps_mem.py itself
+            atexit.register(shutil.rmtree, _compiled_dir[0], True)
+        path = os.path.join(_compiled_dir[0], "%d.code" % len(os.listdir(_compiled_dir[0])))
+        done = subprocess.run([python, "-c", _COMPILE, str(OURS), path],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        made = _compiled_code[python] = (key, path if done.returncode == 0 else None)
     return made[1]
+
+
+def ours_command(tree: Optional[os.PathLike], args: Sequence[str],
+                 python: str = sys.executable) -> List[str]:
+    """The argv of ps_mem.py under PYTHON with ARGS, on TREE (a tree or a
+    capture; None: the live /proc, where the script itself runs)."""
+    code = _compiled(python) if tree is not None else None
+    if code is None:
+        return ([python, str(OURS)] + (["--procfs", str(tree)] if tree is not None else [])
+                + list(args))
+    return [python, "-c", _RUN_COMPILED, code, str(OURS), "--procfs", str(tree), *args]
 
 
 def command(program: str, tree: Optional[os.PathLike], args: Sequence[str]) -> List[str]:
@@ -199,10 +222,7 @@ def command(program: str, tree: Optional[os.PathLike], args: Sequence[str]) -> L
     TREE (a tree or a capture; None: the live /proc, where ps_mem.py runs as
     the script itself)."""
     if program == "ours":
-        if tree is None:
-            return [sys.executable, str(OURS), *args]
-        return [sys.executable, "-c", _RUN_COMPILED, _compiled(), str(OURS),
-                "--procfs", str(tree), *args]
+        return ours_command(tree, args)
     if tree is None:
         return [sys.executable, str(REFERENCE), *args]
     if not REFERENCE.exists():

@@ -49,7 +49,7 @@ from typing import (
     Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union,
 )
 
-from tests.harness import OURS, Result, child_env, command
+from tests.harness import Result, child_env, ours_command
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -91,16 +91,10 @@ def run_bounded(*args: str, procfs: Optional[os.PathLike] = None,
                 cwd: Optional[os.PathLike] = None, prefix: Sequence[str] = (),
                 python: str = sys.executable) -> Bounded:
     """`python ps_mem.py [--procfs PROCFS] ARGS` (after PREFIX, e.g. setpriv;
-    on a tree or capture, as harness.command() runs it)
+    on a tree or capture, as harness.ours_command() runs it)
     under RLIMIT_AS = ADDRESS_SPACE, killed with its process group after
     TIMEOUT seconds.  Output goes to files, so a huge one cannot block it."""
-    if procfs is not None and python == sys.executable:
-        cmd = list(prefix) + command("ours", procfs, args)
-    else:
-        cmd = list(prefix) + [python, str(OURS)]
-        if procfs is not None:
-            cmd += ["--procfs", os.fspath(procfs)]
-        cmd += list(args)
+    cmd = list(prefix) + ours_command(procfs, args, python)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,

@@ -8,14 +8,16 @@ each, whatever the number of names it has.  The
 suite's own interpreter runs every other test module, so it is left out
 here.  Where none is found the test is skipped, saying where it looked.
 
-Each runs ps_mem.py as a script on fixture trees, with options that take
-each stage's code (smaps_rollup, smaps with and without Pss, statm, 2.4's
-status, shared address spaces, hostile and undecodable names, a missing
-kernel release, a watch), and must print what ps_mem 3.14 prints on the same
-tree (its golden text, or 3.14 run by the harness), byte for byte, with the
-same exit status.  3.14 has none of the new options: with those (--json,
---group-by, --sort, --top, --capture) the expected output is ps_mem.py's
-under the suite's interpreter, which the other test modules check.
+Each runs ps_mem.py as `python ps_mem.py` runs it (from its code, compiled
+once by that interpreter: harness.ours_command()) on fixture trees, with
+options that take each stage's code (smaps_rollup, smaps with and without
+Pss, statm, 2.4's status, shared address spaces, hostile and undecodable
+names, a missing kernel release, a watch), and must print what ps_mem 3.14
+prints on the same tree (its golden text, or 3.14 run by the harness), byte
+for byte, with the same exit status.  3.14 has none of the new options:
+with those (--json, --group-by, --sort, --top, --capture) the expected
+output is ps_mem.py's under the suite's interpreter, which the other test
+modules check.
 """
 
 import glob
@@ -27,8 +29,8 @@ from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import pytest
 
-from tests.harness import (OURS, Result, child_env, golden, need_reference, printable_names,
-                           run_ours, run_reference, without_time)
+from tests.harness import (Result, child_env, golden, need_reference, ours_command,
+                           printable_names, run_ours, run_reference, without_time)
 
 OLDEST = (3, 6)
 
@@ -145,7 +147,7 @@ def expected(proc_trees) -> Expected:
 
 
 def run_under(python: Python, *args: str, procfs: os.PathLike) -> Result:
-    done = subprocess.run([python.path, str(OURS), "--procfs", str(procfs), *args],
+    done = subprocess.run(ours_command(procfs, args, python.path),
                           capture_output=True, timeout=60, env=child_env())
     return Result(done.stdout, done.stderr, done.returncode)
 
