@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -185,6 +186,8 @@ with open(target, "wb") as handle:
 # interpreter -> ((ps_mem.py's mtime and size), the file of its code or None)
 _compiled_code: Dict[str, Tuple[Tuple[int, int], Optional[str]]] = {}
 _compiled_dir: List[str] = []
+_compiled_code_files: List[str] = []
+_compiling = threading.Lock()  # tests run commands from threads too
 
 
 def _compiled(python: str) -> Optional[str]:
@@ -193,16 +196,20 @@ def _compiled(python: str) -> Optional[str]:
     script itself is run, and shows why)."""
     stat = OURS.stat()
     key = (stat.st_mtime_ns, stat.st_size)
-    made = _compiled_code.get(python)
-    if made is None or made[0] != key:
-        if not _compiled_dir:
-            _compiled_dir.append(tempfile.mkdtemp(prefix="ps_mem-compiled-"))
-            os.chmod(_compiled_dir[0], 0o755)  # for runs as nobody, as ps_mem.py itself
-            atexit.register(shutil.rmtree, _compiled_dir[0], True)
-        path = os.path.join(_compiled_dir[0], "%d.code" % len(os.listdir(_compiled_dir[0])))
-        done = subprocess.run([python, "-c", _COMPILE, str(OURS), path],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        made = _compiled_code[python] = (key, path if done.returncode == 0 else None)
+    with _compiling:
+        made = _compiled_code.get(python)
+        if made is None or made[0] != key:
+            if not _compiled_dir:
+                _compiled_dir.append(tempfile.mkdtemp(prefix="ps_mem-compiled-"))
+                os.chmod(_compiled_dir[0], 0o755)  # for runs as nobody, as ps_mem.py itself
+                atexit.register(shutil.rmtree, _compiled_dir[0], True)
+            # A new file each time: a run still reading the last one reads it whole.
+            path = os.path.join(_compiled_dir[0], "%d.code" % len(_compiled_code_files))
+            _compiled_code_files.append(path)
+            done = subprocess.run([python, "-c", _COMPILE, str(OURS), path],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=60)
+            made = _compiled_code[python] = (key, path if done.returncode == 0 else None)
     return made[1]
 
 
