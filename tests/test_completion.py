@@ -506,7 +506,10 @@ def test_pip_install_puts_each_script_where_its_shell_looks(installed_root):
 
 # The line as TAB left it becomes the arguments of printf, which saves them:
 # Ctrl-A goes to the start of the line, and the command is typed before it.
-SAVE_LINE = "\x01printf '%%s\\0' >%s \r"
+# printf writes a file beside OUT, which mv then puts in place (Ctrl-E: the
+# end of the line): the redirection makes OUT before printf has written it,
+# and a test that read it then read nothing.
+SAVE_LINE = "\x01printf '%%s\\0' >%(out)s.part \x05 && mv %(out)s.part %(out)s\r"
 
 
 def line_after_tab(argv: Sequence[str], env: Dict[str, str], place: Place, typed: str,
@@ -514,7 +517,7 @@ def line_after_tab(argv: Sequence[str], env: Dict[str, str], place: Place, typed
     out = tmp_path / "line"
     terminal = Terminal(argv, env, place.files)
     try:
-        terminal.type(typed + "\t" + SAVE_LINE % out)
+        terminal.type(typed + "\t" + SAVE_LINE % {"out": out})
         terminal.wait_for(out)
     finally:
         terminal.close()
