@@ -4863,6 +4863,17 @@ def _labels(pairs: "Iterable[Tuple[str, str]]") -> str:
     return "{%s}" % ",".join('%s="%s"' % (name, label_value(value)) for name, value in pairs)
 
 
+def _row_pairs(names: "Tuple[str, ...]", key: str, pids: "Tuple[int, ...]"
+               ) -> "List[Tuple[str, str]]":
+    """The labels that name a row: its key's, and with -d its pid (the key
+    is then the name without its " [PID]")."""
+    if len(names) == 1:
+        return [(names[0], key)]
+    pid = pids[0] if pids else 0
+    suffix = " [%d]" % pid
+    return [(names[0], key[:-len(suffix)] if key.endswith(suffix) else key), (names[1], str(pid))]
+
+
 def _prometheus_rows(report: Report, options: Options
                      ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The row families: (name, HELP, [(labels, value)])."""
@@ -4870,13 +4881,7 @@ def _prometheus_rows(report: Report, options: Options
     group_by = ("group_by", ",".join(names))
     sums: Dict[str, List[int]] = {}  # labels -> the row's values, in _ROW_FAMILIES' order
     for program in report.programs:
-        key = program.name
-        values = [key]
-        if len(names) == 2:
-            pid = program.pids[0] if program.pids else 0
-            suffix = " [%d]" % pid
-            values = [key[:-len(suffix)] if key.endswith(suffix) else key, str(pid)]
-        labels = _labels(list(zip(names, values)) + [group_by])
+        labels = _labels(_row_pairs(names, program.name, program.pids) + [group_by])
         row = [_in_bytes(program.private_kib), _in_bytes(program.shared_kib),
                _in_bytes(program.ram_kib), _in_bytes(program.swap_kib), program.processes]
         kept = sums.get(labels)
@@ -4885,10 +4890,11 @@ def _prometheus_rows(report: Report, options: Options
             for index, (name, help_text) in enumerate(_ROW_FAMILIES)]
 
 
-def _prometheus_summary(report: Report, options: Options, shown: Shown
+def _prometheus_summary(report: Report, options: Options, shown: Shown,
+                        group_by_value: "Optional[str]" = None
                         ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The families of the whole sample: (name, HELP, [(labels, value)])."""
-    group_by = ("group_by", ",".join(row_labels(options)))
+    group_by = ("group_by", group_by_value or ",".join(row_labels(options)))
     plain = _labels([group_by])
     samples = {
         "ps_mem_total_ram_bytes":
@@ -4899,7 +4905,7 @@ def _prometheus_summary(report: Report, options: Options, shown: Shown
                             (_labels([("measure", "swap"), group_by]), "%d" % shown.acc.swap)],
         "ps_mem_unreadable_processes": [(plain, "%d" % report.unreadable)],
         "ps_mem_unparsable_processes": [(plain, "%d" % report.unparsable)],
-        "ps_mem_scan_duration_seconds": [(plain, repr(float(shown.seconds)))],
+        "ps_mem_scan_duration_seconds": [(plain, "%.6f" % shown.seconds)],
         "ps_mem_scan_timestamp_seconds": [(plain, repr(float(shown.when)))],
         "ps_mem_info": [(_labels([("version", VERSION), ("kernel", shown.release), group_by]),
                          "1")],
@@ -4907,18 +4913,132 @@ def _prometheus_summary(report: Report, options: Options, shown: Shown
     return [(name, _SUMMARY_HELP[name], samples[name]) for name in _SUMMARY_HELP]
 
 
-def prometheus_document(report: Report, options: Options, shown: Shown) -> str:
-    """--prometheus: one sample in the text exposition format.  Every
-    family is a gauge; one without samples is left out.  A view with
-    families of its own (--system's, --diff's) adds them here, from a
-    function beside _prometheus_rows()."""
-    families = _prometheus_rows(report, options) + _prometheus_summary(report, options, shown)
+# --system's families.  The ledger's series have group_by="system", and
+# so have the sample's (accuracy, scan duration, ...), with no row
+# families: a textfile of the ledger beside one of a grouping then has no
+# series in common with it.
+_LEDGER_HELP = {
+    "ps_mem_system_bytes": "A line of the ledger of RAM (--system), by its key (README.md"
+                           " lists them), in bytes; the lines whose key has no dot add up to"
+                           " MemTotal.",
+    "ps_mem_system_beside_bytes": "A line of the ledger shown beside, adding to nothing"
+                                  " (--system): swap, what processes not read map, processes"
+                                  " without PSS; in bytes.",
+    "ps_mem_system_memtotal_bytes": "MemTotal: the RAM the ledger accounts for, in bytes.",
+}
+# The detail that tells apart lines of one key: a mount's point, a
+# segment's id.
+_LEDGER_LABELS = {"shmem.mount": ("mount", "mount_point"), "shmem.sysv": ("shmid", "shmid")}
+
+
+def _prometheus_ledger(ledger: Ledger) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
+    counted: Dict[str, int] = {}
+    beside: Dict[str, int] = {}
+    for line in ledger.lines:
+        pairs = [("line", line.key)]
+        if line.key in _LEDGER_LABELS:
+            label, field = _LEDGER_LABELS[line.key]
+            pairs.append((label, str(dict(line.detail).get(field))))
+        labels = _labels(pairs + [("group_by", "system")])
+        sums = counted if line.counted else beside
+        sums[labels] = sums.get(labels, 0) + line.size_bytes
+    return [(name, _LEDGER_HELP[name], [(labels, "%d" % value) for labels, value in sums.items()])
+            for name, sums in (("ps_mem_system_bytes", counted),
+                               ("ps_mem_system_beside_bytes", beside),
+                               ("ps_mem_system_memtotal_bytes",
+                                {_labels([("group_by", "system")]): ledger.total_bytes}))]
+
+
+# --diff's families: each of its own name, so that a textfile of a
+# comparison has no series in common with one of a sample.  A new row has
+# no "before" series, a gone one no "after".
+_DIFF_HELP = {
+    "ps_mem_diff_bytes": "A row's Private, Shared, RAM used or swap (measure) before, after, or"
+                         " its change (sample), in bytes (--diff).",
+    "ps_mem_diff_processes": "A row's processes before, after, or the change (sample)"
+                             " (--diff).",
+    "ps_mem_diff_total_bytes": "RAM used or swap (measure) of all rows before, after, or the"
+                               " change (sample), in bytes (--diff).",
+    "ps_mem_diff_timestamp_seconds": "When each sample (before, after) was taken, in Unix"
+                                     " time (--diff).",
+    "ps_mem_diff_info": "ps_mem's version, each sample's kernel release and the labels of"
+                        " the rows (--diff).",
+}
+_DIFF_MEASURES = ("private", "shared", "ram", "swap")
+
+
+def prometheus_diff(comparison: Comparison, options: Options, shown: Shown,
+                    before_when: float, before_release: str) -> str:
+    """--diff --prometheus: the comparison in the text exposition format."""
+    names = row_labels(options)
+    group_by = ("group_by", ",".join(names))
+    values: Dict[str, int] = {}  # labels -> bytes, summed where shown names are equal
+    counts: Dict[str, int] = {}
+
+    def add(table: "Dict[str, int]", pairs: "List[Tuple[str, str]]", value: int) -> None:
+        labels = _labels(pairs)
+        table[labels] = table.get(labels, 0) + value
+
+    for change in comparison.changes:
+        sides = [(side, row) for side, row in (("before", change.before), ("after", change.after))
+                 if row is not None]
+        key = _row_pairs(names, change.name, sides[-1][1].pids) + [group_by]
+        sizes = {}
+        for side, row in sides:
+            sizes[side] = [_in_bytes(kib) for kib in (row.private_kib, row.shared_kib,
+                                                       row.ram_kib, row.swap_kib)]
+            add(counts, key + [("sample", side)], row.processes)
+        old = sizes.get("before", [0] * 4)
+        new = sizes.get("after", [0] * 4)
+        sizes["change"] = [b - a for a, b in zip(old, new)]
+        add(counts, key + [("sample", "change")], change.processes)
+        for side in ("before", "after", "change"):
+            for measure, value in zip(_DIFF_MEASURES, sizes.get(side, ())):
+                add(values, key + [("measure", measure), ("sample", side)], value)
+    totals: Dict[str, int] = {}
+    for measure, seen, before, after in (
+            ("ram", comparison.pss_seen, comparison.before_ram_kib, comparison.after_ram_kib),
+            ("swap", comparison.swap_pss_seen, comparison.before_swap_kib,
+             comparison.after_swap_kib)):
+        if seen:
+            then, now = in_bytes(before), in_bytes(after)
+            for side, value in (("before", then), ("after", now), ("change", now - then)):
+                add(totals, [group_by, ("measure", measure), ("sample", side)], value)
+    plain = [group_by]
+    families = [
+        ("ps_mem_diff_bytes", list(values.items())),
+        ("ps_mem_diff_processes", list(counts.items())),
+        ("ps_mem_diff_total_bytes", list(totals.items())),
+        ("ps_mem_diff_timestamp_seconds",
+         [(_labels(plain + [("sample", "before")]), int(before_when)),
+          (_labels(plain + [("sample", "after")]), int(shown.when))]),
+        ("ps_mem_diff_info", [(_labels([("version", VERSION), ("kernel", shown.release),
+                                         ("before_kernel", before_release), group_by]), 1)]),
+    ]
+    return _exposition([(name, _DIFF_HELP[name], [(labels, "%d" % value)
+                                                  for labels, value in samples])
+                        for name, samples in families])
+
+
+def _exposition(families: "List[Tuple[str, str, List[Tuple[str, str]]]]") -> str:
+    """FAMILIES, each a gauge; one without samples is left out."""
     lines = []
     for name, help_text, samples in families:
         if samples:
             lines.append("# HELP %s %s\n# TYPE %s gauge\n" % (name, help_text, name))
             lines.extend("%s%s %s\n" % (name, labels, value) for labels, value in samples)
     return "".join(lines)
+
+
+def prometheus_document(report: Report, options: Options, shown: Shown) -> str:
+    """--prometheus: one sample in the text exposition format: the rows'
+    families and the sample's, or with --system the ledger's and the
+    sample's.  (--diff's: prometheus_diff().)"""
+    if shown.ledger is not None:
+        return _exposition(_prometheus_ledger(shown.ledger)
+                           + _prometheus_summary(report, options, shown, "system"))
+    return _exposition(_prometheus_rows(report, options) + _prometheus_summary(report, options,
+                                                                                shown))
 
 
 def exit_status(acc: Accuracy, options: Options) -> int:
@@ -4928,33 +5048,40 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
-def _signed_human(kib: float) -> str:
-    return "-" + human(-kib) if kib < 0 else human(kib)
+def ledger_table(result: Ledger, options: Options) -> str:
+    """--system: a size column as the default table's (in --units' unit),
+    "~" after an estimate, names indented by depth (a SysV segment's with
+    its size where not all of it is resident), lines that add to nothing in
+    parentheses, sub-lines of 0 bytes left out (not of --json), MemTotal
+    under a rule, then the notes.  --no-header: the lines only (the notes
+    go to stderr, see run())."""
+    size_text = _size_text(options)
 
+    def sized(size_bytes: int) -> str:
+        kib = size_bytes / 1024
+        return "-" + size_text(-kib) if kib < 0 else size_text(kib)
 
-def ledger_table(result: Ledger) -> str:
-    """--system: a size column as the default table's, "~" after an
-    estimate, names indented by depth (a SysV segment's with its size where
-    not all of it is resident), lines that add to nothing in parentheses,
-    sub-lines of 0 bytes left out (not of --json), MemTotal under a rule,
-    then the notes."""
-    out = [" RAM used    Where\n\n"]
+    lines = []
     for line in result.lines:
         if line.depth and line.counted and not line.size_bytes:
             continue  # a table of zeros would hide what matters
-        size = _signed_human(line.size_bytes / 1024)
+        size = sized(line.size_bytes)
         if not line.counted:
             size = "(%s)" % size
         name = line.name
         detail = dict(line.detail)
         if detail.get("rss") is not None and detail["rss"] < detail["size"]:
             # A segment partly resident (a whole one is a page or more).
-            name += " of %s" % human(detail["size"] / 1024)
-        out.append("%11s %s %s%s\n" % (size, "~" if line.estimate else " ", "  " * line.depth,
-                                        name))
-    out.append("%s\n%11s   MemTotal\n%s\n" % ("-" * 33, human(result.total_bytes / 1024),
-                                              "=" * 33))
-    out.extend("Note: %s\n" % note for note in result.notes)
+            name += " of %s" % size_text(detail["size"] / 1024)
+        lines.append((size, "~" if line.estimate else " ", "  " * line.depth + name))
+    total = sized(result.total_bytes)
+    width = max([11, len(total)] + [len(size) for size, _, _ in lines])
+    out = [] if options.no_header else [" " * (width - 11) + " RAM used    Where\n\n"]
+    out.extend("%*s %s %s\n" % (width, size, mark, name) for size, mark, name in lines)
+    if not options.no_header:
+        out.append("%s\n%*s   MemTotal\n%s\n" % ("-" * (width + 22), width, total,
+                                                  "=" * (width + 22)))
+        out.extend("Note: %s\n" % note for note in result.notes)
     return "".join(out)
 
 
@@ -5159,6 +5286,8 @@ def render_diff(comparison: Comparison, options: Options, shown: Shown, before_w
                 before_release: str) -> str:
     """--diff: the comparison as the options ask to show it, header and
     all (it is one sample, written once the two are read)."""
+    if options.prometheus:
+        return prometheus_diff(comparison, options, shown, before_when, before_release)
     if options.json:
         return diff_json(comparison, shown, before_when, before_release)
     if options.only_total:
@@ -5179,7 +5308,7 @@ def render(report: Report, options: Options, shown: Shown) -> str:
             return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                                  shown.release, shown.when, shown.notes,
                                  ledger_json(shown.ledger))
-        return ledger_table(shown.ledger)
+        return ledger_table(shown.ledger, options)
     if options.json:
         return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                              shown.release, shown.when, shown.notes, delta=shown.delta)
@@ -5649,6 +5778,11 @@ def options_from(given: "Dict[str, Any]") -> Options:
             if given_:
                 raise _UsageError("--system accounts for every process; it cannot be"
                                   " combined with %s" % option)
+        if group_by == "mapping":
+            # The mapping rows are read from smaps, whose mappings do not
+            # split PSS into anonymous, file and shmem as smaps_rollup does.
+            raise _UsageError("--system cannot be combined with --group-by mapping: the"
+                              " ledger reads smaps_rollup, the mapping rows smaps")
     if args["diff"] is not None and watch is not None:
         raise _UsageError("--diff compares two samples; it cannot be combined with -w"
                           " (see --delta)")
@@ -5657,7 +5791,8 @@ def options_from(given: "Dict[str, Any]") -> Options:
     # Views that show a change have a layout of their own: other views, and
     # the options that shape the table, do not apply to them.
     for changes, name in ((args["diff"] is not None, "--diff"), (args["delta"], "--delta")):
-        for given_, option in ((args["prometheus"], "--prometheus"), (args["system"], "--system"),
+        for given_, option in ((args["prometheus"] and name == "--delta", "--prometheus"),
+                               (args["system"], "--system"),
                                (args["units"] is not None, "--units"),
                                (args["no_header"] and name == "--diff", "--no-header")):
             if changes and given_:
@@ -5823,7 +5958,7 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
     snapshot = before.snapshot
     before_release = snapshot.read_global("sys/kernel/osrelease")
     before_kernel = kernel_version(before_release)
-    probe_swap = options.show_swap or options.json
+    probe_swap = options.show_swap or options.json or options.prometheus
     after_acc = accuracy(after, kernel, self_pid, probe_swap)
     before_acc = accuracy(snapshot, before_kernel, snapshot.self_pid(), probe_swap)
     # What one side cannot tell, the comparison cannot.
@@ -5851,9 +5986,18 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
                                           text[len("Warning: "):]))
     shown = Shown(acc, comparison.pss_seen, comparison.swap_pss_seen, release, after.time(),
                   notes, time.monotonic() - started)
-    out.write(render_diff(comparison, options, shown, snapshot.time(),
-                          before_release.decode("utf-8", "replace").strip()))
-    out.flush()
+    text = render_diff(comparison, options, shown, snapshot.time(),
+                       before_release.decode("utf-8", "replace").strip())
+    if options.output is None:
+        out.write(text)
+        out.flush()
+    else:
+        try:
+            write_output(options.output, text)
+        except OSError as error:
+            err.write("ps_mem: cannot write %s: %s\n"
+                      % (escaped(options.output), error.strerror or error))
+            return 2
     err.write("".join(notes))
     return exit_status(acc, options)
 
@@ -5967,6 +6111,9 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                                                 and headed > 0),
                           delta=delta)
             text = render(report, options, shown)
+            if ledger_of is not None and (options.no_header or options.prometheus):
+                # The views without the ledger's notes keep them, on stderr.
+                err.write("".join("Note: %s\n" % note for note in ledger_of.notes))
             gone = options.watch is not None and not report.programs
             # Not a row: --no-header's output is rows only.
             if gone and not (options.json or options.prometheus or options.no_header):

@@ -339,6 +339,14 @@ def test_diff_of_a_capture_with_itself(before):
     (["--diff"], "argument --diff: expected one argument"),
     (["-w", "1", "--delta", "--capture", "x"],
      "--capture takes one sample; it cannot be combined with -w"),
+    # A change has a layout of its own: the ledger's, and the options that
+    # shape the table, do not apply (--json and --prometheus have their own).
+    (["--diff", "x.tar.gz", "--system"], "--diff cannot be combined with --system"),
+    (["--diff", "x.tar.gz", "--units", "MiB"], "--diff cannot be combined with --units"),
+    (["--diff", "x.tar.gz", "--no-header"], "--diff cannot be combined with --no-header"),
+    (["-w", "1", "--delta", "--system"], "--delta cannot be combined with --system"),
+    (["-w", "1", "--delta", "--units", "B"], "--delta cannot be combined with --units"),
+    (["-w", "1", "--delta", "--prometheus"], "--delta cannot be combined with --prometheus"),
 ])
 def test_usage_errors(args, message):
     result = run_main(*args)

@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from tests import diff_trees, system_trees
 from tests.harness import printable, run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
 from tests.prometheus_harness import families, series
@@ -197,4 +198,33 @@ def test_exporter_serves_files_of_every_grouping_side_by_side(node_exporter, pro
             everything.update(file_series)
         assert len(everything) == sum(map(len, written.values()))  # no series in common
         assert series(text, "ps_mem_") == everything
+    assert "error" not in node_exporter.log()
+
+
+def test_exporter_serves_the_ledger_and_a_diff_beside_the_rows(node_exporter, tmp_path):
+    """--system's and --diff's textfiles beside the default one: no series
+    in common, no HELP that differs, every series served."""
+    tree = system_trees.machine(tmp_path / "proc", "6.1", meminfo=system_trees.MEMINFO_BY_HAND)
+    before = diff_trees.captured(tree, tmp_path / "before.tar.gz")
+    written = {}
+    for file_name, args in (("ps_mem.prom", []), ("ps_mem_system.prom", ["--system"]),
+                            ("ps_mem_diff.prom", ["--diff", str(before)])):
+        target = node_exporter.directory / file_name
+        done = run_ours("--prometheus", "--output", str(target), *args, procfs=tree.root)
+        assert done.status == 0, (file_name, done.err)
+        written[file_name] = series(target.read_text(), "ps_mem_")
+    text = node_exporter.scrape()
+    assert scrape_error(text) == 0, node_exporter.log()
+    everything = {}
+    for file_series in written.values():
+        everything.update(file_series)
+    assert len(everything) == sum(map(len, written.values()))  # no series in common
+    # The exporter gives every series of a family the same label names, an
+    # empty value where one had none: the same series, to Prometheus.
+    served = {(family, tuple(pair for pair in labels if pair[1] != "")): value
+              for (family, labels), value in series(text, "ps_mem_").items()}
+    assert served == everything
+    memtotal = [value for (family, _), value in everything.items()
+                if family == "ps_mem_system_memtotal_bytes"]
+    assert memtotal == [1000000 * 1024]
     assert "error" not in node_exporter.log()
