@@ -174,6 +174,16 @@ class ProcessGone(Exception):
         self.unparsable = unparsable or isinstance(error, NotData)
 
 
+class RootUnreadable(Exception):
+    """The proc root's list of processes cannot be read (a tree whose
+    directory this user may not list): the run cannot go on."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(path)
+        self.path = path
+        self.reason = error.strerror or str(error)
+
+
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
 
 
@@ -380,11 +390,28 @@ def _unescape_mount_path(field: bytes) -> str:
     return os.fsdecode(b"".join(unescaped))
 
 
+# Linux's pids are below PID_MAX_LIMIT.
+_PID_LIMIT = 1 << 22
+
+
+def _pid_number(name: str) -> "Optional[int]":
+    """NAME's pid, if it is one as the kernel writes it: ASCII digits
+    (str.isdigit() is true for "²" too), no leading zero ("01140" would be
+    pid 1140 a second time), below PID_MAX_LIMIT."""
+    if not 0 < len(name) <= 7 or name.strip("0123456789") or name[0] == "0":
+        return None
+    number = int(name)
+    return number if number < _PID_LIMIT else None
+
+
 def _pid_entries(names: "Iterable[str]") -> "List[int]":
-    """The entries of a proc root that are pids: ASCII digits, as the
-    kernel writes a pid (str.isdigit() is true for "²" too)."""
-    return [int(name) for name in names
-            if 0 < len(name) <= 10 and not name.strip("0123456789")]
+    """The entries of a proc root that are pids (_pid_number())."""
+    found = []
+    for name in names:
+        number = _pid_number(name)
+        if number is not None:
+            found.append(number)
+    return found
 
 
 def default_proc_root() -> str:
@@ -479,7 +506,10 @@ class ProcFS:
     def pids(self) -> "List[int]":
         """The pid entries, in the directory's own order (which decides the
         order of rows with equal RAM, as in 3.14)."""
-        return _pid_entries(os.listdir(self.root))
+        try:
+            return _pid_entries(os.listdir(self.root))
+        except OSError as error:
+            raise RootUnreadable(self.root, error) from None
 
     def self_pid(self) -> "Optional[int]":
         """The pid the root's `self` entry names: ps_mem itself on the live
@@ -488,8 +518,7 @@ class ProcFS:
             target = os.readlink(self.path("self"))
         except OSError:
             return None
-        target = os.path.basename(target)
-        return int(target) if target.isdigit() else None
+        return _pid_number(os.path.basename(target))
 
     def path_exists(self, path: str) -> bool:
         """Whether a path named by a process still exists on this system
@@ -4750,6 +4779,17 @@ def in_bytes(kib: float) -> int:
     return int(round(kib * 1024))
 
 
+def unicode_text(text: str) -> str:
+    """TEXT as Unicode can hold it: a byte that was not UTF-8 (which
+    os.fsdecode() keeps as a lone surrogate, and which json.dumps() would
+    write as a lone "\\udcff" that strict parsers refuse) as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: bool,
                   release: str, when: float, notes: "List[str]",
                   system: "Optional[Dict[str, Any]]" = None,
@@ -4766,8 +4806,9 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
         "programs": [{
             # The name itself: json.dumps() escapes every control, format
             # and other non-ASCII character, so nothing reaches a terminal
-            # raw, and nothing is lost (the table shows printable()'s).
-            "name": program.name,
+            # raw (the table shows printable()'s).  Bytes that are not
+            # UTF-8 are U+FFFD: the document is all Unicode.
+            "name": unicode_text(program.name),
             "count": program.processes,
             "pids": list(program.pids),
             "private": in_bytes(program.private_kib),
@@ -5089,9 +5130,11 @@ def ledger_json(result: Ledger) -> "Dict[str, Any]":
     """--json --system: each line with its bytes and the fields behind it."""
     return {
         "total": result.total_bytes,
-        "lines": [{"key": line.key, "name": line.name, "bytes": line.size_bytes,
+        "lines": [{"key": line.key, "name": unicode_text(line.name), "bytes": line.size_bytes,
                    "fields": list(line.fields), "estimate": line.estimate,
-                   "depth": line.depth, "counted": line.counted, "detail": dict(line.detail)}
+                   "depth": line.depth, "counted": line.counted,
+                   "detail": {key: unicode_text(value) if isinstance(value, str) else value
+                              for key, value in line.detail}}
                   for line in result.lines],
         "notes": list(result.notes),
     }
@@ -5119,7 +5162,7 @@ def delta_header(options: Options) -> str:
     text = " Private  +   Shared  =  RAM used"
     if options.show_swap:
         text += "   Swap used"
-    text += _DELTA_COLUMN % "Delta" + "\tProgram"
+    text += _DELTA_COLUMN % "Delta" + "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -5171,7 +5214,7 @@ def diff_header(options: Options) -> str:
                             "RAM change")
     if options.show_swap:
         text += _DIFF_SWAP % "Swap change"
-    text += "\tProgram"
+    text += "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -5368,9 +5411,26 @@ def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int)
     import contextlib
     import signal
 
+    import stat
+
     directory, name = os.path.split(path)
     if not name:
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    try:
+        # Followed, to see what is there: a device, a FIFO or a directory
+        # (or a link to one: /dev/stdout) would be replaced by a plain file
+        # for every user of the name (--output /dev/null).  A link is never
+        # written through.
+        kind = os.stat(path).st_mode
+    except OSError:
+        kind = None  # nothing there, or a link to nothing: it is replaced
+    if kind is not None and stat.S_ISDIR(kind):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if kind is not None and not stat.S_ISREG(kind):
+        raise OSError(errno.EEXIST, "it is not a regular file", path)
+    # The temporary name is at most 215 bytes, whatever the characters of
+    # NAME (a file name may have 255).
+    prefix = os.fsdecode(os.fsencode(name)[:200])
 
     def terminated(number: int, _frame: object) -> None:
         raise Terminated(number)
@@ -5381,7 +5441,7 @@ def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int)
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         for _attempt in range(100):
-            candidate = os.path.join(directory, ".%s.%s~" % (name[:200], os.urandom(6).hex()))
+            candidate = os.path.join(directory, ".%s.%s~" % (prefix, os.urandom(6).hex()))
             try:
                 fd = os.open(candidate, flags, 0o600)
             except FileExistsError:
@@ -5459,15 +5519,17 @@ _NEW_OUTPUT_MODE = 0o644
 
 def output_mode(path: str) -> int:
     """The permissions --output gives PATH: those of the regular file there
-    (lstat: a link planted at PATH lends nothing, and is replaced, never
-    followed), else _NEW_OUTPUT_MODE.  Never set-id or sticky bits."""
+    if this user owns it (lstat: a link planted at PATH lends nothing, and
+    is replaced, never followed; nor does a file another user planted, in
+    /tmp say, whose mode would let them rewrite what root writes), else
+    _NEW_OUTPUT_MODE.  Never set-id or sticky bits."""
     import stat
 
     try:
         status = os.lstat(path)
-    except FileNotFoundError:
+    except OSError:
         return _NEW_OUTPUT_MODE
-    if not stat.S_ISREG(status.st_mode):
+    if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid():
         return _NEW_OUTPUT_MODE
     return stat.S_IMODE(status.st_mode) & 0o777
 
@@ -5554,7 +5616,12 @@ def build_parser() -> "argparse.ArgumentParser":
 
         def error(self, message: str) -> "NoReturn":
             # A value typed with a newline (or an escape sequence) in it
-            # must not break the message into lines of its choosing.
+            # must not break the message into lines of its choosing.  Where
+            # argparse quotes a value by repr(), a byte that was not UTF-8
+            # shows as \udcff: it is \xff, as escaped() shows it.
+            import re
+
+            message = re.sub(r"(?<!\\)\\udc([89a-f][0-9a-f])", r"\\x\1", message)
             super().error(escaped(message))
 
         def _print_message(self, message: str, file: "Any" = None) -> None:
@@ -5722,6 +5789,13 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
 
 
 def _same_path(one: str, other: str) -> bool:
+    """Whether two names are of one file: the same name, or (where both
+    exist) the same file through a link, hard or symbolic."""
+    try:
+        if os.path.samefile(one, other):
+            return True
+    except (OSError, ValueError):
+        pass  # one does not exist (yet): its name alone tells
     try:
         return os.path.abspath(one) == os.path.abspath(other)
     except OSError:  # the working directory is gone: relative names stay so
@@ -5754,11 +5828,10 @@ def options_from(given: "Dict[str, Any]") -> Options:
     if args["prometheus"] and (args["json"] or args["only_total"]):
         raise _UsageError("--prometheus cannot be combined with %s"
                           % ("--json" if args["json"] else "-t"))
-    if args["output"]:
-        for option in ("procfs", "capture"):
-            path = args[option]
-            if path and _same_path(path, args["output"]):
-                raise _UsageError("--output would replace the --%s file" % option)
+    for written, read_ in (("output", "procfs"), ("output", "capture"), ("output", "diff"),
+                           ("capture", "procfs"), ("capture", "diff")):
+        if args[written] and args[read_] and _same_path(args[read_], args[written]):
+            raise _UsageError("--%s would replace the --%s file" % (written, read_))
     if top is not None and top <= 0:
         raise _UsageError("argument --top: must be a positive number of rows (%s)" % top)
     group_by = args["group_by"]
@@ -5964,11 +6037,17 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
     # What one side cannot tell, the comparison cannot.
     acc = Accuracy(min(after_acc.ram, before_acc.ram), min(after_acc.swap, before_acc.swap))
     per_process = identifies_processes(options)
+    by_mapping = options.group_by == "mapping"
+    if by_mapping and not snapshot.manifest.full_smaps:
+        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
+                  "(it was captured without --group-by mapping)\n" % escaped(options.diff or ""))
+        return 2
     sides = []
     for procfs, side_kernel, side_self in ((snapshot, before_kernel, snapshot.self_pid()),
                                            (after, kernel, self_pid)):
         scan = collect(procfs, options, side_kernel, side_self)
-        report = aggregate(scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
+        report = (aggregate_mappings if by_mapping else aggregate)(
+            scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
         starts = ({sample.pid: sample.start for sample in scan.samples} if per_process
                   else None)
         sides.append((report, row_keys(report.programs, starts)))
@@ -6166,9 +6245,16 @@ def main(argv: "Optional[List[str]]" = None) -> int:
     """
     if argv is None:
         argv = sys.argv[1:]
+    if sys.stderr is None:
+        # Started with stderr closed: its messages go nowhere, for the run.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open until exit)
     try:
         options = parse_options(argv)
         return run(options, _Output(sys.stdout), sys.stderr)
+    except RootUnreadable as unreadable:
+        sys.stderr.write("ps_mem: cannot read %s: %s\n"
+                         % (escaped(unreadable.path), unreadable.reason))
+        return 2
     except SystemExit as done:  # argparse: --help, --version, usage errors
         return done.code if isinstance(done.code, int) else 1
     except BrokenPipeError:

@@ -551,6 +551,41 @@ def test_pid_directories_of_other_digits(tmp_path):
     assert run.result == expected, run.describe()
 
 
+@pytest.mark.parametrize("name", ["05", "005", "4194304", "9999999999"])
+def test_pid_directories_the_kernel_never_names(tmp_path, name):
+    """A leading zero ("05" would be pid 5 a second time, its memory counted
+    twice, and a capture of the tree refused as listing a pid twice), or a
+    number from PID_MAX_LIMIT up: no process, 3.14's output on the tree
+    without them."""
+    need_reference()
+    clean = base_tree(tmp_path / "clean" / "proc")
+    add_victim(clean, 5)
+    expected = run_reference(procfs=clean.root)
+    tree = base_tree(tmp_path / "hostile" / "proc")
+    add_victim(tree, 5)
+    shutil.copytree(tree.root / "5", tree.root / name, symlinks=True)
+    run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
+    assert run.result == expected, run.describe()
+    capture = tmp_path / "c.tar.gz"
+    assert run_bounded("--capture", str(capture), procfs=tree.root,
+                       timeout=SMALL_TIMEOUT).result.status == 0
+    assert run_bounded(procfs=capture, timeout=SMALL_TIMEOUT).result == expected
+
+
+@pytest.mark.parametrize("target", ["\u00b2", "05", "4294967296", "x"])
+def test_a_self_link_to_no_pid(tmp_path, target):
+    """The tree's self names no process the kernel could have: nothing is
+    left out as ps_mem itself (before: "\u00b2" gave a ValueError)."""
+    tree = base_tree(tmp_path / "proc")
+    expected = run_ours(procfs=tree.root)
+    os.unlink(tree.root / "self")
+    os.symlink(target, tree.root / "self")
+    run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
+    assert b"Traceback" not in run.result.stderr, run.describe()
+    assert run.result.status == 0 and run.result.stdout.count(b"\n") >= \
+        expected.stdout.count(b"\n"), run.describe()
+
+
 GARBLED = [("6.1", "smaps_rollup", b"Pss", "40 digits"),
            ("6.1", "smaps_rollup", b"Private_Dirty", "NUL inside"),
            ("6.1", "smaps_rollup", b"Pss", "NUL inside"),
