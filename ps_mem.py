@@ -575,7 +575,11 @@ _MAX_UNPACKED = 1 << 30  # bytes of tar inside the gzip stream
 _MAX_KEPT = 256 << 20  # bytes of the files kept
 _MAX_MEMBER = 64 << 20  # bytes of one file (as _MAX_TREE_FILE)
 _MAX_MEMBERS = 2000000
-_MAX_HEADER = 1 << 20  # bytes of one extended (PAX or GNU) tar header
+# The extended (PAX or GNU) tar headers before one member: ps_mem's own
+# hold a long name or link target, a size, a time.  Every record is parsed
+# and kept, so both their bytes and their records are bounded, per member.
+_MAX_HEADERS = 64 << 10  # bytes
+_MAX_RECORDS = 64
 _MAX_MANIFEST = 64 << 20
 _MAX_PIDS = 1 << 22  # Linux's most (PID_MAX_LIMIT)
 
@@ -830,6 +834,7 @@ class _TarMembers:
         self._stream.skip(self._unread)
         self._unread = 0
         extended: Dict[str, str] = {}
+        header_bytes = records = 0
         while True:
             header = self._stream.read(_TAR_BLOCK)
             if not header.strip(b"\0"):
@@ -838,12 +843,16 @@ class _TarMembers:
                 raise BadCapture("it is not a tar archive (a header's checksum is wrong)")
             kind, size = header[156:157], _tar_number(header[124:136])
             if kind in (b"x", b"g", b"L", b"K"):  # a header of the member that follows
-                if size > _MAX_HEADER:
-                    raise BadCapture("a tar header of %d bytes" % size)
+                header_bytes += size
+                if header_bytes > _MAX_HEADERS:
+                    raise BadCapture("a tar member's extended headers come to more than %d KiB"
+                                     % (_MAX_HEADERS >> 10))
                 data = self._stream.read(size)
                 self._stream.skip(-size % _TAR_BLOCK)
                 if kind == b"x":
-                    extended.update(_pax_records(data))
+                    pairs = _pax_records(data, _MAX_RECORDS - records)
+                    records += len(pairs)
+                    extended.update(pairs)
                 elif kind == b"L":
                     extended["path"] = os.fsdecode(data.split(b"\0", 1)[0])
                 elif kind == b"K":
@@ -882,11 +891,15 @@ def _tar_number(field: bytes) -> int:
     return int(digits, 8)
 
 
-def _pax_records(data: bytes) -> "Dict[str, str]":
-    """The records of a PAX extended header: "LENGTH key=value\\n" each."""
-    records = {}
+def _pax_records(data: bytes, most: int) -> "List[Tuple[str, str]]":
+    """The records of a PAX extended header: "LENGTH key=value\\n" each;
+    BadCapture past MOST of them."""
+    records: List[Tuple[str, str]] = []
     position = 0
     while position < len(data):
+        if len(records) >= most:
+            raise BadCapture("a tar member's extended headers hold more than %d records"
+                             % _MAX_RECORDS)
         space = data.find(b" ", position, position + 12)
         if space < 0 or not data[position:space].isdigit():
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
@@ -895,7 +908,7 @@ def _pax_records(data: bytes) -> "Dict[str, str]":
         if end > len(data) or end <= space or not record.endswith(b"\n") or b"=" not in record:
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
         key, _, value = record[:-1].partition(b"=")
-        records[key.decode("ascii", "replace")] = os.fsdecode(value)
+        records.append((key.decode("ascii", "replace"), os.fsdecode(value)))
         position = end
     return records
 

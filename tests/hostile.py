@@ -380,6 +380,36 @@ def huge_pax_header(size: int) -> Member:
     return member("././@PaxHeader", Stream(size, pieces), type=tarfile.XHDTYPE)
 
 
+def pax_record(key: bytes, value: bytes) -> bytes:
+    """One "LENGTH key=value\\n" record of a PAX extended header."""
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def pax_header(data: Union[bytes, Stream]) -> Member:
+    """An extended (PAX) header of DATA's records, for the member after it."""
+    return member("././@PaxHeader", data, type=tarfile.XHDTYPE)
+
+
+def distinct_pax_headers(count: int, size: int = MIB) -> List[Member]:
+    """COUNT extended headers of SIZE bytes each (about), of short records
+    whose keys all differ: merged, each is a dict entry."""
+    headers, key = [], 0
+    for _ in range(count):
+        records = []
+        length = 0
+        while length < size - 32:
+            record = pax_record(b"k%d" % key, b"")
+            records.append(record)
+            length += len(record)
+            key += 1
+        headers.append(pax_header(b"".join(records)))
+    return headers
+
+
 def _json_list_pieces(numbers: Callable[[], Iterator[range]]) -> Tuple[int, Iterator[bytes]]:
     """The text of a JSON list's items from the ranges NUMBERS gives, and
     its length (worked out without the text)."""

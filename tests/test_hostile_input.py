@@ -280,6 +280,44 @@ def test_2_gib_pax_header(seed, tmp_path):
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+def test_100_mib_of_pax_headers_before_one_member(seed, tmp_path):
+    """A hundred extended headers of 1 MiB each before one member, their
+    short records' keys all different.  Before: merged into one dict of
+    ten million entries, a MemoryError."""
+    index = hostile.find(seed.members, "proc/%d/status" % LEAF)
+    members = seed.members[:index] + hostile.distinct_pax_headers(100) + seed.members[index:]
+    path = _write(tmp_path, members)
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path
+        + "a tar member's extended headers come to more than 64 KiB\n"), run.describe()
+
+
+# Extended headers of the smallest records ("6 a=b\n"), each parsed: 1 GiB
+# of them all before one member, or one of 64 KiB before each of 15,000.
+PAX_RECORDS = b"6 a=b\n" * (hostile.MIB // 6)
+PAX_SPREADS = {"1020 of 1 MiB before one member": (1, 1020, PAX_RECORDS),
+               "64 KiB before each of 15000 members": (15000, 1, PAX_RECORDS[:(64 << 10) - 4])}
+
+
+@pytest.mark.parametrize("spread", sorted(PAX_SPREADS))
+def test_1_gib_of_pax_records(seed, tmp_path, spread):
+    """Before: 152 s to read 1,020 headers before one member."""
+    members, headers, records = PAX_SPREADS[spread]
+    extra = []
+    for number in range(members):
+        extra += [hostile.pax_header(records)] * headers
+        extra.append(hostile.member("proc/junk/%d" % number, b"x"))
+    path = _write(tmp_path, seed.members[:1] + extra + seed.members[1:])
+    run = run_bounded(procfs=path, timeout=SMALL_TIMEOUT)
+    assert_bounded(run)
+    reason = ("a tar member's extended headers come to more than 64 KiB" if headers > 1
+              else "a tar member's extended headers hold more than 64 records")
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + reason + "\n"), run.describe()
+
+
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
     path = _write(tmp_path, hostile.manifest_pid_repeated(seed.members, LEAF, 3000000))
