@@ -704,6 +704,14 @@ def load_capture(path: str) -> Snapshot:
             if relative in files or relative in links:
                 raise BadCapture("it holds %s twice" % escaped(name))
             if kind == "link":
+                # The kernel writes an exe link's target into a PATH_MAX
+                # buffer; each one kept counts what it takes in memory.
+                if len(os.fsencode(target)) > _MAX_PATH:
+                    raise BadCapture("its %s links to more than %d bytes, which no kernel writes"
+                                     % (escaped(name), _MAX_PATH))
+                kept += sys.getsizeof(target)
+                if kept > _MAX_KEPT:
+                    raise BadCapture("its files come to more than %d MiB" % (_MAX_KEPT >> 20))
                 links[relative] = target
                 continue
             if length > _MAX_MEMBER:

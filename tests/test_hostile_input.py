@@ -318,6 +318,43 @@ def test_1_gib_of_pax_records(seed, tmp_path, spread):
         2, b"", CAPTURE_ERROR % path + reason + "\n"), run.describe()
 
 
+def _with_exe_links(seed: Seed, count: int, target: str) -> List[Member]:
+    """The seed with COUNT more pids listed, each only an exe link to TARGET."""
+    document = hostile.manifest_of(seed.members)
+    extra = list(range(100000, 100000 + count))
+    document["pids"] = document["pids"] + extra
+    links = [hostile.member("proc/%d/exe" % pid, type=hostile.tarfile.SYMTYPE,
+                            linkname=target) for pid in extra]
+    members = hostile.with_manifest(seed.members, document)
+    end = members[-1]
+    counted = json.loads(end.data)
+    counted["files"] += count
+    return members[:-1] + links + [end._replace(data=json.dumps(counted).encode())]
+
+
+def test_exe_links_of_60000_bytes(seed, tmp_path):
+    """4,000 exe links, each to 60,000 bytes that are not UTF-8 (a str of
+    twice that).  Before: a MemoryError."""
+    path = _write(tmp_path, _with_exe_links(seed, 4000, "/" + "\udcff" * 59999))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path
+        + "its proc/100000/exe links to more than 4096 bytes, which no kernel writes\n"
+    ), run.describe()
+
+
+def test_exe_links_of_4096_bytes_are_counted_as_kept(seed, tmp_path):
+    """70,000 exe links, each to 4,096 bytes that are not UTF-8: 560 MiB of
+    targets in memory.  Before: a MemoryError."""
+    path = _write(tmp_path, _with_exe_links(seed, 70000, "/" + "\udcff" * 4095))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + "its files come to more than 256 MiB\n"), run.describe()
+    assert run.max_rss_kib < 400 << 10, run.describe()
+
+
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
     path = _write(tmp_path, hostile.manifest_pid_repeated(seed.members, LEAF, 3000000))
