@@ -580,7 +580,12 @@ _MAX_MEMBERS = 2000000
 # and kept, so both their bytes and their records are bounded, per member.
 _MAX_HEADERS = 64 << 10  # bytes
 _MAX_RECORDS = 64
-_MAX_MANIFEST = 64 << 20
+# A manifest is read whole by json.loads(), which makes an object of each
+# value however small its text ("[]" or "{}"): its values are bounded, as
+# well as its bytes (see _json_values()).  A large machine's manifest holds
+# a few values a process.
+_MAX_MANIFEST = 8 << 20
+_MAX_MANIFEST_VALUES = 1 << 20
 _MAX_PIDS = 1 << 22  # Linux's most (PID_MAX_LIMIT)
 
 
@@ -926,6 +931,9 @@ def _parse_manifest(data: bytes) -> Manifest:
     first that is not as ps_mem writes it."""
     import json
 
+    if _json_values(data) > _MAX_MANIFEST_VALUES:
+        raise BadCapture("its %s holds more than %d JSON values"
+                         % (_MANIFEST, _MAX_MANIFEST_VALUES))
     try:
         # NaN and Infinity, which JSON has not but json reads, are then
         # refused by the field they are in.
@@ -989,6 +997,13 @@ def _parse_manifest(data: bytes) -> Manifest:
                          False))
 
 
+def _json_values(data: bytes) -> int:
+    """At least as many as the values JSON text DATA holds (an object's
+    key and value counted once): each but the outermost follows a "[", a
+    "{" or a ",", which are counted without parsing."""
+    return data.count(b"[") + data.count(b"{") + data.count(b",") + 1
+
+
 def _manifest_json(manifest: Manifest) -> bytes:
     """MANIFEST as a capture holds it (see _parse_manifest())."""
     import json
@@ -1034,6 +1049,10 @@ _SHMEM_TYPES = ("tmpfs", "devtmpfs")
 _MAX_MOUNTS = 65536  # lines of a mount table read, and mounts recorded
 _MAX_PATH = 4096  # PATH_MAX
 _MAX_SIZE_BYTES = 2 ** 63
+# A system record's bytes and values (see _MAX_MANIFEST_VALUES): as many
+# as _MAX_MOUNTS mounts, each a few values.
+_MAX_SYSTEM_RECORD = 16 << 20
+_MAX_SYSTEM_VALUES = 1 << 20
 
 
 def _parse_system_record(data: bytes) -> SystemRecord:
@@ -1042,8 +1061,10 @@ def _parse_system_record(data: bytes) -> SystemRecord:
     know are passed over, for what a later ps_mem may add."""
     import json
 
-    if len(data) > _MAX_MEMBER:
-        raise ValueError("larger than %d MiB" % (_MAX_MEMBER >> 20))
+    if len(data) > _MAX_SYSTEM_RECORD:
+        raise ValueError("larger than %d MiB" % (_MAX_SYSTEM_RECORD >> 20))
+    if _json_values(data) > _MAX_SYSTEM_VALUES:
+        raise ValueError("more than %d JSON values" % _MAX_SYSTEM_VALUES)
     try:
         document = json.loads(data.decode("utf-8"), parse_constant=float)
     except RecursionError as error:

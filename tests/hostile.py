@@ -215,7 +215,7 @@ def with_manifest(members: Sequence[Member], document: Union[dict, bytes, Stream
     return with_data(members, MANIFEST, document)
 
 
-def _data_size(item: Member) -> int:
+def data_size(item: Member) -> int:
     if not (item.info.isfile() or item.info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE)):
         return 0
     return item.data.size if isinstance(item.data, Stream) else len(item.data)
@@ -223,7 +223,7 @@ def _data_size(item: Member) -> int:
 
 def _header(item: Member) -> bytes:
     info = copy.copy(item.info)
-    info.size = _data_size(item)
+    info.size = data_size(item)
     if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
         # A raw extended header: written as it is, not made into another.
         return info.tobuf(tarfile.USTAR_FORMAT)
@@ -243,7 +243,7 @@ def tar_pieces(members: Sequence[Member], end: bool = True) -> Iterator[Piece]:
             yield from item.data.pieces
             continue
         yield _header(item)
-        size = _data_size(item)
+        size = data_size(item)
         if size:
             if isinstance(item.data, Stream):
                 yield from item.data.pieces
@@ -273,7 +273,7 @@ def extents(members: Sequence[Member]) -> List[Extent]:
     found, offset = [], 0
     for item in members:
         header = len(_header(item))
-        size = _data_size(item)
+        size = data_size(item)
         found.append(Extent(item.info.name, offset, offset + header, offset + header + size))
         offset += header + size + (-size % tarfile.BLOCKSIZE)
     return found

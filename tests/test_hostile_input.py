@@ -326,10 +326,15 @@ def _with_exe_links(seed: Seed, count: int, target: str) -> List[Member]:
     links = [hostile.member("proc/%d/exe" % pid, type=hostile.tarfile.SYMTYPE,
                             linkname=target) for pid in extra]
     members = hostile.with_manifest(seed.members, document)
-    end = members[-1]
-    counted = json.loads(end.data)
-    counted["files"] += count
-    return members[:-1] + links + [end._replace(data=json.dumps(counted).encode())]
+    return _recounted(members[:-1] + links + members[-1:])
+
+
+def _recounted(members: Sequence[Member]) -> List[Member]:
+    """MEMBERS with the end record counting the members between it and
+    the manifest, as ps_mem writes it."""
+    inside = members[1:-1]
+    end = {"files": len(inside), "bytes": sum(hostile.data_size(item) for item in inside)}
+    return list(members[:-1]) + [members[-1]._replace(data=json.dumps(end).encode())]
 
 
 def test_exe_links_of_60000_bytes(seed, tmp_path):
@@ -353,6 +358,60 @@ def test_exe_links_of_4096_bytes_are_counted_as_kept(seed, tmp_path):
     assert (run.result.status, run.result.stdout, run.result.err) == (
         2, b"", CAPTURE_ERROR % path + "its files come to more than 256 MiB\n"), run.describe()
     assert run.max_rss_kib < 400 << 10, run.describe()
+
+
+def _junk_of_empty_lists(document: dict, size: int) -> bytes:
+    """DOCUMENT as JSON, with a key it does not know: SIZE bytes of "[],"."""
+    text = json.dumps(dict(document, junk="@JUNK@")).encode()
+    return text.replace(b'"@JUNK@"', b"[" + b"[]," * ((size - 2) // 3) + b"[]]")
+
+
+# (MiB of "[]," in the manifest, or in the system record, and the reason.)
+JUNK = {
+    "manifest of 60 MiB": (MANIFEST, 60, "its %s is larger than 8 MiB" % MANIFEST),
+    "manifest of 7 MiB": (MANIFEST, 7, "its %s holds more than 1048576 JSON values" % MANIFEST),
+    "system record of 60 MiB": ("proc/ps_mem-system.json", 60,
+                                "its ps_mem-system.json is not as ps_mem writes it:"
+                                " larger than 16 MiB"),
+    "system record of 15 MiB": ("proc/ps_mem-system.json", 15,
+                                "its ps_mem-system.json is not as ps_mem writes it:"
+                                " more than 1048576 JSON values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JUNK))
+def test_json_of_millions_of_empty_lists(seed, tmp_path, case):
+    """A key no ps_mem knows, holding "[[],[],...]": each list an object
+    json.loads() makes, for 3 bytes.  Before: read whole, then the key
+    passed over; a MemoryError at 60 MiB, 445 MiB of RSS at 15 MiB."""
+    name, mib, reason = JUNK[case]
+    members = seed.members
+    if name == MANIFEST:
+        document = hostile.manifest_of(members)
+    else:  # the seed's tree has no mounts to record
+        document = {"mounts": [], "ramfs": [], "zram_used_bytes": {}}
+        members = members[:-1] + [hostile.member(name)] + members[-1:]
+    path = _write(tmp_path, _recounted(hostile.with_data(
+        members, name, _junk_of_empty_lists(document, mib << 20))))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + reason + "\n"), run.describe()
+    assert run.max_rss_kib < 256 << 10, run.describe()
+
+
+def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
+    """As many values as a manifest's bytes may hold, each as costly as
+    any: an "errors" entry of its own short key.  Read, in bounded memory."""
+    document = hostile.manifest_of(seed.members)
+    document["errors"] = {"%x" % number: 2 for number in range(760000)}
+    text = json.dumps(document, separators=(",", ":")).encode()
+    assert 7 << 20 < len(text) <= 8 << 20
+    path = _write(tmp_path, hostile.with_manifest(seed.members, text))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert run.result == seed.report(), run.describe()
+    assert run.max_rss_kib < 200 << 10, run.describe()
 
 
 def test_one_pid_listed_3_million_times(seed, tmp_path):
