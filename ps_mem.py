@@ -1997,10 +1997,15 @@ def _cgroup_lines(data: bytes) -> "Iterator[Tuple[str, str, str]]":
 
 
 def parse_cmdline(data: bytes) -> "List[str]":
-    """The arguments of /proc/PID/cmdline, without trailing empty ones."""
-    args = _proc_text(data).split("\0")
-    while len(args) > 1 and args[-1] == "":
-        args.pop()
+    """The arguments of /proc/PID/cmdline, without trailing empty ones.
+
+    Nothing looks past the first _MAX_ARGS arguments, and a process may
+    have millions (a NUL each): those past them are kept as one, with
+    spaces for their NULs, so that joined with spaces (as -s shows a
+    command line) the list reads as the whole one would."""
+    args = _proc_text(data).rstrip("\0").split("\0", _MAX_ARGS + 1)
+    if len(args) > _MAX_ARGS + 1:
+        args[-1] = args[-1].replace("\0", " ")
     return args
 
 

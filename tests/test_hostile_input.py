@@ -414,6 +414,21 @@ def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
     assert run.max_rss_kib < 200 << 10, run.describe()
 
 
+@pytest.mark.parametrize("args", [(), ("-s",), ("--group-by", "app")])
+def test_cmdline_of_60_mib_of_nuls(seed, tmp_path, args):
+    """LEAF's cmdline is 60 MiB of NULs: sixty million empty arguments,
+    which show as a command line of none.  Before: a MemoryError."""
+    name = "proc/%d/cmdline" % LEAF
+    path = _write(tmp_path, _recounted(hostile.with_data(
+        seed.members, name, hostile.huge_member(name, 60 * hostile.MIB).data)))
+    expected = run_bounded(*args, procfs=_write(
+        tmp_path, _recounted(hostile.with_data(seed.members, name, b"\0")), name="empty.tar.gz"))
+    run = run_bounded(*args, procfs=path)
+    assert_bounded(run)
+    assert run.result == expected.result and run.result.status == 0, run.describe()
+    assert run.max_rss_kib < 300 << 10, run.describe()
+
+
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
     path = _write(tmp_path, hostile.manifest_pid_repeated(seed.members, LEAF, 3000000))
