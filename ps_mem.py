@@ -1886,6 +1886,17 @@ def printable(text: str) -> str:
 
 
 
+# The largest status a kernel writes: "Groups:" lists up to NGROUPS_MAX
+# (65536) gids, of up to 11 bytes each.  A larger one is garbled or
+# hostile, and is not parsed: its lines could be copied many times over.
+_MAX_STATUS = 1 << 20
+
+
+def _check_status(data: bytes) -> None:
+    if len(data) > _MAX_STATUS:
+        raise ValueError("status larger than %d KiB" % (_MAX_STATUS >> 10))
+
+
 def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     """(Name, PPid) from /proc/PID/status.
 
@@ -1894,6 +1905,7 @@ def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     None when the file is shorter than that: 3.14 then leaves the process
     out if it needs the parent.
     """
+    _check_status(data)
     if b"\r" in data:
         data = _proc_text(data).encode("utf-8")
     # The first ten lines, each with its newline where it has one.
@@ -1941,6 +1953,7 @@ def parse_identity(data: bytes) -> "Optional[str]":
 
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
+    _check_status(status)
     start = status.index(b"\nUid:") + 5
     fields = status[start:status.index(b"\n", start)].split()
     if not fields:

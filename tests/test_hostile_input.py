@@ -429,6 +429,29 @@ def test_cmdline_of_60_mib_of_nuls(seed, tmp_path, args):
     assert run.max_rss_kib < 300 << 10, run.describe()
 
 
+def _statuses(seed: Seed, count: int, data: hostile.Stream) -> List[Member]:
+    members = seed.members
+    for name in hostile.pid_member_names(members, "status")[:count]:
+        members = hostile.with_data(members, name, data)
+    return _recounted(members)
+
+
+@pytest.mark.parametrize("args", [(), ("--group-by", "user")])
+def test_status_of_60_mib_names(seed, tmp_path, args):
+    """Four processes' status files are "Name:" and 60 MiB: left out and
+    counted, as an empty status is.  Before: a MemoryError."""
+    text = (b"Name:\t" + b"n" * (60 * hostile.MIB) + b"\nUmask:\t0022\nState:\tS (sleeping)\n"
+            b"Tgid:\t1\nNgid:\t0\nPid:\t1\nPPid:\t0\nTracerPid:\t0\nUid:\t0\t0\t0\t0\n")
+    huge = hostile.Stream(len(text), [text])
+    expected = run_bounded(*args, procfs=_write(tmp_path, _statuses(seed, 4, hostile.Stream(
+        0, [])), name="empty.tar.gz"))
+    run = run_bounded(*args, procfs=_write(tmp_path, _statuses(seed, 4, huge)))
+    assert_bounded(run)
+    assert parse_warnings(run.result.err) == [4], run.describe()
+    assert run.result == expected.result, run.describe()
+    assert run.max_rss_kib < 400 << 10, run.describe()
+
+
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
     path = _write(tmp_path, hostile.manifest_pid_repeated(seed.members, LEAF, 3000000))
