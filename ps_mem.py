@@ -811,7 +811,8 @@ class _Unpacked:
                 raise BadCapture("it is truncated")
         start = self._start
         self._start += size
-        return bytes(self._buffer[start:start + size])
+        with memoryview(self._buffer) as buffer:  # one copy, not two
+            return bytes(buffer[start:start + size])
 
     def skip(self, size: int) -> None:
         while size:
