@@ -604,8 +604,17 @@ _MAX_UNPACKED = 1 << 30  # bytes of tar inside the gzip stream
 _MAX_KEPT = 256 << 20  # bytes of the files kept
 _MAX_MEMBER = 64 << 20  # bytes of one file (as _MAX_TREE_FILE)
 _MAX_MEMBERS = 2000000
-_MAX_HEADER = 1 << 20  # bytes of one extended (PAX or GNU) tar header
-_MAX_MANIFEST = 64 << 20
+# The extended (PAX or GNU) tar headers before one member: ps_mem's own
+# hold a long name or link target, a size, a time.  Every record is parsed
+# and kept, so both their bytes and their records are bounded, per member.
+_MAX_HEADERS = 64 << 10  # bytes
+_MAX_RECORDS = 64
+# A manifest is read whole by json.loads(), which makes an object of each
+# value however small its text ("[]" or "{}"): its values are bounded, as
+# well as its bytes (see _json_values()).  A large machine's manifest holds
+# a few values a process.
+_MAX_MANIFEST = 8 << 20
+_MAX_MANIFEST_VALUES = 1 << 20
 _MAX_PIDS = 1 << 22  # Linux's most (PID_MAX_LIMIT)
 
 
@@ -729,6 +738,14 @@ def load_capture(path: str) -> Snapshot:
             if relative in files or relative in links:
                 raise BadCapture("it holds %s twice" % escaped(name))
             if kind == "link":
+                # The kernel writes an exe link's target into a PATH_MAX
+                # buffer; each one kept counts what it takes in memory.
+                if len(os.fsencode(target)) > _MAX_PATH:
+                    raise BadCapture("its %s links to more than %d bytes, which no kernel writes"
+                                     % (escaped(name), _MAX_PATH))
+                kept += sys.getsizeof(target)
+                if kept > _MAX_KEPT:
+                    raise BadCapture("its files come to more than %d MiB" % (_MAX_KEPT >> 20))
                 links[relative] = target
                 continue
             if length > _MAX_MEMBER:
@@ -823,7 +840,8 @@ class _Unpacked:
                 raise BadCapture("it is truncated")
         start = self._start
         self._start += size
-        return bytes(self._buffer[start:start + size])
+        with memoryview(self._buffer) as buffer:  # one copy, not two
+            return bytes(buffer[start:start + size])
 
     def skip(self, size: int) -> None:
         while size:
@@ -859,6 +877,7 @@ class _TarMembers:
         self._stream.skip(self._unread)
         self._unread = 0
         extended: Dict[str, str] = {}
+        header_bytes = records = 0
         while True:
             header = self._stream.read(_TAR_BLOCK)
             if not header.strip(b"\0"):
@@ -867,12 +886,16 @@ class _TarMembers:
                 raise BadCapture("it is not a tar archive (a header's checksum is wrong)")
             kind, size = header[156:157], _tar_number(header[124:136])
             if kind in (b"x", b"g", b"L", b"K"):  # a header of the member that follows
-                if size > _MAX_HEADER:
-                    raise BadCapture("a tar header of %d bytes" % size)
+                header_bytes += size
+                if header_bytes > _MAX_HEADERS:
+                    raise BadCapture("a tar member's extended headers come to more than %d KiB"
+                                     % (_MAX_HEADERS >> 10))
                 data = self._stream.read(size)
                 self._stream.skip(-size % _TAR_BLOCK)
                 if kind == b"x":
-                    extended.update(_pax_records(data))
+                    pairs = _pax_records(data, _MAX_RECORDS - records)
+                    records += len(pairs)
+                    extended.update(pairs)
                 elif kind == b"L":
                     extended["path"] = os.fsdecode(data.split(b"\0", 1)[0])
                 elif kind == b"K":
@@ -911,11 +934,15 @@ def _tar_number(field: bytes) -> int:
     return int(digits, 8)
 
 
-def _pax_records(data: bytes) -> "Dict[str, str]":
-    """The records of a PAX extended header: "LENGTH key=value\\n" each."""
-    records = {}
+def _pax_records(data: bytes, most: int) -> "List[Tuple[str, str]]":
+    """The records of a PAX extended header: "LENGTH key=value\\n" each;
+    BadCapture past MOST of them."""
+    records: List[Tuple[str, str]] = []
     position = 0
     while position < len(data):
+        if len(records) >= most:
+            raise BadCapture("a tar member's extended headers hold more than %d records"
+                             % _MAX_RECORDS)
         space = data.find(b" ", position, position + 12)
         if space < 0 or not data[position:space].isdigit():
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
@@ -924,7 +951,7 @@ def _pax_records(data: bytes) -> "Dict[str, str]":
         if end > len(data) or end <= space or not record.endswith(b"\n") or b"=" not in record:
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
         key, _, value = record[:-1].partition(b"=")
-        records[key.decode("ascii", "replace")] = os.fsdecode(value)
+        records.append((key.decode("ascii", "replace"), os.fsdecode(value)))
         position = end
     return records
 
@@ -934,6 +961,9 @@ def _parse_manifest(data: bytes) -> Manifest:
     first that is not as ps_mem writes it."""
     import json
 
+    if _json_values(data) > _MAX_MANIFEST_VALUES:
+        raise BadCapture("its %s holds more than %d JSON values"
+                         % (_MANIFEST, _MAX_MANIFEST_VALUES))
     try:
         # NaN and Infinity, which JSON has not but json reads, are then
         # refused by the field they are in.
@@ -997,6 +1027,13 @@ def _parse_manifest(data: bytes) -> Manifest:
                          False))
 
 
+def _json_values(data: bytes) -> int:
+    """At least as many as the values JSON text DATA holds (an object's
+    key and value counted once): each but the outermost follows a "[", a
+    "{" or a ",", which are counted without parsing."""
+    return data.count(b"[") + data.count(b"{") + data.count(b",") + 1
+
+
 def _manifest_json(manifest: Manifest) -> bytes:
     """MANIFEST as a capture holds it (see _parse_manifest())."""
     import json
@@ -1042,6 +1079,10 @@ _SHMEM_TYPES = ("tmpfs", "devtmpfs")
 _MAX_MOUNTS = 65536  # lines of a mount table read, and mounts recorded
 _MAX_PATH = 4096  # PATH_MAX
 _MAX_SIZE_BYTES = 2 ** 63
+# A system record's bytes and values (see _MAX_MANIFEST_VALUES): as many
+# as _MAX_MOUNTS mounts, each a few values.
+_MAX_SYSTEM_RECORD = 16 << 20
+_MAX_SYSTEM_VALUES = 1 << 20
 
 
 def _parse_system_record(data: bytes) -> SystemRecord:
@@ -1050,8 +1091,10 @@ def _parse_system_record(data: bytes) -> SystemRecord:
     know are passed over, for what a later ps_mem may add."""
     import json
 
-    if len(data) > _MAX_MEMBER:
-        raise ValueError("larger than %d MiB" % (_MAX_MEMBER >> 20))
+    if len(data) > _MAX_SYSTEM_RECORD:
+        raise ValueError("larger than %d MiB" % (_MAX_SYSTEM_RECORD >> 20))
+    if _json_values(data) > _MAX_SYSTEM_VALUES:
+        raise ValueError("more than %d JSON values" % _MAX_SYSTEM_VALUES)
     try:
         document = json.loads(data.decode("utf-8"), parse_constant=float)
     except RecursionError as error:
@@ -1873,6 +1916,17 @@ def printable(text: str) -> str:
 
 
 
+# The largest status a kernel writes: "Groups:" lists up to NGROUPS_MAX
+# (65536) gids, of up to 11 bytes each.  A larger one is garbled or
+# hostile, and is not parsed: its lines could be copied many times over.
+_MAX_STATUS = 1 << 20
+
+
+def _check_status(data: bytes) -> None:
+    if len(data) > _MAX_STATUS:
+        raise ValueError("status larger than %d KiB" % (_MAX_STATUS >> 10))
+
+
 def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     """(Name, PPid) from /proc/PID/status.
 
@@ -1881,6 +1935,7 @@ def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     None when the file is shorter than that: 3.14 then leaves the process
     out if it needs the parent.
     """
+    _check_status(data)
     if b"\r" in data:
         data = _proc_text(data).encode("utf-8")
     # The first ten lines, each with its newline where it has one.
@@ -1928,6 +1983,7 @@ def parse_identity(data: bytes) -> "Optional[str]":
 
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
+    _check_status(status)
     start = status.index(b"\nUid:") + 5
     fields = status[start:status.index(b"\n", start)].split()
     if not fields:
@@ -1984,10 +2040,15 @@ def _cgroup_lines(data: bytes) -> "Iterator[Tuple[str, str, str]]":
 
 
 def parse_cmdline(data: bytes) -> "List[str]":
-    """The arguments of /proc/PID/cmdline, without trailing empty ones."""
-    args = _proc_text(data).split("\0")
-    while len(args) > 1 and args[-1] == "":
-        args.pop()
+    """The arguments of /proc/PID/cmdline, without trailing empty ones.
+
+    Nothing looks past the first _MAX_ARGS arguments, and a process may
+    have millions (a NUL each): those past them are kept as one, with
+    spaces for their NULs, so that joined with spaces (as -s shows a
+    command line) the list reads as the whole one would."""
+    args = _proc_text(data).rstrip("\0").split("\0", _MAX_ARGS + 1)
+    if len(args) > _MAX_ARGS + 1:
+        args[-1] = args[-1].replace("\0", " ")
     return args
 
 
