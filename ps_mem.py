@@ -174,6 +174,16 @@ class ProcessGone(Exception):
         self.unparsable = unparsable or isinstance(error, NotData)
 
 
+class RootUnreadable(Exception):
+    """The proc root's list of processes cannot be read (a tree whose
+    directory this user may not list): the run cannot go on."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(path)
+        self.path = path
+        self.reason = error.strerror or str(error)
+
+
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
 
 
@@ -380,11 +390,28 @@ def _unescape_mount_path(field: bytes) -> str:
     return os.fsdecode(b"".join(unescaped))
 
 
+# Linux's pids are below PID_MAX_LIMIT.
+_PID_LIMIT = 1 << 22
+
+
+def _pid_number(name: str) -> "Optional[int]":
+    """NAME's pid, if it is one as the kernel writes it: ASCII digits
+    (str.isdigit() is true for "²" too), no leading zero ("01140" would be
+    pid 1140 a second time), below PID_MAX_LIMIT."""
+    if not 0 < len(name) <= 7 or name.strip("0123456789") or name[0] == "0":
+        return None
+    number = int(name)
+    return number if number < _PID_LIMIT else None
+
+
 def _pid_entries(names: "Iterable[str]") -> "List[int]":
-    """The entries of a proc root that are pids: ASCII digits, as the
-    kernel writes a pid (str.isdigit() is true for "²" too)."""
-    return [int(name) for name in names
-            if 0 < len(name) <= 10 and not name.strip("0123456789")]
+    """The entries of a proc root that are pids (_pid_number())."""
+    found = []
+    for name in names:
+        number = _pid_number(name)
+        if number is not None:
+            found.append(number)
+    return found
 
 
 def default_proc_root() -> str:
@@ -479,7 +506,10 @@ class ProcFS:
     def pids(self) -> "List[int]":
         """The pid entries, in the directory's own order (which decides the
         order of rows with equal RAM, as in 3.14)."""
-        return _pid_entries(os.listdir(self.root))
+        try:
+            return _pid_entries(os.listdir(self.root))
+        except OSError as error:
+            raise RootUnreadable(self.root, error) from None
 
     def self_pid(self) -> "Optional[int]":
         """The pid the root's `self` entry names: ps_mem itself on the live
@@ -488,8 +518,7 @@ class ProcFS:
             target = os.readlink(self.path("self"))
         except OSError:
             return None
-        target = os.path.basename(target)
-        return int(target) if target.isdigit() else None
+        return _pid_number(os.path.basename(target))
 
     def path_exists(self, path: str) -> bool:
         """Whether a path named by a process still exists on this system
@@ -575,8 +604,17 @@ _MAX_UNPACKED = 1 << 30  # bytes of tar inside the gzip stream
 _MAX_KEPT = 256 << 20  # bytes of the files kept
 _MAX_MEMBER = 64 << 20  # bytes of one file (as _MAX_TREE_FILE)
 _MAX_MEMBERS = 2000000
-_MAX_HEADER = 1 << 20  # bytes of one extended (PAX or GNU) tar header
-_MAX_MANIFEST = 64 << 20
+# The extended (PAX or GNU) tar headers before one member: ps_mem's own
+# hold a long name or link target, a size, a time.  Every record is parsed
+# and kept, so both their bytes and their records are bounded, per member.
+_MAX_HEADERS = 64 << 10  # bytes
+_MAX_RECORDS = 64
+# A manifest is read whole by json.loads(), which makes an object of each
+# value however small its text ("[]" or "{}"): its values are bounded, as
+# well as its bytes (see _json_values()).  A large machine's manifest holds
+# a few values a process.
+_MAX_MANIFEST = 8 << 20
+_MAX_MANIFEST_VALUES = 1 << 20
 _MAX_PIDS = 1 << 22  # Linux's most (PID_MAX_LIMIT)
 
 
@@ -700,6 +738,14 @@ def load_capture(path: str) -> Snapshot:
             if relative in files or relative in links:
                 raise BadCapture("it holds %s twice" % escaped(name))
             if kind == "link":
+                # The kernel writes an exe link's target into a PATH_MAX
+                # buffer; each one kept counts what it takes in memory.
+                if len(os.fsencode(target)) > _MAX_PATH:
+                    raise BadCapture("its %s links to more than %d bytes, which no kernel writes"
+                                     % (escaped(name), _MAX_PATH))
+                kept += sys.getsizeof(target)
+                if kept > _MAX_KEPT:
+                    raise BadCapture("its files come to more than %d MiB" % (_MAX_KEPT >> 20))
                 links[relative] = target
                 continue
             if length > _MAX_MEMBER:
@@ -794,7 +840,8 @@ class _Unpacked:
                 raise BadCapture("it is truncated")
         start = self._start
         self._start += size
-        return bytes(self._buffer[start:start + size])
+        with memoryview(self._buffer) as buffer:  # one copy, not two
+            return bytes(buffer[start:start + size])
 
     def skip(self, size: int) -> None:
         while size:
@@ -830,6 +877,7 @@ class _TarMembers:
         self._stream.skip(self._unread)
         self._unread = 0
         extended: Dict[str, str] = {}
+        header_bytes = records = 0
         while True:
             header = self._stream.read(_TAR_BLOCK)
             if not header.strip(b"\0"):
@@ -838,12 +886,16 @@ class _TarMembers:
                 raise BadCapture("it is not a tar archive (a header's checksum is wrong)")
             kind, size = header[156:157], _tar_number(header[124:136])
             if kind in (b"x", b"g", b"L", b"K"):  # a header of the member that follows
-                if size > _MAX_HEADER:
-                    raise BadCapture("a tar header of %d bytes" % size)
+                header_bytes += size
+                if header_bytes > _MAX_HEADERS:
+                    raise BadCapture("a tar member's extended headers come to more than %d KiB"
+                                     % (_MAX_HEADERS >> 10))
                 data = self._stream.read(size)
                 self._stream.skip(-size % _TAR_BLOCK)
                 if kind == b"x":
-                    extended.update(_pax_records(data))
+                    pairs = _pax_records(data, _MAX_RECORDS - records)
+                    records += len(pairs)
+                    extended.update(pairs)
                 elif kind == b"L":
                     extended["path"] = os.fsdecode(data.split(b"\0", 1)[0])
                 elif kind == b"K":
@@ -882,11 +934,15 @@ def _tar_number(field: bytes) -> int:
     return int(digits, 8)
 
 
-def _pax_records(data: bytes) -> "Dict[str, str]":
-    """The records of a PAX extended header: "LENGTH key=value\\n" each."""
-    records = {}
+def _pax_records(data: bytes, most: int) -> "List[Tuple[str, str]]":
+    """The records of a PAX extended header: "LENGTH key=value\\n" each;
+    BadCapture past MOST of them."""
+    records: List[Tuple[str, str]] = []
     position = 0
     while position < len(data):
+        if len(records) >= most:
+            raise BadCapture("a tar member's extended headers hold more than %d records"
+                             % _MAX_RECORDS)
         space = data.find(b" ", position, position + 12)
         if space < 0 or not data[position:space].isdigit():
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
@@ -895,7 +951,7 @@ def _pax_records(data: bytes) -> "Dict[str, str]":
         if end > len(data) or end <= space or not record.endswith(b"\n") or b"=" not in record:
             raise BadCapture("it is not a tar archive (a PAX header is garbled)")
         key, _, value = record[:-1].partition(b"=")
-        records[key.decode("ascii", "replace")] = os.fsdecode(value)
+        records.append((key.decode("ascii", "replace"), os.fsdecode(value)))
         position = end
     return records
 
@@ -905,6 +961,9 @@ def _parse_manifest(data: bytes) -> Manifest:
     first that is not as ps_mem writes it."""
     import json
 
+    if _json_values(data) > _MAX_MANIFEST_VALUES:
+        raise BadCapture("its %s holds more than %d JSON values"
+                         % (_MANIFEST, _MAX_MANIFEST_VALUES))
     try:
         # NaN and Infinity, which JSON has not but json reads, are then
         # refused by the field they are in.
@@ -968,6 +1027,13 @@ def _parse_manifest(data: bytes) -> Manifest:
                          False))
 
 
+def _json_values(data: bytes) -> int:
+    """At least as many as the values JSON text DATA holds (an object's
+    key and value counted once): each but the outermost follows a "[", a
+    "{" or a ",", which are counted without parsing."""
+    return data.count(b"[") + data.count(b"{") + data.count(b",") + 1
+
+
 def _manifest_json(manifest: Manifest) -> bytes:
     """MANIFEST as a capture holds it (see _parse_manifest())."""
     import json
@@ -1013,6 +1079,10 @@ _SHMEM_TYPES = ("tmpfs", "devtmpfs")
 _MAX_MOUNTS = 65536  # lines of a mount table read, and mounts recorded
 _MAX_PATH = 4096  # PATH_MAX
 _MAX_SIZE_BYTES = 2 ** 63
+# A system record's bytes and values (see _MAX_MANIFEST_VALUES): as many
+# as _MAX_MOUNTS mounts, each a few values.
+_MAX_SYSTEM_RECORD = 16 << 20
+_MAX_SYSTEM_VALUES = 1 << 20
 
 
 def _parse_system_record(data: bytes) -> SystemRecord:
@@ -1021,8 +1091,10 @@ def _parse_system_record(data: bytes) -> SystemRecord:
     know are passed over, for what a later ps_mem may add."""
     import json
 
-    if len(data) > _MAX_MEMBER:
-        raise ValueError("larger than %d MiB" % (_MAX_MEMBER >> 20))
+    if len(data) > _MAX_SYSTEM_RECORD:
+        raise ValueError("larger than %d MiB" % (_MAX_SYSTEM_RECORD >> 20))
+    if _json_values(data) > _MAX_SYSTEM_VALUES:
+        raise ValueError("more than %d JSON values" % _MAX_SYSTEM_VALUES)
     try:
         document = json.loads(data.decode("utf-8"), parse_constant=float)
     except RecursionError as error:
@@ -1844,6 +1916,17 @@ def printable(text: str) -> str:
 
 
 
+# The largest status a kernel writes: "Groups:" lists up to NGROUPS_MAX
+# (65536) gids, of up to 11 bytes each.  A larger one is garbled or
+# hostile, and is not parsed: its lines could be copied many times over.
+_MAX_STATUS = 1 << 20
+
+
+def _check_status(data: bytes) -> None:
+    if len(data) > _MAX_STATUS:
+        raise ValueError("status larger than %d KiB" % (_MAX_STATUS >> 10))
+
+
 def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     """(Name, PPid) from /proc/PID/status.
 
@@ -1852,6 +1935,7 @@ def parse_status(data: bytes) -> "Tuple[str, Optional[int]]":
     None when the file is shorter than that: 3.14 then leaves the process
     out if it needs the parent.
     """
+    _check_status(data)
     if b"\r" in data:
         data = _proc_text(data).encode("utf-8")
     # The first ten lines, each with its newline where it has one.
@@ -1899,6 +1983,7 @@ def parse_identity(data: bytes) -> "Optional[str]":
 
 def parse_uid(status: bytes) -> int:
     """The real uid from /proc/PID/status ("Uid:\treal\teffective...")."""
+    _check_status(status)
     start = status.index(b"\nUid:") + 5
     fields = status[start:status.index(b"\n", start)].split()
     if not fields:
@@ -1955,10 +2040,15 @@ def _cgroup_lines(data: bytes) -> "Iterator[Tuple[str, str, str]]":
 
 
 def parse_cmdline(data: bytes) -> "List[str]":
-    """The arguments of /proc/PID/cmdline, without trailing empty ones."""
-    args = _proc_text(data).split("\0")
-    while len(args) > 1 and args[-1] == "":
-        args.pop()
+    """The arguments of /proc/PID/cmdline, without trailing empty ones.
+
+    Nothing looks past the first _MAX_ARGS arguments, and a process may
+    have millions (a NUL each): those past them are kept as one, with
+    spaces for their NULs, so that joined with spaces (as -s shows a
+    command line) the list reads as the whole one would."""
+    args = _proc_text(data).rstrip("\0").split("\0", _MAX_ARGS + 1)
+    if len(args) > _MAX_ARGS + 1:
+        args[-1] = args[-1].replace("\0", " ")
     return args
 
 
@@ -4750,6 +4840,17 @@ def in_bytes(kib: float) -> int:
     return int(round(kib * 1024))
 
 
+def unicode_text(text: str) -> str:
+    """TEXT as Unicode can hold it: a byte that was not UTF-8 (which
+    os.fsdecode() keeps as a lone surrogate, and which json.dumps() would
+    write as a lone "\\udcff" that strict parsers refuse) as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: bool,
                   release: str, when: float, notes: "List[str]",
                   system: "Optional[Dict[str, Any]]" = None,
@@ -4766,8 +4867,9 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
         "programs": [{
             # The name itself: json.dumps() escapes every control, format
             # and other non-ASCII character, so nothing reaches a terminal
-            # raw, and nothing is lost (the table shows printable()'s).
-            "name": program.name,
+            # raw (the table shows printable()'s).  Bytes that are not
+            # UTF-8 are U+FFFD: the document is all Unicode.
+            "name": unicode_text(program.name),
             "count": program.processes,
             "pids": list(program.pids),
             "private": in_bytes(program.private_kib),
@@ -4863,6 +4965,17 @@ def _labels(pairs: "Iterable[Tuple[str, str]]") -> str:
     return "{%s}" % ",".join('%s="%s"' % (name, label_value(value)) for name, value in pairs)
 
 
+def _row_pairs(names: "Tuple[str, ...]", key: str, pids: "Tuple[int, ...]"
+               ) -> "List[Tuple[str, str]]":
+    """The labels that name a row: its key's, and with -d its pid (the key
+    is then the name without its " [PID]")."""
+    if len(names) == 1:
+        return [(names[0], key)]
+    pid = pids[0] if pids else 0
+    suffix = " [%d]" % pid
+    return [(names[0], key[:-len(suffix)] if key.endswith(suffix) else key), (names[1], str(pid))]
+
+
 def _prometheus_rows(report: Report, options: Options
                      ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The row families: (name, HELP, [(labels, value)])."""
@@ -4870,13 +4983,7 @@ def _prometheus_rows(report: Report, options: Options
     group_by = ("group_by", ",".join(names))
     sums: Dict[str, List[int]] = {}  # labels -> the row's values, in _ROW_FAMILIES' order
     for program in report.programs:
-        key = program.name
-        values = [key]
-        if len(names) == 2:
-            pid = program.pids[0] if program.pids else 0
-            suffix = " [%d]" % pid
-            values = [key[:-len(suffix)] if key.endswith(suffix) else key, str(pid)]
-        labels = _labels(list(zip(names, values)) + [group_by])
+        labels = _labels(_row_pairs(names, program.name, program.pids) + [group_by])
         row = [_in_bytes(program.private_kib), _in_bytes(program.shared_kib),
                _in_bytes(program.ram_kib), _in_bytes(program.swap_kib), program.processes]
         kept = sums.get(labels)
@@ -4885,10 +4992,11 @@ def _prometheus_rows(report: Report, options: Options
             for index, (name, help_text) in enumerate(_ROW_FAMILIES)]
 
 
-def _prometheus_summary(report: Report, options: Options, shown: Shown
+def _prometheus_summary(report: Report, options: Options, shown: Shown,
+                        group_by_value: "Optional[str]" = None
                         ) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
     """The families of the whole sample: (name, HELP, [(labels, value)])."""
-    group_by = ("group_by", ",".join(row_labels(options)))
+    group_by = ("group_by", group_by_value or ",".join(row_labels(options)))
     plain = _labels([group_by])
     samples = {
         "ps_mem_total_ram_bytes":
@@ -4899,7 +5007,7 @@ def _prometheus_summary(report: Report, options: Options, shown: Shown
                             (_labels([("measure", "swap"), group_by]), "%d" % shown.acc.swap)],
         "ps_mem_unreadable_processes": [(plain, "%d" % report.unreadable)],
         "ps_mem_unparsable_processes": [(plain, "%d" % report.unparsable)],
-        "ps_mem_scan_duration_seconds": [(plain, repr(float(shown.seconds)))],
+        "ps_mem_scan_duration_seconds": [(plain, "%.6f" % shown.seconds)],
         "ps_mem_scan_timestamp_seconds": [(plain, repr(float(shown.when)))],
         "ps_mem_info": [(_labels([("version", VERSION), ("kernel", shown.release), group_by]),
                          "1")],
@@ -4907,18 +5015,132 @@ def _prometheus_summary(report: Report, options: Options, shown: Shown
     return [(name, _SUMMARY_HELP[name], samples[name]) for name in _SUMMARY_HELP]
 
 
-def prometheus_document(report: Report, options: Options, shown: Shown) -> str:
-    """--prometheus: one sample in the text exposition format.  Every
-    family is a gauge; one without samples is left out.  A view with
-    families of its own (--system's, --diff's) adds them here, from a
-    function beside _prometheus_rows()."""
-    families = _prometheus_rows(report, options) + _prometheus_summary(report, options, shown)
+# --system's families.  The ledger's series have group_by="system", and
+# so have the sample's (accuracy, scan duration, ...), with no row
+# families: a textfile of the ledger beside one of a grouping then has no
+# series in common with it.
+_LEDGER_HELP = {
+    "ps_mem_system_bytes": "A line of the ledger of RAM (--system), by its key (README.md"
+                           " lists them), in bytes; the lines whose key has no dot add up to"
+                           " MemTotal.",
+    "ps_mem_system_beside_bytes": "A line of the ledger shown beside, adding to nothing"
+                                  " (--system): swap, what processes not read map, processes"
+                                  " without PSS; in bytes.",
+    "ps_mem_system_memtotal_bytes": "MemTotal: the RAM the ledger accounts for, in bytes.",
+}
+# The detail that tells apart lines of one key: a mount's point, a
+# segment's id.
+_LEDGER_LABELS = {"shmem.mount": ("mount", "mount_point"), "shmem.sysv": ("shmid", "shmid")}
+
+
+def _prometheus_ledger(ledger: Ledger) -> "List[Tuple[str, str, List[Tuple[str, str]]]]":
+    counted: Dict[str, int] = {}
+    beside: Dict[str, int] = {}
+    for line in ledger.lines:
+        pairs = [("line", line.key)]
+        if line.key in _LEDGER_LABELS:
+            label, field = _LEDGER_LABELS[line.key]
+            pairs.append((label, str(dict(line.detail).get(field))))
+        labels = _labels(pairs + [("group_by", "system")])
+        sums = counted if line.counted else beside
+        sums[labels] = sums.get(labels, 0) + line.size_bytes
+    return [(name, _LEDGER_HELP[name], [(labels, "%d" % value) for labels, value in sums.items()])
+            for name, sums in (("ps_mem_system_bytes", counted),
+                               ("ps_mem_system_beside_bytes", beside),
+                               ("ps_mem_system_memtotal_bytes",
+                                {_labels([("group_by", "system")]): ledger.total_bytes}))]
+
+
+# --diff's families: each of its own name, so that a textfile of a
+# comparison has no series in common with one of a sample.  A new row has
+# no "before" series, a gone one no "after".
+_DIFF_HELP = {
+    "ps_mem_diff_bytes": "A row's Private, Shared, RAM used or swap (measure) before, after, or"
+                         " its change (sample), in bytes (--diff).",
+    "ps_mem_diff_processes": "A row's processes before, after, or the change (sample)"
+                             " (--diff).",
+    "ps_mem_diff_total_bytes": "RAM used or swap (measure) of all rows before, after, or the"
+                               " change (sample), in bytes (--diff).",
+    "ps_mem_diff_timestamp_seconds": "When each sample (before, after) was taken, in Unix"
+                                     " time (--diff).",
+    "ps_mem_diff_info": "ps_mem's version, each sample's kernel release and the labels of"
+                        " the rows (--diff).",
+}
+_DIFF_MEASURES = ("private", "shared", "ram", "swap")
+
+
+def prometheus_diff(comparison: Comparison, options: Options, shown: Shown,
+                    before_when: float, before_release: str) -> str:
+    """--diff --prometheus: the comparison in the text exposition format."""
+    names = row_labels(options)
+    group_by = ("group_by", ",".join(names))
+    values: Dict[str, int] = {}  # labels -> bytes, summed where shown names are equal
+    counts: Dict[str, int] = {}
+
+    def add(table: "Dict[str, int]", pairs: "List[Tuple[str, str]]", value: int) -> None:
+        labels = _labels(pairs)
+        table[labels] = table.get(labels, 0) + value
+
+    for change in comparison.changes:
+        sides = [(side, row) for side, row in (("before", change.before), ("after", change.after))
+                 if row is not None]
+        key = _row_pairs(names, change.name, sides[-1][1].pids) + [group_by]
+        sizes = {}
+        for side, row in sides:
+            sizes[side] = [_in_bytes(kib) for kib in (row.private_kib, row.shared_kib,
+                                                       row.ram_kib, row.swap_kib)]
+            add(counts, key + [("sample", side)], row.processes)
+        old = sizes.get("before", [0] * 4)
+        new = sizes.get("after", [0] * 4)
+        sizes["change"] = [b - a for a, b in zip(old, new)]
+        add(counts, key + [("sample", "change")], change.processes)
+        for side in ("before", "after", "change"):
+            for measure, value in zip(_DIFF_MEASURES, sizes.get(side, ())):
+                add(values, key + [("measure", measure), ("sample", side)], value)
+    totals: Dict[str, int] = {}
+    for measure, seen, before, after in (
+            ("ram", comparison.pss_seen, comparison.before_ram_kib, comparison.after_ram_kib),
+            ("swap", comparison.swap_pss_seen, comparison.before_swap_kib,
+             comparison.after_swap_kib)):
+        if seen:
+            then, now = in_bytes(before), in_bytes(after)
+            for side, value in (("before", then), ("after", now), ("change", now - then)):
+                add(totals, [group_by, ("measure", measure), ("sample", side)], value)
+    plain = [group_by]
+    families = [
+        ("ps_mem_diff_bytes", list(values.items())),
+        ("ps_mem_diff_processes", list(counts.items())),
+        ("ps_mem_diff_total_bytes", list(totals.items())),
+        ("ps_mem_diff_timestamp_seconds",
+         [(_labels(plain + [("sample", "before")]), int(before_when)),
+          (_labels(plain + [("sample", "after")]), int(shown.when))]),
+        ("ps_mem_diff_info", [(_labels([("version", VERSION), ("kernel", shown.release),
+                                         ("before_kernel", before_release), group_by]), 1)]),
+    ]
+    return _exposition([(name, _DIFF_HELP[name], [(labels, "%d" % value)
+                                                  for labels, value in samples])
+                        for name, samples in families])
+
+
+def _exposition(families: "List[Tuple[str, str, List[Tuple[str, str]]]]") -> str:
+    """FAMILIES, each a gauge; one without samples is left out."""
     lines = []
     for name, help_text, samples in families:
         if samples:
             lines.append("# HELP %s %s\n# TYPE %s gauge\n" % (name, help_text, name))
             lines.extend("%s%s %s\n" % (name, labels, value) for labels, value in samples)
     return "".join(lines)
+
+
+def prometheus_document(report: Report, options: Options, shown: Shown) -> str:
+    """--prometheus: one sample in the text exposition format: the rows'
+    families and the sample's, or with --system the ledger's and the
+    sample's.  (--diff's: prometheus_diff().)"""
+    if shown.ledger is not None:
+        return _exposition(_prometheus_ledger(shown.ledger)
+                           + _prometheus_summary(report, options, shown, "system"))
+    return _exposition(_prometheus_rows(report, options) + _prometheus_summary(report, options,
+                                                                                shown))
 
 
 def exit_status(acc: Accuracy, options: Options) -> int:
@@ -4928,33 +5150,40 @@ def exit_status(acc: Accuracy, options: Options) -> int:
     return 0
 
 
-def _signed_human(kib: float) -> str:
-    return "-" + human(-kib) if kib < 0 else human(kib)
+def ledger_table(result: Ledger, options: Options) -> str:
+    """--system: a size column as the default table's (in --units' unit),
+    "~" after an estimate, names indented by depth (a SysV segment's with
+    its size where not all of it is resident), lines that add to nothing in
+    parentheses, sub-lines of 0 bytes left out (not of --json), MemTotal
+    under a rule, then the notes.  --no-header: the lines only (the notes
+    go to stderr, see run())."""
+    size_text = _size_text(options)
 
+    def sized(size_bytes: int) -> str:
+        kib = size_bytes / 1024
+        return "-" + size_text(-kib) if kib < 0 else size_text(kib)
 
-def ledger_table(result: Ledger) -> str:
-    """--system: a size column as the default table's, "~" after an
-    estimate, names indented by depth (a SysV segment's with its size where
-    not all of it is resident), lines that add to nothing in parentheses,
-    sub-lines of 0 bytes left out (not of --json), MemTotal under a rule,
-    then the notes."""
-    out = [" RAM used    Where\n\n"]
+    lines = []
     for line in result.lines:
         if line.depth and line.counted and not line.size_bytes:
             continue  # a table of zeros would hide what matters
-        size = _signed_human(line.size_bytes / 1024)
+        size = sized(line.size_bytes)
         if not line.counted:
             size = "(%s)" % size
         name = line.name
         detail = dict(line.detail)
         if detail.get("rss") is not None and detail["rss"] < detail["size"]:
             # A segment partly resident (a whole one is a page or more).
-            name += " of %s" % human(detail["size"] / 1024)
-        out.append("%11s %s %s%s\n" % (size, "~" if line.estimate else " ", "  " * line.depth,
-                                        name))
-    out.append("%s\n%11s   MemTotal\n%s\n" % ("-" * 33, human(result.total_bytes / 1024),
-                                              "=" * 33))
-    out.extend("Note: %s\n" % note for note in result.notes)
+            name += " of %s" % size_text(detail["size"] / 1024)
+        lines.append((size, "~" if line.estimate else " ", "  " * line.depth + name))
+    total = sized(result.total_bytes)
+    width = max([11, len(total)] + [len(size) for size, _, _ in lines])
+    out = [] if options.no_header else [" " * (width - 11) + " RAM used    Where\n\n"]
+    out.extend("%*s %s %s\n" % (width, size, mark, name) for size, mark, name in lines)
+    if not options.no_header:
+        out.append("%s\n%*s   MemTotal\n%s\n" % ("-" * (width + 22), width, total,
+                                                  "=" * (width + 22)))
+        out.extend("Note: %s\n" % note for note in result.notes)
     return "".join(out)
 
 
@@ -4962,9 +5191,11 @@ def ledger_json(result: Ledger) -> "Dict[str, Any]":
     """--json --system: each line with its bytes and the fields behind it."""
     return {
         "total": result.total_bytes,
-        "lines": [{"key": line.key, "name": line.name, "bytes": line.size_bytes,
+        "lines": [{"key": line.key, "name": unicode_text(line.name), "bytes": line.size_bytes,
                    "fields": list(line.fields), "estimate": line.estimate,
-                   "depth": line.depth, "counted": line.counted, "detail": dict(line.detail)}
+                   "depth": line.depth, "counted": line.counted,
+                   "detail": {key: unicode_text(value) if isinstance(value, str) else value
+                              for key, value in line.detail}}
                   for line in result.lines],
         "notes": list(result.notes),
     }
@@ -4992,7 +5223,7 @@ def delta_header(options: Options) -> str:
     text = " Private  +   Shared  =  RAM used"
     if options.show_swap:
         text += "   Swap used"
-    text += _DELTA_COLUMN % "Delta" + "\tProgram"
+    text += _DELTA_COLUMN % "Delta" + "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -5044,7 +5275,7 @@ def diff_header(options: Options) -> str:
                             "RAM change")
     if options.show_swap:
         text += _DIFF_SWAP % "Swap change"
-    text += "\tProgram"
+    text += "\t" + _ROW_TITLES.get(options.group_by, "Program")
     if options.by_pid:
         text += "[pid]"
     return text + "\n\n"
@@ -5159,6 +5390,8 @@ def render_diff(comparison: Comparison, options: Options, shown: Shown, before_w
                 before_release: str) -> str:
     """--diff: the comparison as the options ask to show it, header and
     all (it is one sample, written once the two are read)."""
+    if options.prometheus:
+        return prometheus_diff(comparison, options, shown, before_when, before_release)
     if options.json:
         return diff_json(comparison, shown, before_when, before_release)
     if options.only_total:
@@ -5179,7 +5412,7 @@ def render(report: Report, options: Options, shown: Shown) -> str:
             return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                                  shown.release, shown.when, shown.notes,
                                  ledger_json(shown.ledger))
-        return ledger_table(shown.ledger)
+        return ledger_table(shown.ledger, options)
     if options.json:
         return json_document(report, shown.acc, shown.pss_seen, shown.swap_pss_seen,
                              shown.release, shown.when, shown.notes, delta=shown.delta)
@@ -5239,9 +5472,26 @@ def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int)
     import contextlib
     import signal
 
+    import stat
+
     directory, name = os.path.split(path)
     if not name:
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    try:
+        # Followed, to see what is there: a device, a FIFO or a directory
+        # (or a link to one: /dev/stdout) would be replaced by a plain file
+        # for every user of the name (--output /dev/null).  A link is never
+        # written through.
+        kind = os.stat(path).st_mode
+    except OSError:
+        kind = None  # nothing there, or a link to nothing: it is replaced
+    if kind is not None and stat.S_ISDIR(kind):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if kind is not None and not stat.S_ISREG(kind):
+        raise OSError(errno.EEXIST, "it is not a regular file", path)
+    # The temporary name is at most 215 bytes, whatever the characters of
+    # NAME (a file name may have 255).
+    prefix = os.fsdecode(os.fsencode(name)[:200])
 
     def terminated(number: int, _frame: object) -> None:
         raise Terminated(number)
@@ -5252,7 +5502,7 @@ def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int)
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         for _attempt in range(100):
-            candidate = os.path.join(directory, ".%s.%s~" % (name[:200], os.urandom(6).hex()))
+            candidate = os.path.join(directory, ".%s.%s~" % (prefix, os.urandom(6).hex()))
             try:
                 fd = os.open(candidate, flags, 0o600)
             except FileExistsError:
@@ -5330,15 +5580,17 @@ _NEW_OUTPUT_MODE = 0o644
 
 def output_mode(path: str) -> int:
     """The permissions --output gives PATH: those of the regular file there
-    (lstat: a link planted at PATH lends nothing, and is replaced, never
-    followed), else _NEW_OUTPUT_MODE.  Never set-id or sticky bits."""
+    if this user owns it (lstat: a link planted at PATH lends nothing, and
+    is replaced, never followed; nor does a file another user planted, in
+    /tmp say, whose mode would let them rewrite what root writes), else
+    _NEW_OUTPUT_MODE.  Never set-id or sticky bits."""
     import stat
 
     try:
         status = os.lstat(path)
-    except FileNotFoundError:
+    except OSError:
         return _NEW_OUTPUT_MODE
-    if not stat.S_ISREG(status.st_mode):
+    if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid():
         return _NEW_OUTPUT_MODE
     return stat.S_IMODE(status.st_mode) & 0o777
 
@@ -5425,7 +5677,12 @@ def build_parser() -> "argparse.ArgumentParser":
 
         def error(self, message: str) -> "NoReturn":
             # A value typed with a newline (or an escape sequence) in it
-            # must not break the message into lines of its choosing.
+            # must not break the message into lines of its choosing.  Where
+            # argparse quotes a value by repr(), a byte that was not UTF-8
+            # shows as \udcff: it is \xff, as escaped() shows it.
+            import re
+
+            message = re.sub(r"(?<!\\)\\udc([89a-f][0-9a-f])", r"\\x\1", message)
             super().error(escaped(message))
 
         def _print_message(self, message: str, file: "Any" = None) -> None:
@@ -5593,6 +5850,13 @@ def parse_options_with_argparse(argv: "List[str]") -> Options:
 
 
 def _same_path(one: str, other: str) -> bool:
+    """Whether two names are of one file: the same name, or (where both
+    exist) the same file through a link, hard or symbolic."""
+    try:
+        if os.path.samefile(one, other):
+            return True
+    except (OSError, ValueError):
+        pass  # one does not exist (yet): its name alone tells
     try:
         return os.path.abspath(one) == os.path.abspath(other)
     except OSError:  # the working directory is gone: relative names stay so
@@ -5625,11 +5889,10 @@ def options_from(given: "Dict[str, Any]") -> Options:
     if args["prometheus"] and (args["json"] or args["only_total"]):
         raise _UsageError("--prometheus cannot be combined with %s"
                           % ("--json" if args["json"] else "-t"))
-    if args["output"]:
-        for option in ("procfs", "capture"):
-            path = args[option]
-            if path and _same_path(path, args["output"]):
-                raise _UsageError("--output would replace the --%s file" % option)
+    for written, read_ in (("output", "procfs"), ("output", "capture"), ("output", "diff"),
+                           ("capture", "procfs"), ("capture", "diff")):
+        if args[written] and args[read_] and _same_path(args[read_], args[written]):
+            raise _UsageError("--%s would replace the --%s file" % (written, read_))
     if top is not None and top <= 0:
         raise _UsageError("argument --top: must be a positive number of rows (%s)" % top)
     group_by = args["group_by"]
@@ -5649,6 +5912,11 @@ def options_from(given: "Dict[str, Any]") -> Options:
             if given_:
                 raise _UsageError("--system accounts for every process; it cannot be"
                                   " combined with %s" % option)
+        if group_by == "mapping":
+            # The mapping rows are read from smaps, whose mappings do not
+            # split PSS into anonymous, file and shmem as smaps_rollup does.
+            raise _UsageError("--system cannot be combined with --group-by mapping: the"
+                              " ledger reads smaps_rollup, the mapping rows smaps")
     if args["diff"] is not None and watch is not None:
         raise _UsageError("--diff compares two samples; it cannot be combined with -w"
                           " (see --delta)")
@@ -5657,7 +5925,8 @@ def options_from(given: "Dict[str, Any]") -> Options:
     # Views that show a change have a layout of their own: other views, and
     # the options that shape the table, do not apply to them.
     for changes, name in ((args["diff"] is not None, "--diff"), (args["delta"], "--delta")):
-        for given_, option in ((args["prometheus"], "--prometheus"), (args["system"], "--system"),
+        for given_, option in ((args["prometheus"] and name == "--delta", "--prometheus"),
+                               (args["system"], "--system"),
                                (args["units"] is not None, "--units"),
                                (args["no_header"] and name == "--diff", "--no-header")):
             if changes and given_:
@@ -5823,17 +6092,23 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
     snapshot = before.snapshot
     before_release = snapshot.read_global("sys/kernel/osrelease")
     before_kernel = kernel_version(before_release)
-    probe_swap = options.show_swap or options.json
+    probe_swap = options.show_swap or options.json or options.prometheus
     after_acc = accuracy(after, kernel, self_pid, probe_swap)
     before_acc = accuracy(snapshot, before_kernel, snapshot.self_pid(), probe_swap)
     # What one side cannot tell, the comparison cannot.
     acc = Accuracy(min(after_acc.ram, before_acc.ram), min(after_acc.swap, before_acc.swap))
     per_process = identifies_processes(options)
+    by_mapping = options.group_by == "mapping"
+    if by_mapping and not snapshot.manifest.full_smaps:
+        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
+                  "(it was captured without --group-by mapping)\n" % escaped(options.diff or ""))
+        return 2
     sides = []
     for procfs, side_kernel, side_self in ((snapshot, before_kernel, snapshot.self_pid()),
                                            (after, kernel, self_pid)):
         scan = collect(procfs, options, side_kernel, side_self)
-        report = aggregate(scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
+        report = (aggregate_mappings if by_mapping else aggregate)(
+            scan.samples, scan.unreadable, scan.address_spaces, scan.unparsable)
         starts = ({sample.pid: sample.start for sample in scan.samples} if per_process
                   else None)
         sides.append((report, row_keys(report.programs, starts)))
@@ -5851,9 +6126,18 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
                                           text[len("Warning: "):]))
     shown = Shown(acc, comparison.pss_seen, comparison.swap_pss_seen, release, after.time(),
                   notes, time.monotonic() - started)
-    out.write(render_diff(comparison, options, shown, snapshot.time(),
-                          before_release.decode("utf-8", "replace").strip()))
-    out.flush()
+    text = render_diff(comparison, options, shown, snapshot.time(),
+                       before_release.decode("utf-8", "replace").strip())
+    if options.output is None:
+        out.write(text)
+        out.flush()
+    else:
+        try:
+            write_output(options.output, text)
+        except OSError as error:
+            err.write("ps_mem: cannot write %s: %s\n"
+                      % (escaped(options.output), error.strerror or error))
+            return 2
     err.write("".join(notes))
     return exit_status(acc, options)
 
@@ -5967,6 +6251,9 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                                                 and headed > 0),
                           delta=delta)
             text = render(report, options, shown)
+            if ledger_of is not None and (options.no_header or options.prometheus):
+                # The views without the ledger's notes keep them, on stderr.
+                err.write("".join("Note: %s\n" % note for note in ledger_of.notes))
             gone = options.watch is not None and not report.programs
             # Not a row: --no-header's output is rows only.
             if gone and not (options.json or options.prometheus or options.no_header):
@@ -6019,9 +6306,16 @@ def main(argv: "Optional[List[str]]" = None) -> int:
     """
     if argv is None:
         argv = sys.argv[1:]
+    if sys.stderr is None:
+        # Started with stderr closed: its messages go nowhere, for the run.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open until exit)
     try:
         options = parse_options(argv)
         return run(options, _Output(sys.stdout), sys.stderr)
+    except RootUnreadable as unreadable:
+        sys.stderr.write("ps_mem: cannot read %s: %s\n"
+                         % (escaped(unreadable.path), unreadable.reason))
+        return 2
     except SystemExit as done:  # argparse: --help, --version, usage errors
         return done.code if isinstance(done.code, int) else 1
     except BrokenPipeError:

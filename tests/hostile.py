@@ -213,7 +213,7 @@ def with_manifest(members: Sequence[Member], document: Union[dict, bytes, Stream
     return with_data(members, MANIFEST, document)
 
 
-def _data_size(item: Member) -> int:
+def data_size(item: Member) -> int:
     if not (item.info.isfile() or item.info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE)):
         return 0
     return item.data.size if isinstance(item.data, Stream) else len(item.data)
@@ -221,7 +221,7 @@ def _data_size(item: Member) -> int:
 
 def _header(item: Member) -> bytes:
     info = copy.copy(item.info)
-    info.size = _data_size(item)
+    info.size = data_size(item)
     if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
         # A raw extended header: written as it is, not made into another.
         return info.tobuf(tarfile.USTAR_FORMAT)
@@ -241,7 +241,7 @@ def tar_pieces(members: Sequence[Member], end: bool = True) -> Iterator[Piece]:
             yield from item.data.pieces
             continue
         yield _header(item)
-        size = _data_size(item)
+        size = data_size(item)
         if size:
             if isinstance(item.data, Stream):
                 yield from item.data.pieces
@@ -271,7 +271,7 @@ def extents(members: Sequence[Member]) -> List[Extent]:
     found, offset = [], 0
     for item in members:
         header = len(_header(item))
-        size = _data_size(item)
+        size = data_size(item)
         found.append(Extent(item.info.name, offset, offset + header, offset + header + size))
         offset += header + size + (-size % tarfile.BLOCKSIZE)
     return found
@@ -376,6 +376,36 @@ def huge_pax_header(size: int) -> Member:
     pieces: List[Piece] = [record_start, Repeat(b"x" * MIB, value // MIB),
                            b"x" * (value % MIB), b"\n"]
     return member("././@PaxHeader", Stream(size, pieces), type=tarfile.XHDTYPE)
+
+
+def pax_record(key: bytes, value: bytes) -> bytes:
+    """One "LENGTH key=value\\n" record of a PAX extended header."""
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def pax_header(data: Union[bytes, Stream]) -> Member:
+    """An extended (PAX) header of DATA's records, for the member after it."""
+    return member("././@PaxHeader", data, type=tarfile.XHDTYPE)
+
+
+def distinct_pax_headers(count: int, size: int = MIB) -> List[Member]:
+    """COUNT extended headers of SIZE bytes each (about), of short records
+    whose keys all differ: merged, each is a dict entry."""
+    headers, key = [], 0
+    for _ in range(count):
+        records = []
+        length = 0
+        while length < size - 32:
+            record = pax_record(b"k%d" % key, b"")
+            records.append(record)
+            length += len(record)
+            key += 1
+        headers.append(pax_header(b"".join(records)))
+    return headers
 
 
 def _json_list_pieces(numbers: Callable[[], Iterator[range]]) -> Tuple[int, Iterator[bytes]]:

@@ -698,3 +698,45 @@ def test_reader_leaves_while_a_watch_writes(quiet_tree):
 
     ours, reference = run("ours"), run("reference")
     assert ours == reference == Result(FIRST_LINE, b"", 1)
+
+
+def test_a_closed_stderr_changes_no_status(modern_tree, tmp_path):
+    """ps_mem 2>&-: Python starts with no sys.stderr; the statuses are as
+    with one (every run exited 1, from the AttributeError nobody saw)."""
+    not_a_capture = tmp_path / "x.tar.gz"
+    not_a_capture.write_bytes(b"not a capture\n")
+    for args, status in ((["--procfs", str(modern_tree)], 0),
+                         (["--procfs", str(not_a_capture)], 2), (["-x"], 2)):
+        argv = [sys.executable, str(OURS), *args]
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              timeout=60, env=child_env(), preexec_fn=lambda: os.close(2))
+        assert done.returncode == status, args
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs another user to run ps_mem as")
+def test_a_proc_root_this_user_may_not_list(modern_tree):
+    """A tree (or a root-squashed NFS directory) whose files can be read
+    but whose list cannot: one line, not os.listdir()'s traceback."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    # Where the user nobody may go: pytest's tmp_path is root's alone.
+    with tempfile.TemporaryDirectory(dir="/tmp") as place:
+        os.chmod(place, 0o755)
+        tree = Path(place) / "proc"
+        shutil.copytree(modern_tree, tree, symlinks=True)
+        tree.chmod(0o711)
+        done = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, str(OURS), "--procfs", str(tree)],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                              env=child_env())
+    assert done.stderr == b"ps_mem: cannot read %s: Permission denied\n" % bytes(tree)
+    assert done.returncode == 2
+
+
+def test_a_choice_not_utf8_is_quoted_as_bytes():
+    done = run_main("--sort", "\udcff\x1b")
+    assert done.status == 2
+    assert done.err.splitlines()[-1] == (
+        "ps_mem: error: argument --sort: invalid choice: '\\xff\\x1b' (choose from 'count',"
+        " 'name', 'private', 'ram', 'shared', 'swap')")

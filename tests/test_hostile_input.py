@@ -287,6 +287,178 @@ def test_2_gib_pax_header(seed, tmp_path):
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+def test_100_mib_of_pax_headers_before_one_member(seed, tmp_path):
+    """A hundred extended headers of 1 MiB each before one member, their
+    short records' keys all different.  Before: merged into one dict of
+    ten million entries, a MemoryError."""
+    index = hostile.find(seed.members, "proc/%d/status" % LEAF)
+    members = seed.members[:index] + hostile.distinct_pax_headers(100) + seed.members[index:]
+    path = _write(tmp_path, members)
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path
+        + "a tar member's extended headers come to more than 64 KiB\n"), run.describe()
+
+
+# Extended headers of the smallest records ("6 a=b\n"), each parsed: 1 GiB
+# of them all before one member, or one of 64 KiB before each of 15,000.
+PAX_RECORDS = b"6 a=b\n" * (hostile.MIB // 6)
+PAX_SPREADS = {"1020 of 1 MiB before one member": (1, 1020, PAX_RECORDS),
+               "64 KiB before each of 15000 members": (15000, 1, PAX_RECORDS[:(64 << 10) - 4])}
+
+
+@pytest.mark.parametrize("spread", sorted(PAX_SPREADS))
+def test_1_gib_of_pax_records(seed, tmp_path, spread):
+    """Before: 152 s to read 1,020 headers before one member."""
+    members, headers, records = PAX_SPREADS[spread]
+    extra = []
+    for number in range(members):
+        extra += [hostile.pax_header(records)] * headers
+        extra.append(hostile.member("proc/junk/%d" % number, b"x"))
+    path = _write(tmp_path, seed.members[:1] + extra + seed.members[1:])
+    run = run_bounded(procfs=path, timeout=SMALL_TIMEOUT)
+    assert_bounded(run)
+    reason = ("a tar member's extended headers come to more than 64 KiB" if headers > 1
+              else "a tar member's extended headers hold more than 64 records")
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + reason + "\n"), run.describe()
+
+
+def _with_exe_links(seed: Seed, count: int, target: str) -> List[Member]:
+    """The seed with COUNT more pids listed, each only an exe link to TARGET."""
+    document = hostile.manifest_of(seed.members)
+    extra = list(range(100000, 100000 + count))
+    document["pids"] = document["pids"] + extra
+    links = [hostile.member("proc/%d/exe" % pid, type=hostile.tarfile.SYMTYPE,
+                            linkname=target) for pid in extra]
+    members = hostile.with_manifest(seed.members, document)
+    return _recounted(members[:-1] + links + members[-1:])
+
+
+def _recounted(members: Sequence[Member]) -> List[Member]:
+    """MEMBERS with the end record counting the members between it and
+    the manifest, as ps_mem writes it."""
+    inside = members[1:-1]
+    end = {"files": len(inside), "bytes": sum(hostile.data_size(item) for item in inside)}
+    return list(members[:-1]) + [members[-1]._replace(data=json.dumps(end).encode())]
+
+
+def test_exe_links_of_60000_bytes(seed, tmp_path):
+    """4,000 exe links, each to 60,000 bytes that are not UTF-8 (a str of
+    twice that).  Before: a MemoryError."""
+    path = _write(tmp_path, _with_exe_links(seed, 4000, "/" + "\udcff" * 59999))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path
+        + "its proc/100000/exe links to more than 4096 bytes, which no kernel writes\n"
+    ), run.describe()
+
+
+def test_exe_links_of_4096_bytes_are_counted_as_kept(seed, tmp_path):
+    """70,000 exe links, each to 4,096 bytes that are not UTF-8: 560 MiB of
+    targets in memory.  Before: a MemoryError."""
+    path = _write(tmp_path, _with_exe_links(seed, 70000, "/" + "\udcff" * 4095))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + "its files come to more than 256 MiB\n"), run.describe()
+    assert run.max_rss_kib < 400 << 10, run.describe()
+
+
+def _junk_of_empty_lists(document: dict, size: int) -> bytes:
+    """DOCUMENT as JSON, with a key it does not know: SIZE bytes of "[],"."""
+    text = json.dumps(dict(document, junk="@JUNK@")).encode()
+    return text.replace(b'"@JUNK@"', b"[" + b"[]," * ((size - 2) // 3) + b"[]]")
+
+
+# (MiB of "[]," in the manifest, or in the system record, and the reason.)
+JUNK = {
+    "manifest of 60 MiB": (MANIFEST, 60, "its %s is larger than 8 MiB" % MANIFEST),
+    "manifest of 7 MiB": (MANIFEST, 7, "its %s holds more than 1048576 JSON values" % MANIFEST),
+    "system record of 60 MiB": ("proc/ps_mem-system.json", 60,
+                                "its ps_mem-system.json is not as ps_mem writes it:"
+                                " larger than 16 MiB"),
+    "system record of 15 MiB": ("proc/ps_mem-system.json", 15,
+                                "its ps_mem-system.json is not as ps_mem writes it:"
+                                " more than 1048576 JSON values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JUNK))
+def test_json_of_millions_of_empty_lists(seed, tmp_path, case):
+    """A key no ps_mem knows, holding "[[],[],...]": each list an object
+    json.loads() makes, for 3 bytes.  Before: read whole, then the key
+    passed over; a MemoryError at 60 MiB, 445 MiB of RSS at 15 MiB."""
+    name, mib, reason = JUNK[case]
+    members = seed.members
+    if name == MANIFEST:
+        document = hostile.manifest_of(members)
+    else:  # the seed's tree has no mounts to record
+        document = {"mounts": [], "ramfs": [], "zram_used_bytes": {}}
+        members = members[:-1] + [hostile.member(name)] + members[-1:]
+    path = _write(tmp_path, _recounted(hostile.with_data(
+        members, name, _junk_of_empty_lists(document, mib << 20))))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert (run.result.status, run.result.stdout, run.result.err) == (
+        2, b"", CAPTURE_ERROR % path + reason + "\n"), run.describe()
+    assert run.max_rss_kib < 256 << 10, run.describe()
+
+
+def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
+    """As many values as a manifest's bytes may hold, each as costly as
+    any: an "errors" entry of its own short key.  Read, in bounded memory."""
+    document = hostile.manifest_of(seed.members)
+    document["errors"] = {"%x" % number: 2 for number in range(760000)}
+    text = json.dumps(document, separators=(",", ":")).encode()
+    assert 7 << 20 < len(text) <= 8 << 20
+    path = _write(tmp_path, hostile.with_manifest(seed.members, text))
+    run = run_bounded(procfs=path)
+    assert_bounded(run)
+    assert run.result == seed.report(), run.describe()
+    assert run.max_rss_kib < 200 << 10, run.describe()
+
+
+@pytest.mark.parametrize("args", [(), ("-s",), ("--group-by", "app")])
+def test_cmdline_of_60_mib_of_nuls(seed, tmp_path, args):
+    """LEAF's cmdline is 60 MiB of NULs: sixty million empty arguments,
+    which show as a command line of none.  Before: a MemoryError."""
+    name = "proc/%d/cmdline" % LEAF
+    path = _write(tmp_path, _recounted(hostile.with_data(
+        seed.members, name, hostile.huge_member(name, 60 * hostile.MIB).data)))
+    expected = run_bounded(*args, procfs=_write(
+        tmp_path, _recounted(hostile.with_data(seed.members, name, b"\0")), name="empty.tar.gz"))
+    run = run_bounded(*args, procfs=path)
+    assert_bounded(run)
+    assert run.result == expected.result and run.result.status == 0, run.describe()
+    assert run.max_rss_kib < 300 << 10, run.describe()
+
+
+def _statuses(seed: Seed, count: int, data: hostile.Stream) -> List[Member]:
+    members = seed.members
+    for name in hostile.pid_member_names(members, "status")[:count]:
+        members = hostile.with_data(members, name, data)
+    return _recounted(members)
+
+
+@pytest.mark.parametrize("args", [(), ("--group-by", "user")])
+def test_status_of_60_mib_names(seed, tmp_path, args):
+    """Four processes' status files are "Name:" and 60 MiB: left out and
+    counted, as an empty status is.  Before: a MemoryError."""
+    text = (b"Name:\t" + b"n" * (60 * hostile.MIB) + b"\nUmask:\t0022\nState:\tS (sleeping)\n"
+            b"Tgid:\t1\nNgid:\t0\nPid:\t1\nPPid:\t0\nTracerPid:\t0\nUid:\t0\t0\t0\t0\n")
+    huge = hostile.Stream(len(text), [text])
+    expected = run_bounded(*args, procfs=_write(tmp_path, _statuses(seed, 4, hostile.Stream(
+        0, [])), name="empty.tar.gz"))
+    run = run_bounded(*args, procfs=_write(tmp_path, _statuses(seed, 4, huge)))
+    assert_bounded(run)
+    assert parse_warnings(run.result.err) == [4], run.describe()
+    assert run.result == expected.result, run.describe()
+    assert run.max_rss_kib < 400 << 10, run.describe()
+
+
 @stress
 def test_one_pid_listed_3_million_times(seed, tmp_path):
     """A manifest of a few KB, and a list in memory of three million."""
@@ -561,6 +733,41 @@ def test_pid_directories_of_other_digits(tmp_path):
     run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
     assert_bounded(run)
     assert run.result == expected, run.describe()
+
+
+@pytest.mark.parametrize("name", ["05", "005", "4194304", "9999999999"])
+def test_pid_directories_the_kernel_never_names(tmp_path, name):
+    """A leading zero ("05" would be pid 5 a second time, its memory counted
+    twice, and a capture of the tree refused as listing a pid twice), or a
+    number from PID_MAX_LIMIT up: no process, 3.14's output on the tree
+    without them."""
+    need_reference()
+    clean = base_tree(tmp_path / "clean" / "proc")
+    add_victim(clean, 5)
+    expected = run_reference(procfs=clean.root)
+    tree = base_tree(tmp_path / "hostile" / "proc")
+    add_victim(tree, 5)
+    shutil.copytree(tree.root / "5", tree.root / name, symlinks=True)
+    run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
+    assert run.result == expected, run.describe()
+    capture = tmp_path / "c.tar.gz"
+    assert run_bounded("--capture", str(capture), procfs=tree.root,
+                       timeout=SMALL_TIMEOUT).result.status == 0
+    assert run_bounded(procfs=capture, timeout=SMALL_TIMEOUT).result == expected
+
+
+@pytest.mark.parametrize("target", ["\u00b2", "05", "4294967296", "x"])
+def test_a_self_link_to_no_pid(tmp_path, target):
+    """The tree's self names no process the kernel could have: nothing is
+    left out as ps_mem itself (before: "\u00b2" gave a ValueError)."""
+    tree = base_tree(tmp_path / "proc")
+    expected = run_ours(procfs=tree.root)
+    os.unlink(tree.root / "self")
+    os.symlink(target, tree.root / "self")
+    run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
+    assert b"Traceback" not in run.result.stderr, run.describe()
+    assert run.result.status == 0 and run.result.stdout.count(b"\n") >= \
+        expected.stdout.count(b"\n"), run.describe()
 
 
 GARBLED = [("6.1", "smaps_rollup", b"Pss", "40 digits"),

@@ -203,6 +203,31 @@ def test_other_groupings(trees, before):
     by_cmdline = run_main("--diff", str(before), "-s", procfs=trees[1].root)
     assert list(diff_rows(by_cmdline.out)) == ["/usr/bin/goner", "/usr/bin/idle (2)",
                                                "/usr/bin/newbie", "/usr/bin/leaky"]
+    # The header names the rows, as the table's does.
+    assert by_user.out.startswith(HEADER.replace("\tProgram", "\tUser"))
+    assert by_cmdline.out.startswith(HEADER)
+
+
+def test_mapping_rows(tmp_path):
+    """--group-by mapping compares what is mapped: the heaps' row, of every
+    process's heap, changes by leaky's 2048 KiB less goner's 900 plus
+    newbie's 800 (1948 KiB); goner's and newbie's executables went and
+    came."""
+    before_tree, after_tree = diff_trees.pair(tmp_path)
+    before = diff_trees.captured(before_tree, tmp_path / "m.tar.gz", "--group-by", "mapping")
+    done = run_main("--diff", str(before), "--group-by", "mapping", procfs=after_tree.root)
+    assert done.status == 0 and done.err == "", done.err
+    assert done.out.startswith(HEADER.replace("\tProgram", "\tMapping"))
+    rows = diff_rows(done.out)
+    assert rows["[heap] (4)"][4] == "+1.9 MiB"
+    assert rows["/usr/bin/leaky"][4] == "0.0 KiB"
+    assert rows["/usr/bin/goner"][3] == "gone" and rows["/usr/bin/newbie"][2] == "new"
+    # A BEFORE without full smaps cannot be read by mapping.
+    plain = diff_trees.captured(before_tree, tmp_path / "plain.tar.gz")
+    done = run_main("--diff", str(plain), "--group-by", "mapping", procfs=after_tree.root)
+    assert (done.status, done.stdout) == (2, b"")
+    assert done.err == ("ps_mem: --group-by mapping cannot read %s: it holds no full smaps (it"
+                        " was captured without --group-by mapping)\n" % plain)
 
 
 # ----------------------------------------------------------------------------
@@ -339,6 +364,14 @@ def test_diff_of_a_capture_with_itself(before):
     (["--diff"], "argument --diff: expected one argument"),
     (["-w", "1", "--delta", "--capture", "x"],
      "--capture takes one sample; it cannot be combined with -w"),
+    # A change has a layout of its own: the ledger's, and the options that
+    # shape the table, do not apply (--json and --prometheus have their own).
+    (["--diff", "x.tar.gz", "--system"], "--diff cannot be combined with --system"),
+    (["--diff", "x.tar.gz", "--units", "MiB"], "--diff cannot be combined with --units"),
+    (["--diff", "x.tar.gz", "--no-header"], "--diff cannot be combined with --no-header"),
+    (["-w", "1", "--delta", "--system"], "--delta cannot be combined with --system"),
+    (["-w", "1", "--delta", "--units", "B"], "--delta cannot be combined with --units"),
+    (["-w", "1", "--delta", "--prometheus"], "--delta cannot be combined with --prometheus"),
 ])
 def test_usage_errors(args, message):
     result = run_main(*args)

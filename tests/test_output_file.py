@@ -196,6 +196,55 @@ def test_a_hard_link_keeps_the_old_contents(small, tmp_path):
     assert without_times(target.read_text()) == DOCUMENT
 
 
+def test_a_file_another_user_planted_lends_no_mode(small, tmp_path):
+    """In a sticky /tmp another user may plant FILE, mode 4777: root's
+    file would keep their write access.  A new file's mode instead."""
+    target = tmp_path / "ps_mem.prom"
+    target.write_text("planted\n")
+    os.chmod(target, 0o4777)
+    os.chown(target, 65534, 65534)
+    assert ours("--prometheus", "--output", str(target), procfs=small.root).status == 0
+    status = os.lstat(target)
+    assert (stat.S_IMODE(status.st_mode), status.st_uid) == (0o644, os.geteuid())
+
+
+def _special(kind: str, path: Path) -> None:
+    if kind == "device":
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/proc/self/fd/1", path)  # /dev/stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+@pytest.mark.parametrize("kind", ["device", "fifo", "link to stdout"])
+@pytest.mark.parametrize("option", ["--output", "--capture"])
+def test_a_device_or_fifo_at_file_is_refused(small, tmp_path, kind, option):
+    """`--output /dev/null` would make /dev/null a plain file for every
+    program on the machine; so would `--output /dev/stdout` of its link."""
+    target = tmp_path / "special"
+    _special(kind, target)
+    before = os.lstat(target)
+    done = ours(option, str(target), procfs=small.root)
+    assert done.err == "ps_mem: cannot write %s: it is not a regular file\n" % target
+    assert done.status == 2
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (
+        before.st_mode, before.st_ino, before.st_rdev)
+    assert temp_files(tmp_path) == []
+
+
+def test_a_name_of_255_bytes_is_written(small, tmp_path):
+    """A temp name cut by characters would pass 255 bytes for a name of
+    two-byte characters."""
+    target = tmp_path / ("\u00e9" * 127)  # 254 bytes of UTF-8
+    done = ours("--output", str(target), procfs=small.root)
+    assert (done.status, done.err) == (0, "")
+    assert target.read_text().startswith(" Private")
+    assert temp_files(tmp_path) == []
+
+
 # ----------------------------------------------------------------------------
 # Failures: one line, status 2, nothing left behind
 # ----------------------------------------------------------------------------
@@ -416,6 +465,25 @@ def test_output_usage_errors(small, args, message):
     result = run_main(*args, procfs=small.root)
     assert (result.status, result.stdout) == (2, b"")
     assert result.err.splitlines()[-1] == "ps_mem: error: " + message
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_output_may_not_replace_the_capture_read_by_another_name(small, tmp_path, link):
+    saved = tmp_path / "saved.tar.gz"
+    assert run_main("--capture", str(saved), procfs=small.root).status == 0
+    before = saved.read_bytes()
+    other = tmp_path / "other.tar.gz"
+    (os.symlink if link == "symbolic" else os.link)(saved, other)
+    for args, message in ((["--procfs", str(other), "--output", str(saved)],
+                           "--output would replace the --procfs file"),
+                          (["--diff", str(other), "--capture", str(saved)],
+                           "--capture would replace the --diff file"),
+                          (["--diff", str(other), "--output", str(saved)],
+                           "--output would replace the --diff file")):
+        result = run_main(*args, procfs=small.root) if args[0] == "--diff" else run_main(*args)
+        assert result.status == 2, args
+        assert result.err.splitlines()[-1] == "ps_mem: error: " + message
+    assert saved.read_bytes() == before
 
 
 def test_output_may_not_replace_the_capture_read(small, tmp_path):

@@ -21,7 +21,9 @@ import pytest
 from tests.harness import (TIME, assert_same_as_table, assert_schema,
                            assert_warnings_are_stderr, document, is_int, member_data,
                            rewrite_capture, run_main, run_ours, without_time)
+from tests import diff_trees
 from tests.procfs_builder import ProcTree, program_maps
+
 
 def check_against_table(procfs, options: Sequence[str]) -> dict:
     """Run ps_mem with OPTIONS as a table, as --json and as -t, and check
@@ -283,3 +285,23 @@ def test_unreadable_process_warning_in_document(proc_trees, tmp_path):
     doc = check_against_table(denied, [])
     assert doc["warnings"] == [table.err.rstrip("\n")]
     assert 1203 not in [pid for program in doc["programs"] for pid in program["pids"]]
+
+
+def test_a_name_that_is_not_utf8_is_unicode_in_json(tmp_path):
+    """A capture's user names (and a live system's, from NSS) may hold bytes
+    that are not UTF-8, which Python keeps as lone surrogates: written as
+    "\\udcff", strict parsers (serde_json) refuse the document.  U+FFFD."""
+    tree = ProcTree(tmp_path / "proc", "6.1")
+    tree.add(100, "daemon", "/usr/bin/daemon",
+             maps=program_maps("/usr/bin/daemon", heap_kib=1000))
+    capture = diff_trees.captured(tree, tmp_path / "c.tar.gz")
+    crafted = diff_trees.rewritten(capture, tmp_path / "crafted.tar.gz",
+                                   {"users": {"0": "ro\udcffot"}})
+    done = run_main("--json", "--group-by", "user", procfs=crafted)
+    assert done.status == 0, done.err
+    assert "\\udc" not in done.out
+    doc = json.loads(done.out)
+    assert [program["name"] for program in doc["programs"]] == ["ro\ufffdot"]
+    doc["programs"][0]["name"].encode("utf-8")  # strictly Unicode
+    table = run_main("--group-by", "user", procfs=crafted).out
+    assert "\tro?ot\n" in table  # as the table shows it

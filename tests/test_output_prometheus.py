@@ -19,6 +19,7 @@ import pytest
 from tests.harness import REFERENCE_DIR, printable, run_main, run_reference
 from tests.procfs_builder import ProcTree, mapping
 from tests.prometheus_harness import families, series
+from tests import diff_trees, system_trees
 from tests.trees import ALL as ALL_TREES
 
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
@@ -423,6 +424,136 @@ def test_every_tree_parses(proc_trees, name, args):
     assert sum(value for (family, _), value in found.items() if family == "ps_mem_processes") \
         == sum(program["count"] for program in doc["programs"])
     assert ("ps_mem_total_ram_bytes" in families(text)) == (doc["total"]["ram"] is not None)
+
+
+# ----------------------------------------------------------------------------
+# --system and --diff
+# ----------------------------------------------------------------------------
+
+LEDGER_FAMILIES = ["ps_mem_system_bytes", "ps_mem_system_beside_bytes",
+                   "ps_mem_system_memtotal_bytes"] + FAMILIES[5:]
+
+
+def ledger_sums_to_memtotal(text: str) -> dict:
+    """The ledger's lines, checked: those whose key has no dot add up to
+    MemTotal."""
+    found = read(text)
+    lines = found["ps_mem_system_bytes"]
+    memtotal, = found["ps_mem_system_memtotal_bytes"].values()
+    assert sum(value for labels, value in lines.items() if "." not in dict(labels)["line"]) \
+        == memtotal
+    return found
+
+
+def test_the_ledger_adds_up_to_memtotal(tmp_path):
+    """The ledger's lines by their key (a mount's and a segment's with its
+    own label), its sample's families, and no rows: with group_by="system"
+    on every series, a textfile of the ledger shares none with one of
+    rows."""
+    tree = system_trees.machine(tmp_path / "proc", "6.1", meminfo=system_trees.MEMINFO_BY_HAND)
+    text = prometheus("--system", procfs=tree.root)
+    assert list(families(text)) == LEDGER_FAMILIES
+    assert group_by(text) == "system"
+    found = ledger_sums_to_memtotal(text)
+    assert found["ps_mem_system_memtotal_bytes"] == {(): 1000000 * 1024}  # MEMINFO_BY_HAND's
+    lines = found["ps_mem_system_bytes"]
+    assert found["ps_mem_system_beside_bytes"] == {
+        (("line", "processes.swap"),): 0, (("line", "not_read.mapped"),): 910 * 1024}
+    # By hand, as tests/test_output_system.py's table shows them.
+    assert lines[(("line", "processes"),)] == 23890 * 1024
+    assert lines[(("line", "shmem.mount"), ("mount", "/dev/shm"))] == 8 << 20
+    assert lines[(("line", "shmem.mount"), ("mount", "/run"))] == 1 << 20
+    assert lines[(("line", "shmem.sysv"), ("shmid", "32769"))] == 6 << 20
+    assert lines[(("line", "shmem.mapped"),)] == -10 << 20
+    # The total of the processes is the rows' total, as without --system.
+    assert found["ps_mem_total_ram_bytes"] == {(): 23890 * 1024}
+    # The note the table prints under the ledger goes to stderr.
+    done = run_main("--system", "--prometheus", procfs=tree.root)
+    assert done.err.startswith("Note: tmpfs /mnt/scratch: its use is unknown")
+
+
+@pytest.mark.parametrize("release", ["2.4", "2.6.18", "4.19", "6.1"])
+def test_the_ledger_of_any_kernel_adds_up(tmp_path, release):
+    tree = system_trees.machine(tmp_path / "proc", release)
+    ledger_sums_to_memtotal(prometheus("--system", procfs=tree.root))
+
+
+def test_help_of_the_ledger_is_the_same_on_any_kernel(tmp_path):
+    seen = {}
+    for release in ("6.1", "2.4"):
+        tree = system_trees.machine(tmp_path / release / "proc", release)
+        for name, family in families(prometheus("--system", procfs=tree.root)).items():
+            seen.setdefault(name, set()).add(family.help)
+    assert all(len(texts) == 1 for texts in seen.values()), seen
+    # Without PSS the processes are shown beside, adding to nothing.
+    tree = system_trees.machine(tmp_path / "old" / "proc", "2.4")
+    beside = read(prometheus("--system", procfs=tree.root))["ps_mem_system_beside_bytes"]
+    assert (("line", "processes"),) in beside
+
+
+def diff(*args: str, tmp_path) -> str:
+    before, after = diff_trees.pair(tmp_path)
+    capture = diff_trees.captured(before, tmp_path / "before.tar.gz")
+    return prometheus("--diff", str(capture), *args, procfs=after.root)
+
+
+def diff_group_by(text: str) -> str:
+    labels, = families(text)["ps_mem_diff_info"].samples
+    return dict(labels)["group_by"]
+
+
+def test_a_diff_by_hand(tmp_path):
+    """tests/diff_trees.py's pair: leaky grows by 2048 KiB, goner is gone,
+    newbie is new (sizes by hand there)."""
+    text = diff(tmp_path=tmp_path)
+    assert list(families(text)) == ["ps_mem_diff_bytes", "ps_mem_diff_processes",
+                                    "ps_mem_diff_total_bytes", "ps_mem_diff_timestamp_seconds",
+                                    "ps_mem_diff_info"]
+    found = read(text)
+    (info, _), = found["ps_mem_diff_info"].items()
+    assert dict(info)["before_kernel"] == dict(info)["kernel"] == "6.1.0-13-amd64"
+
+    def row(name, measure):
+        return {dict(labels)["sample"]: value
+                for labels, value in found["ps_mem_diff_bytes"].items()
+                if dict(labels)["program"] == name and dict(labels)["measure"] == measure}
+
+    kib = 1024
+    assert row("leaky", "ram") == {"before": 1261056, "after": 3358208, "change": 2048 * kib}
+    assert row("leaky", "private") == {"before": 1108 * kib, "after": 3156 * kib,
+                                       "change": 2048 * kib}
+    assert row("leaky", "shared") == {"before": 126464, "after": 126464, "change": 0}
+    assert row("idle", "ram")["change"] == 0
+    # A new row has no "before", a gone one no "after".
+    assert row("newbie", "ram") == {"after": 1031.5 * kib, "change": 1031.5 * kib}
+    assert row("goner", "ram") == {"before": 1131.5 * kib, "change": -1131.5 * kib}
+    counts = {(dict(labels)["program"], dict(labels)["sample"]): value
+              for labels, value in found["ps_mem_diff_processes"].items()}
+    assert counts[("idle", "before")] == counts[("idle", "after")] == 2
+    assert counts[("goner", "change")] == -1 and ("goner", "after") not in counts
+    totals = {(dict(labels)["measure"], dict(labels)["sample"]): value
+              for labels, value in found["ps_mem_diff_total_bytes"].items()}
+    assert totals[("ram", "before")] == 4026 * kib
+    assert totals[("ram", "after")] == 5974 * kib
+    assert totals[("ram", "change")] == 1948 * kib
+    stamps = {dict(labels)["sample"]: value
+              for labels, value in found["ps_mem_diff_timestamp_seconds"].items()}
+    assert stamps["before"] == int(diff_trees.manifest(tmp_path / "before.tar.gz")["time"])
+
+
+def test_a_diff_by_pid_and_to_a_file(tmp_path):
+    out = tmp_path / "diff.prom"
+    before, after = diff_trees.pair(tmp_path)
+    capture = diff_trees.captured(before, tmp_path / "before.tar.gz")
+    done = run_main("--prometheus", "--diff", str(capture), "-d", "--output", str(out),
+                    procfs=after.root)
+    assert (done.stdout, done.err, done.status) == (b"", "", 0)  # all of it in the file
+    written = out.read_text()
+    assert diff_group_by(written) == "program,pid"
+    keys = {(dict(labels)["program"], dict(labels)["pid"])
+            for labels in read(written)["ps_mem_diff_bytes"]}
+    assert keys == {("leaky", "100"), ("idle", "200"), ("idle", "201"), ("goner", "400"),
+                    ("newbie", "300")}
 
 
 # ----------------------------------------------------------------------------

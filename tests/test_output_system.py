@@ -173,3 +173,45 @@ def test_a_segment_smaller_than_a_page_shows_no_size(tmp_path):
                    sysvipc=header + b"2154513 13 600 56 300 300 1 0 0 0 0 0 0 0 4096 0\n")
     out = run_main("--system", procfs=tree.root).out
     assert "    4.0 KiB     SysV key 0x0020e011 id 13 (postgres, 1 attached)\n" in out
+
+
+def test_units_apply_to_every_size_of_the_ledger(by_hand):
+    done = run_main("--system", "--units", "MiB", procfs=by_hand.root)
+    # The ledger by hand, its sizes under a MiB put in MiB by hand.
+    expected = TABLE_BY_HAND
+    for kib, mib in (("  600.0 KiB     file-backed", "    0.6 MiB     file-backed"),
+                     ("    2.0 KiB ~   rounding", "    0.0 MiB ~   rounding"),
+                     ("  (0.0 KiB)     swap", "  (0.0 MiB)     swap"),
+                     ("(910.0 KiB) ~   of the page", "  (0.9 MiB) ~   of the page"),
+                     ("    0.0 KiB   Swap cache", "    0.0 MiB   Swap cache")):
+        assert kib in expected
+        expected = expected.replace(kib, mib)
+    assert (done.out, done.err, done.status) == (expected, NOT_PARSED, 0)
+
+
+def test_units_b_widen_the_column_to_the_widest_size(by_hand):
+    lines = run_main("--system", "--units", "B", procfs=by_hand.root).out.splitlines()
+    assert lines[0] == "  RAM used    Where"
+    assert lines[2] == "  24463360 B   Processes (PSS)"  # 23890 KiB
+    assert "  (931840 B) ~   of the page cache and shared memory below, mapped by them" in lines
+    assert " -10485760 B     less what processes map (in Processes)" in lines
+    assert "   6291456 B     SysV key 0x0052e2c1 id 32769 (postgres, 1 attached) of 8388608 B" \
+        in lines
+    assert lines[-4:-1] == ["-" * 34, "1024000000 B   MemTotal", "=" * 34]
+
+
+def test_no_header_prints_the_lines_only_and_the_notes_on_stderr(by_hand):
+    done = run_main("--system", "--no-header", procfs=by_hand.root)
+    table = TABLE_BY_HAND.splitlines(keepends=True)
+    rule = table.index("-" * 33 + "\n")
+    assert done.out == "".join(table[2:rule])
+    assert done.err == table[-1] + NOT_PARSED
+    assert done.status == 0
+
+
+def test_mapping_rows_are_refused(by_hand):
+    done = run_main("--system", "--group-by", "mapping", procfs=by_hand.root)
+    assert (done.status, done.stdout) == (2, b"")
+    assert done.err.splitlines()[-1] == (
+        "ps_mem: error: --system cannot be combined with --group-by mapping: the ledger reads"
+        " smaps_rollup, the mapping rows smaps")

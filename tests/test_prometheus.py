@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from tests import diff_trees, system_trees
 from tests.harness import printable, run_ours, run_reference
 from tests.procfs_builder import ProcTree, program_maps
 from tests.prometheus_harness import families, series
@@ -177,24 +178,49 @@ GROUPINGS = {"ps_mem.prom": [], "ps_mem_pid.prom": ["-d"], "ps_mem_user.prom": [
              "ps_mem_cgroup.prom": ["--group-by", "cgroup"], "ps_mem_cmdline.prom": ["-s"]}
 
 
+def write_side_by_side(node_exporter, root, files, stderr="") -> dict:
+    """Write each of FILES ({file name: ps_mem's arguments}) into the
+    exporter's directory from ROOT (ps_mem saying STDERR), scrape, and
+    check that the exporter serves every series of every file, none
+    dropped as shared by two: {series: value} of them all."""
+    written = {}
+    for file_name, args in files.items():
+        target = node_exporter.directory / file_name
+        done = run_ours("--prometheus", "--output", str(target), *args, procfs=root)
+        assert done.status == 0 and stderr in (None, done.err), (file_name, done.err)
+        written[file_name] = series(target.read_text(), "ps_mem_")
+    text = node_exporter.scrape()
+    assert scrape_error(text) == 0, node_exporter.log()
+    everything = {}
+    for file_series in written.values():
+        everything.update(file_series)
+    assert len(everything) == sum(map(len, written.values()))  # no series in common
+    # The exporter gives every series of a family the same label names, an
+    # empty value where one had none: the same series, to Prometheus.
+    served = {(family, tuple(pair for pair in labels if pair[1] != "")): value
+              for (family, labels), value in series(text, "ps_mem_").items()}
+    assert served == everything
+    return everything
+
+
 def test_exporter_serves_files_of_every_grouping_side_by_side(node_exporter, proc_trees):
     """Textfiles of several groupings in one directory: node_exporter serves
     every series of each (it would drop a series that two files share, and
     a family whose HELP differs between them), on trees whose names are
     not UTF-8 or hold control characters."""
-    written = {}
     for name in ("non_utf8", "hostile_names"):
-        root = proc_trees.get(name).root
-        for file_name, args in GROUPINGS.items():
-            target = node_exporter.directory / file_name
-            done = run_ours("--prometheus", "--output", str(target), *args, procfs=root)
-            assert (done.status, done.err) == (0, ""), (file_name, done.err)
-            written[file_name] = series(target.read_text(), "ps_mem_")
-        text = node_exporter.scrape()
-        assert scrape_error(text) == 0, node_exporter.log()
-        everything = {}
-        for file_series in written.values():
-            everything.update(file_series)
-        assert len(everything) == sum(map(len, written.values()))  # no series in common
-        assert series(text, "ps_mem_") == everything
+        write_side_by_side(node_exporter, proc_trees.get(name).root, GROUPINGS)
+    assert "error" not in node_exporter.log()
+
+
+def test_exporter_serves_the_ledger_and_a_diff_beside_the_rows(node_exporter, tmp_path):
+    """--system's and --diff's textfiles beside the default one."""
+    tree = system_trees.machine(tmp_path / "proc", "6.1", meminfo=system_trees.MEMINFO_BY_HAND)
+    before = diff_trees.captured(tree, tmp_path / "before.tar.gz")
+    everything = write_side_by_side(node_exporter, tree.root, {
+        "ps_mem.prom": [], "ps_mem_system.prom": ["--system"],
+        "ps_mem_diff.prom": ["--diff", str(before)]}, stderr=None)
+    memtotal = [value for (family, _), value in everything.items()
+                if family == "ps_mem_system_memtotal_bytes"]
+    assert memtotal == [1000000 * 1024]
     assert "error" not in node_exporter.log()
