@@ -4,10 +4,10 @@ command lines, each case of the issue run as a user runs ps_mem.
 Every run is `python ps_mem.py ...` under a 512 MiB address-space limit and
 a timeout far above what the input needs (tests/hostile.py's run_bounded()):
 a MemoryError shows as a traceback, a hang as the timeout.  The hostile
-inputs come from tests/hostile.py.  Those at size (4 GiB members, millions
-of pids or members, 200,000 mappings) and the captures cut at every point
-take seconds each: they are marked `stress`, which the full suite runs and
-the quick lane leaves out.
+inputs come from tests/hostile.py.  Those at size (4 GiB members, 1 GiB of
+pax records, millions of pids or members, 60 MiB of names, 200,000
+mappings) and the captures cut at every point take seconds each: they are
+marked `stress`, which the full suite runs and the quick lane leaves out.
 
 Each test's docstring says what ps_mem did when issue 10 was filed
 ("Before: ...").  What ps_mem must answer (the texts proposed for issue 10):
@@ -287,6 +287,7 @@ def test_2_gib_pax_header(seed, tmp_path):
     assert_report_or_refused(run_bounded(procfs=path), path, seed.report())
 
 
+@stress
 def test_100_mib_of_pax_headers_before_one_member(seed, tmp_path):
     """A hundred extended headers of 1 MiB each before one member, their
     short records' keys all different.  Before: merged into one dict of
@@ -308,6 +309,7 @@ PAX_SPREADS = {"1020 of 1 MiB before one member": (1, 1020, PAX_RECORDS),
                "64 KiB before each of 15000 members": (15000, 1, PAX_RECORDS[:(64 << 10) - 4])}
 
 
+@stress
 @pytest.mark.parametrize("spread", sorted(PAX_SPREADS))
 def test_1_gib_of_pax_records(seed, tmp_path, spread):
     """Before: 152 s to read 1,020 headers before one member."""
@@ -344,6 +346,7 @@ def _recounted(members: Sequence[Member]) -> List[Member]:
     return list(members[:-1]) + [members[-1]._replace(data=json.dumps(end).encode())]
 
 
+@stress
 def test_exe_links_of_60000_bytes(seed, tmp_path):
     """4,000 exe links, each to 60,000 bytes that are not UTF-8 (a str of
     twice that).  Before: a MemoryError."""
@@ -356,6 +359,7 @@ def test_exe_links_of_60000_bytes(seed, tmp_path):
     ), run.describe()
 
 
+@stress
 def test_exe_links_of_4096_bytes_are_counted_as_kept(seed, tmp_path):
     """70,000 exe links, each to 4,096 bytes that are not UTF-8: 560 MiB of
     targets in memory.  Before: a MemoryError."""
@@ -407,6 +411,7 @@ def test_json_of_millions_of_empty_lists(seed, tmp_path, case):
     assert run.max_rss_kib < 256 << 10, run.describe()
 
 
+@stress
 def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
     """As many values as a manifest's bytes may hold, each as costly as
     any: an "errors" entry of its own short key.  Read, in bounded memory."""
@@ -421,6 +426,7 @@ def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
     assert run.max_rss_kib < 200 << 10, run.describe()
 
 
+@stress
 @pytest.mark.parametrize("args", [(), ("-s",), ("--group-by", "app")])
 def test_cmdline_of_60_mib_of_nuls(seed, tmp_path, args):
     """LEAF's cmdline is 60 MiB of NULs: sixty million empty arguments,
@@ -443,6 +449,7 @@ def _statuses(seed: Seed, count: int, data: hostile.Stream) -> List[Member]:
     return _recounted(members)
 
 
+@stress
 @pytest.mark.parametrize("args", [(), ("--group-by", "user")])
 def test_status_of_60_mib_names(seed, tmp_path, args):
     """Four processes' status files are "Name:" and 60 MiB: left out and
