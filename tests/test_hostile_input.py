@@ -423,7 +423,9 @@ def test_manifest_of_the_most_errors_is_read_within_bounds(seed, tmp_path):
     run = run_bounded(procfs=path)
     assert_bounded(run)
     assert run.result == seed.report(), run.describe()
-    assert run.max_rss_kib < 200 << 10, run.describe()
+    # Half the address space the fuzzer gives a run (ps_mem.py's own
+    # compilation included, when it runs as a script).
+    assert run.max_rss_kib < 256 << 10, run.describe()
 
 
 @stress
