@@ -5161,7 +5161,11 @@ def ledger_table(result: Ledger, options: Options) -> str:
 
     def sized(size_bytes: int) -> str:
         kib = size_bytes / 1024
-        return "-" + size_text(-kib) if kib < 0 else size_text(kib)
+        if kib >= 0:
+            return size_text(kib)
+        text = size_text(-kib)
+        # Less than the unit shows: no sign on a zero ("-0.0 GiB").
+        return text if not text.strip("0. BKMGi") else "-" + text
 
     lines = []
     for line in result.lines:

@@ -215,3 +215,10 @@ def test_mapping_rows_are_refused(by_hand):
     assert done.err.splitlines()[-1] == (
         "ps_mem: error: --system cannot be combined with --group-by mapping: the ledger reads"
         " smaps_rollup, the mapping rows smaps")
+
+
+def test_a_negative_line_below_the_unit_shows_no_sign(by_hand):
+    lines = run_main("--system", "--units", "GiB", procfs=by_hand.root).out.splitlines()
+    # -10.0 MiB and -2.0 MiB by hand: both 0.0 GiB, neither "-0.0 GiB".
+    assert "    0.0 GiB     less what processes map (in Processes)" in lines
+    assert not any("-0.0" in line for line in lines)
