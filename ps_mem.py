@@ -5475,7 +5475,6 @@ def write_atomically(path: str, write: "Callable[[IO[bytes]], None]", mode: int)
     reader of the directory that takes *.prom does not read it early."""
     import contextlib
     import signal
-
     import stat
 
     directory, name = os.path.split(path)
@@ -6088,6 +6087,23 @@ def open_before(path: str, after: ProcFS, err: "IO[str]") -> "Optional[Before]":
     return Before(snapshot, relation == "same", notes)
 
 
+def _without_full_smaps(procfs: ProcFS, name: str, err: "IO[str]") -> bool:
+    """Whether PROCFS is a capture made without --group-by mapping, which
+    that view cannot read (said on ERR, as of file NAME)."""
+    if isinstance(procfs, Snapshot) and not procfs.manifest.full_smaps:
+        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
+                  "(it was captured without --group-by mapping)\n" % escaped(name))
+        return True
+    return False
+
+
+def _cannot_write(path: str, error: OSError, err: "IO[str]") -> int:
+    """A file the run was to write (--output, --capture) could not be: one
+    line, and the status to end with."""
+    err.write("ps_mem: cannot write %s: %s\n" % (escaped(path), error.strerror or error))
+    return 2
+
+
 def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVersion",
              release: str, self_pid: "Optional[int]", out: _Output, err: "IO[str]") -> int:
     """--diff: BEFORE and AFTER read with the same options, their rows
@@ -6103,9 +6119,7 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
     acc = Accuracy(min(after_acc.ram, before_acc.ram), min(after_acc.swap, before_acc.swap))
     per_process = identifies_processes(options)
     by_mapping = options.group_by == "mapping"
-    if by_mapping and not snapshot.manifest.full_smaps:
-        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
-                  "(it was captured without --group-by mapping)\n" % escaped(options.diff or ""))
+    if by_mapping and _without_full_smaps(snapshot, options.diff or "", err):
         return 2
     sides = []
     for procfs, side_kernel, side_self in ((snapshot, before_kernel, snapshot.self_pid()),
@@ -6139,9 +6153,7 @@ def run_diff(options: Options, before: Before, after: ProcFS, kernel: "KernelVer
         try:
             write_output(options.output, text)
         except OSError as error:
-            err.write("ps_mem: cannot write %s: %s\n"
-                      % (escaped(options.output), error.strerror or error))
-            return 2
+            return _cannot_write(options.output, error, err)
     err.write("".join(notes))
     return exit_status(acc, options)
 
@@ -6161,9 +6173,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
         err.write("Sorry, root permission required, or specify pids with -p\n")
         return 1
     by_mapping = options.group_by == "mapping"
-    if by_mapping and isinstance(procfs, Snapshot) and not procfs.manifest.full_smaps:
-        err.write("ps_mem: --group-by mapping cannot read %s: it holds no full smaps "
-                  "(it was captured without --group-by mapping)\n" % escaped(str(options.procfs)))
+    if by_mapping and _without_full_smaps(procfs, str(options.procfs), err):
         return 2
     try:
         release = procfs.read_global("sys/kernel/osrelease")
@@ -6189,9 +6199,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
         try:
             write_capture(procfs, options.capture)
         except OSError as error:
-            err.write("ps_mem: cannot write %s: %s\n"
-                      % (escaped(options.capture), error.strerror or error))
-            return 2
+            return _cannot_write(options.capture, error, err)
     if before is not None:
         return run_diff(options, before, procfs, kernel, release_text, self_pid, out, err)
 
@@ -6270,9 +6278,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                 try:
                     write_output(options.output, opened + text)
                 except OSError as error:
-                    err.write("ps_mem: cannot write %s: %s\n"
-                              % (escaped(options.output), error.strerror or error))
-                    return 2
+                    return _cannot_write(options.output, error, err)
             if options.watch is None or gone:
                 break
             # Let this sample go before the next is taken: kept, it would
