@@ -726,19 +726,26 @@ def test_file_linked_to_the_shadow_file(tmp_path, file, args):
     assert_counted(run, expected.stdout)
 
 
-def test_pid_directories_of_other_digits(tmp_path):
-    """Directories named "²", "５", "١٢", ...: str.isdigit() says digits,
-    the kernel never makes them.  Before: ValueError on "²"; and "５" and
-    "߁" would have been read as pids 5 and 1 a second time.  They are no
-    processes: the output is 3.14's on the tree without them."""
+def _pid_5_copied_to(tmp_path, names):
+    """3.14's output on a tree with pid 5, and the same tree with pid 5's
+    directory copied to each of NAMES (no pid as the kernel writes one)."""
     need_reference()
     clean = base_tree(tmp_path / "clean" / "proc")
     add_victim(clean, 5)
     expected = run_reference(procfs=clean.root)
     tree = base_tree(tmp_path / "hostile" / "proc")
     add_victim(tree, 5)
-    for name in hostile.PID_LOOKALIKES:
+    for name in names:
         shutil.copytree(tree.root / "5", tree.root / name, symlinks=True)
+    return expected, tree
+
+
+def test_pid_directories_of_other_digits(tmp_path):
+    """Directories named "²", "５", "١٢", ...: str.isdigit() says digits,
+    the kernel never makes them.  Before: ValueError on "²"; and "５" and
+    "߁" would have been read as pids 5 and 1 a second time.  They are no
+    processes: the output is 3.14's on the tree without them."""
+    expected, tree = _pid_5_copied_to(tmp_path, hostile.PID_LOOKALIKES)
     run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
     assert_bounded(run)
     assert run.result == expected, run.describe()
@@ -750,13 +757,7 @@ def test_pid_directories_the_kernel_never_names(tmp_path, name):
     twice, and a capture of the tree refused as listing a pid twice), or a
     number from PID_MAX_LIMIT up: no process, 3.14's output on the tree
     without them."""
-    need_reference()
-    clean = base_tree(tmp_path / "clean" / "proc")
-    add_victim(clean, 5)
-    expected = run_reference(procfs=clean.root)
-    tree = base_tree(tmp_path / "hostile" / "proc")
-    add_victim(tree, 5)
-    shutil.copytree(tree.root / "5", tree.root / name, symlinks=True)
+    expected, tree = _pid_5_copied_to(tmp_path, [name])
     run = run_bounded(procfs=tree.root, timeout=SMALL_TIMEOUT)
     assert run.result == expected, run.describe()
     capture = tmp_path / "c.tar.gz"
