@@ -255,14 +255,15 @@ class Reading(Record):
     statvfs: bool = False
 
     @staticmethod
-    def of(root: str) -> "Reading":
-        """How the proc root at ROOT is read: as the live /proc of this pid
-        namespace (whose `self` is this process), else as a tree."""
+    def of(root: str, self_pid: "Optional[int]") -> "Reading":
+        """How the proc root at ROOT, whose `self` names SELF_PID, is read:
+        as the live /proc of this pid namespace (whose `self` is this
+        process), else as a tree."""
         try:
             live = os.path.samefile(root, default_proc_root())
-            ours = live and os.readlink(os.path.join(root, "self")) == str(os.getpid())
         except OSError:
-            live = ours = False
+            live = False
+        ours = live and self_pid == os.getpid()
         if not live:
             return TREE
         return LIVE if ours else LIVE._replace(kcmp=False)
@@ -434,7 +435,9 @@ class ProcFS:
     def __init__(self, root: str, reading: "Optional[Reading]" = None) -> None:
         self.root = root
         self._prefix = os.path.join(root, "")
-        self.reading = Reading.of(root) if reading is None else reading
+        self._self_pid: Optional[int] = None
+        self._self_read = False
+        self.reading = Reading.of(root, self.self_pid()) if reading is None else reading
 
     def path(self, *parts: object) -> str:
         return os.path.join(self.root, *(str(part) for part in parts))
@@ -513,12 +516,16 @@ class ProcFS:
 
     def self_pid(self) -> "Optional[int]":
         """The pid the root's `self` entry names: ps_mem itself on the live
-        /proc, the capturing process in a saved tree."""
-        try:
-            target = os.readlink(self.path("self"))
-        except OSError:
-            return None
-        return _pid_number(os.path.basename(target))
+        /proc, the capturing process in a saved tree.  Read once: it names
+        the process that opened the root, for as long as that reads it."""
+        if not self._self_read:
+            self._self_read = True
+            try:
+                target = os.readlink(self.path("self"))
+            except OSError:
+                return None
+            self._self_pid = _pid_number(os.path.basename(target))
+        return self._self_pid
 
     def path_exists(self, path: str) -> bool:
         """Whether a path named by a process still exists on this system

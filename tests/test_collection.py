@@ -328,6 +328,25 @@ def test_self_is_left_out(proc_trees):
     assert "\tpython3.11\n" in result.out  # the other python process is there
 
 
+def test_self_is_read_once(proc_trees, monkeypatch):
+    """The root's `self` is read when the root is opened, and that answer
+    kept: `ps_mem -p PID` makes no call it does not need."""
+    tree = proc_trees.get("rollup_6_1")
+    links = []
+    readlink = os.readlink
+
+    def counting(path, *args, **named):
+        links.append(os.fspath(path))
+        return readlink(path, *args, **named)
+
+    monkeypatch.setattr(os, "readlink", counting)
+    procfs = ps_mem.ProcFS(str(tree.root))
+    assert [procfs.self_pid() for _ in range(3)] == [SELF_PID] * 3
+    result = run_main("-p", "300", procfs=tree.root)
+    assert result.status == 0
+    assert [link for link in links if link.endswith("self")] == [str(tree.root / "self")] * 2
+
+
 def test_half_kib_per_pss_line_is_visible(proc_trees):
     """300 mappings, each Pss 3 KiB and Private 3 KiB: 150 KiB of Shared
     comes only from the 0.5 KiB added per Pss line."""
