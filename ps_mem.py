@@ -3804,10 +3804,9 @@ def capture(procfs: ProcFS, self_pid: "Optional[int]", full_smaps: bool = False)
 # ----------------------------------------------------------------------------
 
 
-def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
+def aggregate(samples: "List[ProcessSample]", unreadable: int = 0,
               address_spaces: "Optional[AddressSpaceMap]" = None, unparsable: int = 0) -> Report:
     """Sum samples per name, count each address space once, sort, total."""
-    samples = list(samples)
     pss_seen = any(sample.has_pss for sample in samples)
     swap_pss_seen = any(sample.has_swap_pss for sample in samples)
     # Rows by user or cgroup mix programs: the rules 3.14 applies to a
@@ -3822,16 +3821,18 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
     # up to the total, with -d too); where it could not, 3.14's rule.
     exact = address_spaces is not None
     mm_size: Dict[object, int] = {}
-    mapped = []
+    # The rows with a process that shares its space; in the others, each
+    # process is alone.  The map is asked twice rather than a pair kept
+    # per process: this runs at the peak of a run's memory.
+    sharing_names: Set[str] = set()
     if address_spaces is not None:
         for sample in samples:  # processes absent from the map are alone
             mm = address_spaces.get(sample.pid)
             if mm is not None:
                 mm_size[mm] = mm_size.get(mm, 0) + 1
-                mapped.append((mm, sample.name))
-    # The rows with a process that shares its space; in the others, each
-    # process is alone.
-    sharing_names = {name for mm, name in mapped if mm_size[mm] > 1}
+        for sample in samples:
+            if mm_size.get(address_spaces.get(sample.pid), 0) > 1:
+                sharing_names.add(sample.name)
     groups: Dict[str, List[ProcessSample]] = {}
     for sample in samples:
         members = groups.get(sample.name)
@@ -3843,7 +3844,9 @@ def aggregate(samples: "Iterable[ProcessSample]", unreadable: int = 0,
     programs = []
     total_ram: float = 0
     total_swap: float = 0
-    for name, members in groups.items():  # first-seen order, as 3.14 sums
+    for name in list(groups):  # first-seen order, as 3.14 sums
+        # Each row's list goes once it is summed, as the rows are made.
+        members = groups.pop(name)
         if name in sharing_names:
             assert address_spaces is not None  # a name shares a space only by the map
             private, shared, swap = _sum_address_spaces(members, address_spaces, mm_size,
@@ -6257,6 +6260,9 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                 first, delta = watch_delta(first, scan.samples, report, selected, options)
             report = selected
             del selected
+            # The samples are not needed past here: let them go before the
+            # sample's text is made.
+            scan = None
             if options.units is not None and tabled(options):
                 width = max(width, table_width(report, options, pss_seen, swap_pss_seen))
             header_now = tabled(options) and not options.no_header and width != headed
@@ -6290,7 +6296,7 @@ def run(options: Options, out: _Output, err: "IO[str]") -> int:
                 break
             # Let this sample go before the next is taken: kept, it would
             # double a watch's memory at its peak.
-            scan = report = None
+            report = None
             ledger_of = None
             time.sleep(options.watch)
     except KeyboardInterrupt:
