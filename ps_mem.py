@@ -6650,8 +6650,10 @@ def read_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
                 children.append(_Reader(procfs, options, kernel, chunks, tokens))
             except OSError:  # no fork now (EAGAIN, ENOMEM): fewer readers
                 break
-        inbox = _ChunkInbox(children, scans, seen)
-        for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens):
+        # The children's samples take this process's copy of each name.
+        namer = Namer(procfs, options)
+        inbox = _ChunkInbox(children, scans, namer.one_copy, seen)
+        for index, scan in _read_chunks(procfs, options, kernel, chunks, tokens, namer):
             scans[index] = scan
             if seen is not None:
                 seen(scan.samples)
@@ -6670,7 +6672,7 @@ def read_forked(procfs: ProcFS, options: Options, kernel: "KernelVersion",
     for index, chunk in enumerate(chunks):
         taken = scans.get(index)
         if taken is None:  # a chunk a failed child took
-            taken = _scan(procfs, options, kernel, chunk)
+            taken = _scan(procfs, options, kernel, chunk, namer)
             if seen is not None:
                 seen(taken.samples)
         samples.extend(taken.samples)
@@ -6695,10 +6697,12 @@ def _chunks(pids: "List[int]", readers: int) -> "List[List[int]]":
 
 
 def _read_chunks(procfs: ProcFS, options: Options, kernel: "KernelVersion",
-                 chunks: "List[List[int]]", tokens: int) -> "Iterator[Tuple[int, Scan]]":
+                 chunks: "List[List[int]]", tokens: int,
+                 namer: "Optional[Namer]" = None) -> "Iterator[Tuple[int, Scan]]":
     """(index, scan) of each chunk whose number this reader takes from the
     TOKENS pipe, as it is read."""
-    namer = Namer(procfs, options)
+    if namer is None:
+        namer = Namer(procfs, options)
     layouts: Dict[bytes, RollupLayout] = {}
     while True:
         token = os.read(tokens, _TOKEN_BYTES)  # whole: see read_forked()
@@ -6725,9 +6729,12 @@ class _Reader:
     def fileno(self) -> int:
         return self._child.fileno()
 
-    def next_chunk(self) -> "Optional[Tuple[int, Scan]]":
+    def next_chunk(self, one_copy: "Callable[[str], str]") -> "Optional[Tuple[int, Scan]]":
         """The next chunk it read; None once it has read all it will;
-        ChildFailed, the child ended, if it sends what is not a chunk."""
+        ChildFailed, the child ended, if it sends what is not a chunk.
+
+        Each message brings its own copy of each name in it: ONE_COPY gives
+        the one kept for the whole scan (see Namer.one_copy())."""
         item = self._child.receive()
         if item is None:
             return None
@@ -6736,7 +6743,8 @@ class _Reader:
                 raise TypeError("not a chunk: %r" % type(item))
             index, records, unreadable, unparsable = item
             for position, record in enumerate(records):  # in place: less memory
-                records[position] = ProcessSample(*record)
+                pid, name, *rest = record
+                records[position] = ProcessSample(pid, one_copy(name), *rest)
             return index, Scan(records, unreadable, unparsable=unparsable)
         except (TypeError, ValueError) as error:  # not a chunk
             self._child.end(kill=True)
@@ -6752,10 +6760,12 @@ class _ChunkInbox:
     while the children still read."""
 
     def __init__(self, children: "List[_Reader]", scans: "Dict[int, Scan]",
+                 one_copy: "Callable[[str], str]",
                  seen: "Optional[Callable[[List[ProcessSample]], None]]" = None) -> None:
         import select
 
         self._scans = scans
+        self._one_copy = one_copy
         self._seen = seen
         self._poll = select.poll()
         self._open: Dict[int, _Reader] = {}
@@ -6774,7 +6784,7 @@ class _ChunkInbox:
             for fd, _event in ready:
                 child = self._open[fd]
                 try:
-                    chunk = child.next_chunk()
+                    chunk = child.next_chunk(self._one_copy)
                 except ChildFailed:
                     chunk = None
                 if chunk is None:

@@ -28,6 +28,7 @@ import re
 import select
 import shutil
 import signal
+from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -402,6 +403,21 @@ def test_chunks_cover_the_pids_in_order(count, readers, monkeypatch):
         # The pids of the last chunk each reader may take, in quarters.
         assert sizes[-4 * readers:] == [max(sizes) // 4] * (4 * readers)
     assert max(sizes, default=0) <= max(32, -(-count // 1000))
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_readers_samples_keep_one_copy_of_each_name(proc_trees, children):
+    """A reader's message brings its own copy of each name: the samples of
+    a program read in several chunks, here and by children, still hold
+    one."""
+    procfs = ps_mem.ProcFS(str(proc_trees.get("renamed_children").root))
+    samples = scan(procfs, ps_mem.Options(), 3).samples
+    assert len(children) == 2
+    copies: Dict[str, set] = {}
+    for sample in samples:
+        copies.setdefault(sample.name, set()).add(id(sample.name))
+    assert max(Counter(sample.name for sample in samples).values()) > 2  # several chunks
+    assert {name: len(ids) for name, ids in copies.items()} == {name: 1 for name in copies}
 
 
 @pytest.mark.usefixtures("small_chunks")
