@@ -524,7 +524,9 @@ class ProcFS:
                 target = os.readlink(self.path("self"))
             except OSError:
                 return None
-            self._self_pid = _pid_number(os.path.basename(target))
+            # The kernel's link is the pid alone: a tree's "1/../2" or
+            # "/proc/2" names no process, rather than leave out pid 2.
+            self._self_pid = _pid_number(target)
         return self._self_pid
 
     def path_exists(self, path: str) -> bool:
