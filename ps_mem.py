@@ -4147,7 +4147,7 @@ def process_sums(samples: "List[ProcessSample]", address_spaces: "Optional[Addre
                    shmem if split else None, hugetlb, total_swap_kib, pss_seen)
 
 
-def _in_bytes(kib: float) -> int:
+def in_bytes(kib: float) -> int:
     """KiB as every view that counts bytes shows them (JSON, the ledger,
     Prometheus): the nearest whole byte."""
     return int(round(kib * 1024))
@@ -4225,22 +4225,22 @@ def ledger(system: SystemSample, processes: PssSums, unread: int = 0,
     if total is None:
         raise NoLedger("meminfo has no MemTotal line")
     names = names or {}
-    pss = _in_bytes(processes.total_kib)
-    hugetlb = _in_bytes(processes.hugetlb_kib)
+    pss = in_bytes(processes.total_kib)
+    hugetlb = in_bytes(processes.hugetlb_kib)
     split = processes.anon_kib is not None and processes.file_kib is not None \
         and processes.shmem_kib is not None
-    anon = _in_bytes(processes.anon_kib or 0)
-    file = _in_bytes(processes.file_kib or 0)
-    shmem = _in_bytes(processes.shmem_kib or 0)
+    anon = in_bytes(processes.anon_kib or 0)
+    file = in_bytes(processes.file_kib or 0)
+    shmem = in_bytes(processes.shmem_kib or 0)
     own = None
     if system.own is not None and processes.pss_seen:
         own = process_sums([system.own], None, system.own.private_kib + system.own.shared_kib
                            + system.own.shared_hugetlb_kib, system.own.swap_kib)
-    own_pss = _in_bytes(own.total_kib) if own is not None else 0
-    own_anon = _in_bytes(own.anon_kib or 0) if own is not None and split else 0
-    own_file = _in_bytes(own.file_kib or 0) if own is not None and split else 0
-    own_shmem = _in_bytes(own.shmem_kib or 0) if own is not None and split else 0
-    own_hugetlb = _in_bytes(own.hugetlb_kib) if own is not None else 0
+    own_pss = in_bytes(own.total_kib) if own is not None else 0
+    own_anon = in_bytes(own.anon_kib or 0) if own is not None and split else 0
+    own_file = in_bytes(own.file_kib or 0) if own is not None and split else 0
+    own_shmem = in_bytes(own.shmem_kib or 0) if own is not None and split else 0
+    own_hugetlb = in_bytes(own.hugetlb_kib) if own is not None else 0
 
     _processes_lines(book, processes, pss, split, anon, file, shmem, hugetlb)
     if own is not None:
@@ -4331,7 +4331,7 @@ def _processes_lines(book: _LedgerBook, processes: PssSums, pss: int, split: boo
                      ("Private_Hugetlb", "Shared_Hugetlb"), depth=1, counted=False)
     if processes.swap_pss_kib is not None:
         children.append(book.add("processes.swap", "swap (SwapPss, not in RAM)",
-                                 _in_bytes(processes.swap_pss_kib), ("SwapPss",), depth=1,
+                                 in_bytes(processes.swap_pss_kib), ("SwapPss",), depth=1,
                                  counted=False))
     if split:
         book.group("processes", "Processes (PSS)", children, ("Pss",), estimate=False)
@@ -4848,10 +4848,6 @@ def warnings(acc: Accuracy, options: Options, unreadable: int = 0, unparsable: i
     return texts
 
 
-def in_bytes(kib: float) -> int:
-    return int(round(kib * 1024))
-
-
 def unicode_text(text: str) -> str:
     """TEXT as Unicode can hold it: a byte that was not UTF-8 (which
     os.fsdecode() keeps as a lone surrogate, and which json.dumps() would
@@ -4871,7 +4867,6 @@ def json_document(report: Report, acc: Accuracy, pss_seen: bool, swap_pss_seen: 
     --system's ledger, as ledger_json() makes it; DELTA: --delta's changes."""
     import json
 
-    in_bytes = _in_bytes
     document: Dict[str, Any] = {
         "ps_mem_version": VERSION,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
@@ -4908,9 +4903,9 @@ def _add_delta(document: "Dict[str, Any]", report: Report, delta: Delta,
     """--delta in JSON: each row's change of RAM since the first sample (a
     new row's from nothing) and whether it is new; the total's change."""
     for entry, program, change in zip(document["programs"], report.programs, delta.rows):
-        entry["delta"] = _in_bytes(program.ram_kib if change is None else change)
+        entry["delta"] = in_bytes(program.ram_kib if change is None else change)
         entry["new"] = change is None
-    document["total"]["delta"] = _in_bytes(delta.total_ram_kib) if pss_seen else None
+    document["total"]["delta"] = in_bytes(delta.total_ram_kib) if pss_seen else None
 
 
 # --prometheus: the text exposition format, as node_exporter's textfile
@@ -4996,8 +4991,8 @@ def _prometheus_rows(report: Report, options: Options
     sums: Dict[str, List[int]] = {}  # labels -> the row's values, in _ROW_FAMILIES' order
     for program in report.programs:
         labels = _labels(_row_pairs(names, program.name, program.pids) + [group_by])
-        row = [_in_bytes(program.private_kib), _in_bytes(program.shared_kib),
-               _in_bytes(program.ram_kib), _in_bytes(program.swap_kib), program.processes]
+        row = [in_bytes(program.private_kib), in_bytes(program.shared_kib),
+               in_bytes(program.ram_kib), in_bytes(program.swap_kib), program.processes]
         kept = sums.get(labels)
         sums[labels] = row if kept is None else [a + b for a, b in zip(kept, row)]
     return [(name, help_text, [(labels, "%d" % row[index]) for labels, row in sums.items()])
@@ -5012,9 +5007,9 @@ def _prometheus_summary(report: Report, options: Options, shown: Shown,
     plain = _labels([group_by])
     samples = {
         "ps_mem_total_ram_bytes":
-            [(plain, "%d" % _in_bytes(report.total_ram_kib))] if shown.pss_seen else [],
+            [(plain, "%d" % in_bytes(report.total_ram_kib))] if shown.pss_seen else [],
         "ps_mem_total_swap_bytes":
-            [(plain, "%d" % _in_bytes(report.total_swap_kib))] if shown.swap_pss_seen else [],
+            [(plain, "%d" % in_bytes(report.total_swap_kib))] if shown.swap_pss_seen else [],
         "ps_mem_accuracy": [(_labels([("measure", "ram"), group_by]), "%d" % shown.acc.ram),
                             (_labels([("measure", "swap"), group_by]), "%d" % shown.acc.swap)],
         "ps_mem_unreadable_processes": [(plain, "%d" % report.unreadable)],
@@ -5099,7 +5094,7 @@ def prometheus_diff(comparison: Comparison, options: Options, shown: Shown,
         key = _row_pairs(names, change.name, sides[-1][1].pids) + [group_by]
         sizes = {}
         for side, row in sides:
-            sizes[side] = [_in_bytes(kib) for kib in (row.private_kib, row.shared_kib,
+            sizes[side] = [in_bytes(kib) for kib in (row.private_kib, row.shared_kib,
                                                        row.ram_kib, row.swap_kib)]
             add(counts, key + [("sample", side)], row.processes)
         old = sizes.get("before", [0] * 4)
